@@ -1,0 +1,41 @@
+"""Shared test fixtures: repository root on sys.path, real-data location, small sizes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def _real_data_root() -> Path | None:
+    env = os.environ.get("SAUNETV2_DATA_ROOT")
+    candidates = [Path(env)] if env else []
+    candidates.append(ROOT.parent / "shared" / "data")
+    for path in candidates:
+        if (path / "DRIVE").is_dir() or (path / "STARE").is_dir():
+            return path
+    return None
+
+
+REAL_DATA_ROOT = _real_data_root()
+
+
+@pytest.fixture(scope="session")
+def real_data_root() -> Path:
+    """The folder holding DRIVE/ and STARE/; skips the test where it is absent."""
+    if REAL_DATA_ROOT is None:
+        pytest.skip("real DRIVE/STARE data not found: set SAUNETV2_DATA_ROOT or place it at ../shared/data")
+    return REAL_DATA_ROOT
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cache_dir(tmp_path_factory) -> None:
+    """Keep test caches out of the user's home unless CI chose a folder."""
+    if "SAUNETV2_CACHE" not in os.environ:
+        os.environ["SAUNETV2_CACHE"] = str(tmp_path_factory.mktemp("cache"))
