@@ -1,0 +1,50 @@
+"""Model builders registered by name: `build_model("sa_unetv2")`."""
+
+from __future__ import annotations
+
+import keras
+
+from models.layers import CUSTOM_OBJECTS
+from models.sa_unetv2 import build_sa_unetv2
+from models.unet import build_sa_unet, build_unet
+from utils.errors import UserError
+
+BUILDERS = {
+    "sa_unetv2": build_sa_unetv2,
+    "sa_unet": build_sa_unet,
+    "unet": build_unet,
+}
+MODEL_NAMES = tuple(BUILDERS)
+HPARAMS = ("start_neurons", "dropblock_rate", "dropblock_size", "gn_groups")
+
+
+def build_model(name: str, input_shape=(None, None, 3), **hparams) -> keras.Model:
+    """Build a registered model. hparams: start_neurons, dropblock_rate, dropblock_size, gn_groups.
+
+    A value of None keeps the builder's default (the paper's setting).
+    """
+    if name not in BUILDERS:
+        raise UserError(f"unknown model '{name}'; choose one of: {', '.join(MODEL_NAMES)}")
+    unknown = sorted(set(hparams) - set(HPARAMS))
+    if unknown:
+        raise UserError(f"unknown model setting(s) {', '.join(unknown)}; valid: {', '.join(HPARAMS)}")
+    kwargs = {key: value for key, value in hparams.items() if value is not None}
+    return BUILDERS[name](tuple(input_shape), **kwargs)
+
+
+def load_model(path, compile: bool = False) -> keras.Model:
+    """Load a `.keras` file of any registered model in safe mode; one sentence if it cannot be read."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"weights file {path} does not exist")
+    if path.suffix != ".keras":
+        raise UserError(f"weights file {path} must be a Keras 3 '.keras' file")
+    try:
+        return keras.saving.load_model(path, custom_objects=CUSTOM_OBJECTS, compile=compile, safe_mode=True)
+    except Exception as exc:  # zip, JSON and HDF5 errors of a damaged file all land here
+        raise UserError(f"weights file {path} could not be loaded as a Keras model ({exc.__class__.__name__}: {exc})") from exc
+
+
+__all__ = ["BUILDERS", "HPARAMS", "MODEL_NAMES", "build_model", "load_model"]

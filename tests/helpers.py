@@ -1,0 +1,32 @@
+"""Helpers for tests that run a command or a backend in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_python(args: list[str], backend: str | None = None, timeout: int = 600, env: dict | None = None):
+    """Run `python ARGS` from the repository root; returns CompletedProcess with text output."""
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = str(ROOT)
+    if backend:
+        full_env["KERAS_BACKEND"] = backend
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def backend_available(backend: str) -> bool:
+    """True if the backend's framework imports in this environment."""
+    module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[backend]
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True

@@ -1,0 +1,129 @@
+"""Models: exact parameter counts, shapes, .keras round trip in safe mode, a fit step per backend."""
+
+from __future__ import annotations
+
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from models import MODEL_NAMES, build_model, load_model
+from tests.helpers import backend_available, run_python
+
+# The paper's table (SPEC.md sections 1 and 2).
+PARAMS = {"sa_unetv2": 260_521, "sa_unet": 537_299, "unet": 8_636_385}
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_parameter_counts(name):
+    model = build_model(name)
+    assert model.count_params() == PARAMS[name]
+    assert model.input_shape == (None, None, None, 3)
+    assert model.output_shape == (None, None, None, 1)
+
+
+def test_sa_unetv2_structure():
+    model = build_model("sa_unetv2")
+    names = [layer.__class__.__name__ for layer in model.layers]
+    assert names.count("CrossScaleSpatialAttention") == 3
+    assert names.count("SpatialAttention") == 1
+    assert names.count("DropBlock2D") == names.count("Conv2D") - 1  # every 3x3 conv, not the head
+    assert names.count("GroupNormalization") == 14  # 6 encoder + 2 bottleneck + 6 decoder steps
+    assert "Lambda" not in names
+    gn = model.get_layer("enc1_step1_gn")
+    assert gn.groups == 8 and gn.epsilon == 1e-3
+    drop = model.get_layer("enc1_step1_dropblock")
+    assert drop.rate == 0.15 and drop.block_size == 7
+    widths = [model.get_layer(f"{s}_step1_conv").filters for s in ("enc1", "enc2", "enc3", "bottleneck")]
+    assert widths == [16, 32, 48, 64]
+
+
+def test_hyper_parameters_override():
+    model = build_model("sa_unetv2", start_neurons=8, dropblock_rate=0.1, dropblock_size=5, gn_groups=4)
+    assert model.get_layer("bottleneck_step1_conv").filters == 32
+    assert model.get_layer("dec1_step2_dropblock").block_size == 5
+    assert model.get_layer("dec1_step2_gn").groups == 4
+    grey = build_model("sa_unetv2", input_shape=(None, None, 1))
+    assert grey.input_shape[-1] == 1
+
+
+def test_forward_non_square():
+    model = build_model("sa_unetv2")
+    x = np.random.default_rng(0).uniform(size=(2, 64, 96, 3)).astype("float32")
+    y = keras.ops.convert_to_numpy(model(x, training=False))
+    assert y.shape == (2, 64, 96, 1)
+    assert np.isfinite(y).all() and y.min() >= 0 and y.max() <= 1
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_keras_file_round_trip_in_safe_mode(name, tmp_path):
+    model = build_model(name)
+    x = np.random.default_rng(1).uniform(size=(1, 64, 64, 3)).astype("float32")
+    expected = keras.ops.convert_to_numpy(model(x, training=False))
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)  # no custom_objects: registration suffices
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded(x, training=False)), expected)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(load_model(path)(x)), expected)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"name": "resnet"}, "sa_unetv2, sa_unet, unet"),
+        ({"name": "sa_unetv2", "input_shape": (60, 64, 3)}, "multiples of 8"),
+        ({"name": "sa_unetv2", "dropblock_rate": 1.0}, r"\[0, 1\)"),
+        ({"name": "sa_unetv2", "dropblock_rate": -0.5}, r"\[0, 1\)"),
+        ({"name": "sa_unetv2", "gn_groups": 5}, "gn_groups=5 must divide"),
+        ({"name": "sa_unetv2", "start_neurons": 0}, "positive integer"),
+        ({"name": "sa_unetv2", "filters": 3}, "valid: start_neurons"),
+    ],
+)
+def test_bad_arguments_raise_value_error(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        build_model(**kwargs)
+
+
+def test_load_model_errors(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        load_model(tmp_path / "missing.keras")
+    bad = tmp_path / "bad.keras"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="could not be loaded"):
+        load_model(bad)
+    legacy = tmp_path / "weights.h5"
+    legacy.write_bytes(b"")
+    with pytest.raises(ValueError, match="'.keras' file"):
+        load_model(legacy)
+
+
+FIT_SCRIPT = textwrap.dedent(
+    """
+    import numpy as np, keras
+    from models import build_model
+    assert keras.backend.backend() == "{backend}"
+    keras.utils.set_random_seed(0)
+    model = build_model("sa_unetv2")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy", jit_compile={jit})
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(2, 64, 64, 3)).astype("float32")
+    y = (rng.uniform(size=(2, 64, 64, 1)) > 0.9).astype("float32")
+    before = [w.copy() for w in model.get_weights()]
+    history = model.fit(x, y, batch_size=2, epochs=1, verbose=0)
+    loss = history.history["loss"][0]
+    assert np.isfinite(loss), loss
+    changed = sum(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    assert changed > 0
+    print("fit-ok", loss, changed)
+    """
+)
+
+
+@pytest.mark.parametrize("backend,jit", [("tensorflow", "False"), ("jax", "True"), ("torch", "False")])
+def test_one_fit_step_per_backend(backend, jit):
+    if not backend_available(backend):
+        pytest.skip(f"{backend} is not installed")
+    result = run_python(["-c", FIT_SCRIPT.format(backend=backend, jit=jit)], backend=backend)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "fit-ok" in result.stdout
