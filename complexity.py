@@ -17,7 +17,6 @@ import argparse
 import json
 import sys
 
-import utils  # noqa: F401  (quiets TensorFlow's start-up logging before Keras loads it)
 import keras
 import numpy as np
 
@@ -29,7 +28,9 @@ from utils.errors import UserError
 def check_input_size(size: int) -> int:
     """Return `size` if it is a positive multiple of 8, else raise a UserError."""
     if size < 8 or size % 8:
-        raise UserError(f"--input-size must be a positive multiple of 8 (for example 592), got {size}")
+        raise UserError(
+            f"--input-size must be a positive multiple of 8 (for example 592), got {size}"
+        )
     return size
 
 
@@ -120,11 +121,15 @@ def format_table(rows: list[dict]) -> str:
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--model", choices=MODEL_NAMES, default="sa_unetv2", help="model to measure")
     which.add_argument("--all", action="store_true", help="measure every registered model")
-    parser.add_argument("--input-size", type=int, default=592, help="square input side, multiple of 8")
+    parser.add_argument(
+        "--input-size", type=int, default=592, help="square input side, multiple of 8"
+    )
     parser.add_argument("--no-flops", action="store_true", help="parameters only (fast)")
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     return parser.parse_args(argv)

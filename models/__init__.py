@@ -27,7 +27,9 @@ def build_model(name: str, input_shape=(None, None, 3), **hparams) -> keras.Mode
         raise UserError(f"unknown model '{name}'; choose one of: {', '.join(MODEL_NAMES)}")
     unknown = sorted(set(hparams) - set(HPARAMS))
     if unknown:
-        raise UserError(f"unknown model setting(s) {', '.join(unknown)}; valid: {', '.join(HPARAMS)}")
+        raise UserError(
+            f"unknown model setting(s) {', '.join(unknown)}; valid: {', '.join(HPARAMS)}"
+        )
     kwargs = {key: value for key, value in hparams.items() if value is not None}
     return BUILDERS[name](tuple(input_shape), **kwargs)
 
@@ -42,9 +44,13 @@ def load_model(path, compile: bool = False) -> keras.Model:
     if path.suffix != ".keras":
         raise UserError(f"weights file {path} must be a Keras 3 '.keras' file")
     try:
-        return keras.saving.load_model(path, custom_objects=CUSTOM_OBJECTS, compile=compile, safe_mode=True)
+        return keras.saving.load_model(
+            path, custom_objects=CUSTOM_OBJECTS, compile=compile, safe_mode=True
+        )
     except Exception as exc:  # zip, JSON and HDF5 errors of a damaged file all land here
-        raise UserError(f"weights file {path} could not be loaded as a Keras model ({exc.__class__.__name__}: {exc})") from exc
+        raise UserError(
+            f"weights file {path} could not be loaded as a Keras model ({exc.__class__.__name__}: {exc})"
+        ) from exc
 
 
 __all__ = ["BUILDERS", "HPARAMS", "MODEL_NAMES", "build_model", "load_model"]

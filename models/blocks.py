@@ -7,9 +7,13 @@ from keras import layers
 from models.layers import DropBlock2D
 
 
-def conv_step(x, filters: int, *, dropblock_rate: float, dropblock_size: int, gn_groups: int, name: str):
+def conv_step(
+    x, filters: int, *, dropblock_rate: float, dropblock_size: int, gn_groups: int, name: str
+):
     """Conv2D(filters, 3x3, same, he_normal) -> DropBlock -> GroupNorm(gn_groups, eps 1e-3) -> SiLU."""
-    x = layers.Conv2D(filters, 3, padding="same", kernel_initializer="he_normal", name=f"{name}_conv")(x)
+    x = layers.Conv2D(
+        filters, 3, padding="same", kernel_initializer="he_normal", name=f"{name}_conv"
+    )(x)
     x = DropBlock2D(dropblock_rate, dropblock_size, name=f"{name}_dropblock")(x)
     x = layers.GroupNormalization(groups=gn_groups, epsilon=1e-3, name=f"{name}_gn")(x)
     return layers.Activation("silu", name=f"{name}_silu")(x)

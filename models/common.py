@@ -29,6 +29,8 @@ def model_input(input_shape):
     height, width, channels = input_shape
     for size in (height, width):
         if size is not None and (not isinstance(size, int) or size < 8 or size % 8):
-            raise UserError(f"input height and width must be multiples of 8 (got {height} x {width})")
+            raise UserError(
+                f"input height and width must be multiples of 8 (got {height} x {width})"
+            )
     check_positive_int(channels, "input channels")
     return layers.Input(shape=(height, width, channels), name="image")

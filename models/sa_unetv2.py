@@ -38,7 +38,11 @@ def build_sa_unetv2(
     widths = (n, 2 * n, 3 * n, 4 * n)
     check_hparams(widths, dropblock_rate, dropblock_size, gn_groups)
 
-    step = {"dropblock_rate": dropblock_rate, "dropblock_size": dropblock_size, "gn_groups": gn_groups}
+    step = {
+        "dropblock_rate": dropblock_rate,
+        "dropblock_size": dropblock_size,
+        "gn_groups": gn_groups,
+    }
 
     inputs = model_input(input_shape)
 
@@ -56,7 +60,7 @@ def build_sa_unetv2(
     x = conv_step(x, widths[3], name="bottleneck_step2", **step)
 
     # Decoder: up-sample, re-weight the skip with CSA, concatenate, two steps.
-    for level, filters in zip((3, 2, 1), widths[2::-1]):
+    for level, filters in zip((3, 2, 1), widths[2::-1], strict=True):
         up = up_conv(x, filters, name=f"dec{level}_up")
         attended = CrossScaleSpatialAttention(7, name=f"dec{level}_csa")([skips[level - 1], up])
         x = layers.Concatenate(name=f"dec{level}_concat")([up, attended])

@@ -33,7 +33,11 @@ def build_plain_unet(
 ) -> keras.Model:
     """U-Net with len(widths) down-samplings; input (B, H, W, C), output (B, H, W, 1)."""
     check_hparams((*widths, bottleneck), dropblock_rate, dropblock_size, gn_groups)
-    step = {"dropblock_rate": dropblock_rate, "dropblock_size": dropblock_size, "gn_groups": gn_groups}
+    step = {
+        "dropblock_rate": dropblock_rate,
+        "dropblock_size": dropblock_size,
+        "gn_groups": gn_groups,
+    }
 
     inputs = model_input(input_shape)
     skips = []

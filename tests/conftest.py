@@ -30,7 +30,9 @@ REAL_DATA_ROOT = _real_data_root()
 def real_data_root() -> Path:
     """The folder holding DRIVE/ and STARE/; skips the test where it is absent."""
     if REAL_DATA_ROOT is None:
-        pytest.skip("real DRIVE/STARE data not found: set SAUNETV2_DATA_ROOT or place it at ../shared/data")
+        pytest.skip(
+            "real DRIVE/STARE data not found: set SAUNETV2_DATA_ROOT or place it at ../shared/data"
+        )
     return REAL_DATA_ROOT
 
 

@@ -10,7 +10,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_python(args: list[str], backend: str | None = None, timeout: int = 600, env: dict | None = None):
+def run_python(
+    args: list[str], backend: str | None = None, timeout: int = 600, env: dict | None = None
+):
     """Run `python ARGS` from the repository root; returns CompletedProcess with text output."""
     full_env = dict(os.environ)
     full_env["PYTHONPATH"] = str(ROOT)
@@ -18,7 +20,12 @@ def run_python(args: list[str], backend: str | None = None, timeout: int = 600, 
         full_env["KERAS_BACKEND"] = backend
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, *args], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 

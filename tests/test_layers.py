@@ -42,8 +42,12 @@ def test_config_round_trip(cls, kwargs):
 
 def test_channel_reductions():
     x = np.arange(2 * 3 * 4 * 5, dtype="float32").reshape(2, 3, 4, 5)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(ChannelMean()(x)), x.mean(-1, keepdims=True))
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(ChannelMax()(x)), x.max(-1, keepdims=True))
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(ChannelMean()(x)), x.mean(-1, keepdims=True)
+    )
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(ChannelMax()(x)), x.max(-1, keepdims=True)
+    )
 
 
 def test_spatial_attention_is_x_times_sigmoid_map():
@@ -74,7 +78,9 @@ def test_cross_scale_attention_uses_means_of_both_inputs():
     dec2[..., 0] += 10.0
     dec2[..., 1] -= 10.0
     dec2 += dec.mean(-1, keepdims=True)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer([enc, dec2])), out, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(layer([enc, dec2])), out, rtol=1e-4, atol=1e-5
+    )
 
 
 def test_dropblock_identity_at_inference():
@@ -120,7 +126,9 @@ def test_dropblock_training_statistics():
 
 def test_dropblock_rate_zero_is_identity_in_training():
     x = np.ones((1, 16, 16, 2), dtype="float32")
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(DropBlock2D(0.0, 7)(x, training=True)), x)
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(DropBlock2D(0.0, 7)(x, training=True)), x
+    )
 
 
 @pytest.mark.parametrize("rate", [-0.1, 1.0, 1.5, "a"])

@@ -35,12 +35,16 @@ def test_sa_unetv2_structure():
     assert gn.groups == 8 and gn.epsilon == 1e-3
     drop = model.get_layer("enc1_step1_dropblock")
     assert drop.rate == 0.15 and drop.block_size == 7
-    widths = [model.get_layer(f"{s}_step1_conv").filters for s in ("enc1", "enc2", "enc3", "bottleneck")]
+    widths = [
+        model.get_layer(f"{s}_step1_conv").filters for s in ("enc1", "enc2", "enc3", "bottleneck")
+    ]
     assert widths == [16, 32, 48, 64]
 
 
 def test_hyper_parameters_override():
-    model = build_model("sa_unetv2", start_neurons=8, dropblock_rate=0.1, dropblock_size=5, gn_groups=4)
+    model = build_model(
+        "sa_unetv2", start_neurons=8, dropblock_rate=0.1, dropblock_size=5, gn_groups=4
+    )
     assert model.get_layer("bottleneck_step1_conv").filters == 32
     assert model.get_layer("dec1_step2_dropblock").block_size == 5
     assert model.get_layer("dec1_step2_gn").groups == 4
@@ -63,7 +67,9 @@ def test_keras_file_round_trip_in_safe_mode(name, tmp_path):
     expected = keras.ops.convert_to_numpy(model(x, training=False))
     path = tmp_path / f"{name}.keras"
     model.save(path)
-    loaded = keras.saving.load_model(path, safe_mode=True)  # no custom_objects: registration suffices
+    loaded = keras.saving.load_model(
+        path, safe_mode=True
+    )  # no custom_objects: registration suffices
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded(x, training=False)), expected)
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(load_model(path)(x)), expected)
 
@@ -120,7 +126,9 @@ FIT_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("backend,jit", [("tensorflow", "False"), ("jax", "True"), ("torch", "False")])
+@pytest.mark.parametrize(
+    "backend,jit", [("tensorflow", "False"), ("jax", "True"), ("torch", "False")]
+)
 def test_one_fit_step_per_backend(backend, jit):
     if not backend_available(backend):
         pytest.skip(f"{backend} is not installed")

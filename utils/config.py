@@ -23,7 +23,9 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise UserError(f"config file {path} is not valid YAML ({exc.__class__.__name__})") from exc
     if not isinstance(cfg, dict):
-        raise UserError(f"config file {path} must hold a mapping of sections, not {type(cfg).__name__}")
+        raise UserError(
+            f"config file {path} must hold a mapping of sections, not {type(cfg).__name__}"
+        )
     return cfg
 
 
@@ -47,7 +49,9 @@ def set_key(cfg: dict[str, Any], dotted: str, value: Any) -> None:
         if not isinstance(node, dict) or part not in node:
             where = ".".join(parts[:i]) or "the top level"
             valid = ", ".join(sorted(node)) if isinstance(node, dict) else "none"
-            raise UserError(f"config key '{dotted}' does not exist ('{part}' is not in {where}; valid: {valid})")
+            raise UserError(
+                f"config key '{dotted}' does not exist ('{part}' is not in {where}; valid: {valid})"
+            )
         if i == len(parts) - 1:
             node[part] = value
         else:
