@@ -1,0 +1,274 @@
+"""Evaluation metrics of retinal vessel segmentation (SPEC.md section 5). Pure functions, no I/O.
+
+Protocol, stated once:
+
+- A pixel is predicted vessel when ``prob > threshold`` (strictly greater,
+  threshold 0.5 by default), as the SA-UNet evaluation code does with
+  ``y_pred > 0.5``.
+- "whole_image": every pixel of the (unpadded) image; "fov": only pixels
+  where the boolean FOV mask is True.
+- Per-image metrics are averaged over images ("mean", with the population
+  standard deviation "std", ddof=0); "pooled" computes each metric once from
+  all pixels of all images together (confusion counts summed, one AUC over
+  the concatenated pixels). A NaN in any image (AUC of a one-class image)
+  makes its mean and std NaN rather than silently averaging fewer images.
+- Undefined ratios (0 / 0) are 0.0, like scikit-learn's default
+  ``zero_division``: se with no vessel pixel, sp with no background pixel,
+  F1 and Jaccard with no vessel pixel predicted or labelled, MCC when any
+  marginal is empty (as ``sklearn.metrics.matthews_corrcoef``), acc with no
+  pixel at all. AUC is NaN when only one class is present in the label, and
+  for binary maps without probabilities (the second human observer).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+METRIC_KEYS = ("acc", "se", "sp", "auc", "mcc", "f1", "jaccard")
+METRIC_LABELS = {
+    "acc": "Acc",
+    "se": "Se",
+    "sp": "Sp",
+    "auc": "AUC",
+    "mcc": "MCC",
+    "f1": "F1",
+    "jaccard": "Jaccard",
+}
+PROTOCOLS = ("whole_image", "fov")
+PROTOCOL_LABELS = {"whole_image": "whole image", "fov": "inside FOV"}
+DEFAULT_THRESHOLD = 0.5
+
+
+def confusion(pred_bool, label_bool):
+    """Confusion counts of two same-shape boolean arrays.
+
+    Returns:
+        (tp, fp, fn, tn) as Python ints (exact counts; no int64 overflow downstream).
+    """
+    pred = np.asarray(pred_bool, dtype=bool)
+    label = np.asarray(label_bool, dtype=bool)
+    if pred.shape != label.shape:
+        raise ValueError(f"prediction shape {pred.shape} differs from label shape {label.shape}")
+    n = pred.size
+    tp = int(np.count_nonzero(pred & label))
+    n_pred = int(np.count_nonzero(pred))
+    n_label = int(np.count_nonzero(label))
+    fp = n_pred - tp
+    fn = n_label - tp
+    tn = n - tp - fp - fn
+    return tp, fp, fn, tn
+
+
+def _ratio(numerator, denominator):
+    return float(numerator) / float(denominator) if denominator > 0 else 0.0
+
+
+def scores_from_confusion(tp, fp, fn, tn):
+    """Threshold metrics from confusion counts (undefined ratios are 0.0, see module doc).
+
+    Returns:
+        dict with acc, se, sp, mcc, f1, jaccard as floats (no auc: it needs
+        probabilities).
+    """
+    tp, fp, fn, tn = (float(v) for v in (tp, fp, fn, tn))
+    # float before multiplying: the product of four pixel counts overflows int64
+    mcc_denominator = np.sqrt((tp + fp) * (tp + fn)) * np.sqrt((tn + fp) * (tn + fn))
+    return {
+        "acc": _ratio(tp + tn, tp + fp + fn + tn),
+        "se": _ratio(tp, tp + fn),
+        "sp": _ratio(tn, tn + fp),
+        "mcc": _ratio(tp * tn - fp * fn, mcc_denominator),
+        "f1": _ratio(2 * tp, 2 * tp + fp + fn),
+        "jaccard": _ratio(tp, tp + fp + fn),
+    }
+
+
+def _auc(prob, label):
+    """ROC AUC of probabilities (1-D) against boolean labels; NaN with one class."""
+    n_positive = int(np.count_nonzero(label))
+    if n_positive == 0 or n_positive == label.size:
+        return float("nan")
+    return float(roc_auc_score(label, prob))
+
+
+def _squeeze(array, what):
+    array = np.asarray(array)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim != 2:
+        raise ValueError(f"{what} must be (H, W) or (H, W, 1), got shape {array.shape}")
+    return array
+
+
+def _pixels(prob, label, mask, binary):
+    """Flattened (values, label) of the selected pixels, after checking shapes and ranges."""
+    prob = _squeeze(prob, "prediction")
+    label = _squeeze(label, "label")
+    if prob.shape != label.shape:
+        raise ValueError(f"prediction shape {prob.shape} differs from label shape {label.shape}")
+    if label.dtype != bool:
+        if not np.isin(label, (0, 1)).all():
+            raise ValueError("label must hold only 0 and 1 (or be boolean)")
+        label = label.astype(bool)
+    if binary:
+        if prob.dtype != bool:
+            if not np.isin(prob, (0, 1)).all():
+                raise ValueError("binary prediction must hold only 0 and 1 (or be boolean)")
+            prob = prob.astype(bool)
+    else:
+        prob = prob.astype(np.float64, copy=False)
+        if prob.size and not (prob.min() >= 0.0 and prob.max() <= 1.0):
+            raise ValueError("probabilities must lie in [0, 1]")
+    if mask is not None:
+        mask = _squeeze(mask, "mask")
+        if mask.shape != label.shape:
+            raise ValueError(f"mask shape {mask.shape} differs from label shape {label.shape}")
+        mask = mask.astype(bool)
+        return prob[mask], label[mask]
+    return prob.ravel(), label.ravel()
+
+
+def _scores(values, label, threshold, binary):
+    pred = values if binary else values > threshold
+    scores = scores_from_confusion(*confusion(pred, label))
+    scores["auc"] = float("nan") if binary else _auc(values, label)
+    return {key: scores[key] for key in METRIC_KEYS}
+
+
+def image_metrics(prob, label, mask=None, threshold=DEFAULT_THRESHOLD):
+    """Metrics of one image at a threshold.
+
+    Args:
+        prob: (H, W) or (H, W, 1) float vessel probabilities in [0, 1].
+        label: same shape, {0, 1} integers or bool.
+        mask: same shape bool FOV mask, or None for the whole image.
+        threshold: a pixel is vessel when prob > threshold.
+
+    Returns:
+        dict with the keys of METRIC_KEYS (floats; auc NaN with one class).
+    """
+    values, truth = _pixels(prob, label, mask, binary=False)
+    return _scores(values, truth, threshold, binary=False)
+
+
+def binary_scores(pred_bool, label, mask=None):
+    """Metrics of a binary map without probabilities (e.g. the second observer).
+
+    Args:
+        pred_bool: (H, W) or (H, W, 1) bool or {0, 1} vessel map.
+        label, mask: as in ``image_metrics``.
+
+    Returns:
+        dict with the keys of METRIC_KEYS; auc is NaN (no scores to rank).
+    """
+    values, truth = _pixels(pred_bool, label, mask, binary=True)
+    return _scores(values, truth, None, binary=True)
+
+
+def _aggregate(per_image, pooled):
+    table = np.array([[scores[key] for key in METRIC_KEYS] for scores in per_image], np.float64)
+    return {
+        "mean": dict(zip(METRIC_KEYS, map(float, table.mean(axis=0)), strict=True)),
+        "std": dict(zip(METRIC_KEYS, map(float, table.std(axis=0, ddof=0)), strict=True)),
+        "pooled": pooled,
+    }
+
+
+def summarize(
+    probs,
+    labels,
+    masks=None,
+    threshold=DEFAULT_THRESHOLD,
+    names=None,
+    *,
+    binary=False,
+):
+    """Per-image, mean, std and pooled metrics of a test set, whole image and inside the FOV.
+
+    Args:
+        probs: sequence of (H, W) or (H, W, 1) probabilities in [0, 1] (or,
+            with ``binary=True``, bool / {0, 1} maps, whose AUC is NaN).
+        labels: sequence of matching {0, 1} or bool labels.
+        masks: sequence of matching bool FOV masks, or None. Without masks
+            the "fov" protocol is computed on the whole image (equal to
+            "whole_image") and ``fov_mask`` is False, so a table can say so.
+        threshold: a pixel is vessel when prob > threshold (ignored when binary).
+        names: image names for "per_image" (default "0", "1", ...).
+
+    Returns:
+        {"threshold", "fov_mask": bool, "n_images",
+         "whole_image": {"mean": {...}, "std": {...}, "pooled": {...}},
+         "fov": {...same...},
+         "per_image": [{"name", "whole_image": {...}, "fov": {...}}, ...]}
+        where every {...} of metrics has the keys of METRIC_KEYS.
+    """
+    probs, labels = list(probs), list(labels)
+    n = len(probs)
+    if n == 0 or len(labels) != n:
+        raise ValueError(
+            f"need one label per prediction, got {n} predictions and {len(labels)} labels"
+        )
+    fov_mask = masks is not None
+    masks = list(masks) if fov_mask else [None] * n
+    names = [str(i) for i in range(n)] if names is None else [str(name) for name in names]
+    if len(masks) != n or len(names) != n:
+        raise ValueError(f"need {n} masks and names, got {len(masks)} and {len(names)}")
+
+    per_image = []
+    pixels = {protocol: ([], []) for protocol in PROTOCOLS}
+    for prob, label, mask, name in zip(probs, labels, masks, names, strict=True):
+        entry = {"name": name}
+        for protocol, protocol_mask in (("whole_image", None), ("fov", mask)):
+            values, truth = _pixels(prob, label, protocol_mask, binary)
+            entry[protocol] = _scores(values, truth, threshold, binary)
+            pixels[protocol][0].append(values)
+            pixels[protocol][1].append(truth)
+        per_image.append(entry)
+
+    summary = {
+        "threshold": None if binary else float(threshold),
+        "fov_mask": fov_mask,
+        "n_images": n,
+    }
+    for protocol in PROTOCOLS:
+        values = np.concatenate(pixels[protocol][0])
+        truth = np.concatenate(pixels[protocol][1])
+        pooled = _scores(values, truth, threshold, binary)
+        summary[protocol] = _aggregate([entry[protocol] for entry in per_image], pooled)
+    summary["per_image"] = per_image
+    return summary
+
+
+def _format_value(value, digits):
+    return "n/a" if np.isnan(value) else f"{value:.{digits}f}"
+
+
+def format_table(summary, rows=PROTOCOLS, stat="mean", digits=4, keys=METRIC_KEYS):
+    """Markdown table of one statistic of ``summarize`` output, one row per protocol.
+
+    Args:
+        summary: output of ``summarize``.
+        rows: protocols to show, from PROTOCOLS.
+        stat: "mean" (the paper's per-image mean), "std" or "pooled".
+        digits: decimals of each number; NaN prints as "n/a".
+        keys: metric columns, from METRIC_KEYS.
+
+    Returns:
+        The table as a string (header, separator, one line per row, final newline).
+    """
+    lines = [
+        "| protocol | " + " | ".join(METRIC_LABELS[key] for key in keys) + " |",
+        "| --- |" + " --- |" * len(keys),
+    ]
+    for protocol in rows:
+        label = PROTOCOL_LABELS[protocol]
+        if protocol == "fov" and not summary.get("fov_mask", True):
+            label += " (no mask: whole image)"
+        if stat != "mean":
+            label += f" ({stat})"
+        values = summary[protocol][stat]
+        lines.append(
+            f"| {label} | " + " | ".join(_format_value(values[key], digits) for key in keys) + " |"
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,268 @@
+"""Tests of metrics.py: hand-computed 3 x 3 values, scikit-learn agreement, pooled vs mean."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from sklearn.metrics import (
+    accuracy_score,
+    f1_score,
+    jaccard_score,
+    matthews_corrcoef,
+    recall_score,
+    roc_auc_score,
+)
+
+from metrics import (
+    METRIC_KEYS,
+    binary_scores,
+    confusion,
+    format_table,
+    image_metrics,
+    scores_from_confusion,
+    summarize,
+)
+
+# 3 x 3 example checkable by eye. prob > 0.5 predicts vessel (0.5 itself does not):
+#   prob            label     pred
+#   0.9 0.2 0.6     1 0 1     1 0 1
+#   0.4 0.5 0.8     1 0 0     0 0 1
+#   0.1 0.7 0.3     0 1 0     0 1 0
+# TP 3 (0.9, 0.6, 0.7), FP 1 (0.8), FN 1 (0.4), TN 4.
+PROB = np.array([[0.9, 0.2, 0.6], [0.4, 0.5, 0.8], [0.1, 0.7, 0.3]])
+LABEL = np.array([[1, 0, 1], [1, 0, 0], [0, 1, 0]], np.uint8)
+# Hand computation, whole image:
+#   acc = 7/9, se = 3/4, sp = 4/5, f1 = 2*3/(2*3+1+1) = 0.75, jaccard = 3/5,
+#   mcc = (3*4 - 1*1) / sqrt(4*4*5*5) = 11/20,
+#   auc: positives 0.9 0.6 0.4 0.7 beat 5 + 4 + 3 + 4 = 16 of the 4*5 negatives -> 0.8.
+EXPECTED_WHOLE = {
+    "acc": 7 / 9,
+    "se": 0.75,
+    "sp": 0.8,
+    "auc": 0.8,
+    "mcc": 0.55,
+    "f1": 0.75,
+    "jaccard": 0.6,
+}
+# Mask dropping the first row: pixels 0.4 0.5 0.8 / 0.1 0.7 0.3, labels 1 0 0 / 0 1 0.
+# TP 1 (0.7), FP 1 (0.8), FN 1 (0.4), TN 3:
+#   acc = 4/6, se = 1/2, sp = 3/4, f1 = 2/4, jaccard = 1/3, mcc = (3 - 1) / sqrt(2*2*4*4) = 1/4,
+#   auc: 0.4 beats 0.1 0.3, 0.7 beats 0.5 0.1 0.3 -> 5/8.
+MASK = np.array([[0, 0, 0], [1, 1, 1], [1, 1, 1]], bool)
+EXPECTED_MASKED = {
+    "acc": 4 / 6,
+    "se": 0.5,
+    "sp": 0.75,
+    "auc": 0.625,
+    "mcc": 0.25,
+    "f1": 0.5,
+    "jaccard": 1 / 3,
+}
+
+
+def assert_scores(actual, expected, **tolerance):
+    assert set(actual) == set(METRIC_KEYS)
+    for key in METRIC_KEYS:
+        if math.isnan(expected[key]):
+            assert math.isnan(actual[key]), key
+        else:
+            assert actual[key] == pytest.approx(expected[key], **tolerance), key
+
+
+def test_confusion_counts_of_the_3x3_example():
+    counts = confusion(PROB > 0.5, LABEL.astype(bool))
+    assert counts == (3, 1, 1, 4)
+    assert all(isinstance(c, int) for c in counts)
+
+
+def test_hand_computed_3x3_whole_image():
+    assert_scores(image_metrics(PROB, LABEL), EXPECTED_WHOLE)
+
+
+def test_hand_computed_3x3_inside_mask():
+    assert_scores(image_metrics(PROB, LABEL, MASK), EXPECTED_MASKED)
+
+
+def test_channel_axis_and_bool_label_are_accepted():
+    result = image_metrics(PROB[..., None].astype(np.float32), LABEL[..., None].astype(bool))
+    assert_scores(result, EXPECTED_WHOLE, rel=1e-6)
+
+
+def test_threshold_is_strictly_greater():
+    # prob 0.5 at (1, 1) is background at threshold 0.5 (FP stays 1) ...
+    assert confusion(PROB > 0.5, LABEL.astype(bool)) == (3, 1, 1, 4)
+    assert image_metrics(PROB, LABEL, threshold=0.5)["sp"] == pytest.approx(4 / 5)
+    # ... and vessel at 0.45: TP 3, FP 2 (0.5, 0.8), FN 1, TN 3.
+    assert image_metrics(PROB, LABEL, threshold=0.45)["sp"] == pytest.approx(3 / 5)
+    # At 0.35 the 0.4 vessel pixel turns TP: se 4/4, sp 3/5 (0.2, 0.1, 0.3 stay TN).
+    lower = image_metrics(PROB, LABEL, threshold=0.35)
+    assert (lower["se"], lower["sp"]) == pytest.approx((1.0, 3 / 5))
+    # The threshold does not change the AUC.
+    assert lower["auc"] == pytest.approx(0.8)
+
+
+def _sklearn_scores(prob, label, threshold):
+    pred = prob > threshold
+    return {
+        "acc": accuracy_score(label, pred),
+        "se": recall_score(label, pred, zero_division=0.0),
+        "sp": recall_score(label, pred, pos_label=0, zero_division=0.0),
+        "auc": roc_auc_score(label, prob),
+        "mcc": matthews_corrcoef(label, pred),
+        "f1": f1_score(label, pred, zero_division=0.0),
+        "jaccard": jaccard_score(label, pred, zero_division=0.0),
+    }
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize("threshold", [0.5, 0.3])
+def test_agrees_with_scikit_learn_on_random_images(seed, threshold):
+    rng = np.random.default_rng(seed)
+    label = rng.random((40, 50)) < 0.2
+    # informative but imperfect probabilities, with ties at the threshold
+    prob = np.clip(0.4 * label + 0.6 * rng.random((40, 50)), 0, 1)
+    prob[::7, ::5] = threshold
+    yy, xx = np.mgrid[:40, :50]
+    fov = (yy - 20) ** 2 + (xx - 25) ** 2 < 18**2
+
+    assert_scores(
+        image_metrics(prob, label, threshold=threshold),
+        _sklearn_scores(prob.ravel(), label.ravel(), threshold),
+        rel=1e-12,
+    )
+    assert_scores(
+        image_metrics(prob, label.astype(np.uint8), fov, threshold=threshold),
+        _sklearn_scores(prob[fov], label[fov], threshold),
+        rel=1e-12,
+    )
+
+
+def test_per_image_mean_and_pooled_differ_as_they_should():
+    # Image A (one vessel pixel, found): perfect. Image B (three vessel pixels, one found).
+    label_a = np.array([[1, 0], [0, 0]])
+    label_b = np.array([[1, 1], [1, 0]])
+    prob = np.array([[0.9, 0.1], [0.1, 0.1]])
+    summary = summarize([prob, prob], [label_a, label_b])
+    whole = summary["whole_image"]
+    # A: TP1 FP0 FN0 TN3 -> f1 1, se 1. B: TP1 FP0 FN2 TN1 -> f1 2/4, se 1/3.
+    assert whole["mean"]["f1"] == pytest.approx(0.75)
+    assert whole["mean"]["se"] == pytest.approx(2 / 3)
+    # pooled: TP2 FP0 FN2 TN4 -> f1 4/6, se 2/4
+    assert whole["pooled"]["f1"] == pytest.approx(2 / 3)
+    assert whole["pooled"]["se"] == pytest.approx(0.5)
+    # equal image sizes: accuracy's mean and pooled agree (1 and 2/4 -> 6/8)
+    assert whole["mean"]["acc"] == pytest.approx(0.75) == whole["pooled"]["acc"]
+    # population std (ddof=0): |1 - 0.5| / 2; ddof=1 would give 0.3536
+    assert whole["std"]["f1"] == pytest.approx(0.25)
+    # AUC: A 1; B: 0.9 beats 0.1, the two 0.1 vessel pixels tie it -> (1 + .5 + .5)/3.
+    # Pooled: 0.9 x2 beat 4 negatives (8), 0.1 x2 tie 4 (4 halves) -> 12/16.
+    assert whole["mean"]["auc"] == pytest.approx((1 + 2 / 3) / 2)
+    assert whole["pooled"]["auc"] == pytest.approx(0.75)
+
+
+@pytest.mark.filterwarnings("ignore:A single label was found")
+def test_zero_division_conventions():
+    assert scores_from_confusion(0, 0, 0, 0) == dict.fromkeys(
+        ("acc", "se", "sp", "mcc", "f1", "jaccard"), 0.0
+    )
+    # No vessel labelled or predicted: se, f1, jaccard, mcc undefined -> 0.0; auc NaN (one class).
+    label = np.zeros((3, 3), np.uint8)
+    prob = np.full((3, 3), 0.2)
+    expected = {
+        "acc": 1.0,
+        "se": 0.0,
+        "sp": 1.0,
+        "auc": math.nan,
+        "mcc": 0.0,
+        "f1": 0.0,
+        "jaccard": 0.0,
+    }
+    assert_scores(image_metrics(prob, label), expected)
+    # the same conventions as scikit-learn with zero_division=0.0
+    assert recall_score(label.ravel(), prob.ravel() > 0.5, zero_division=0.0) == 0.0
+    assert matthews_corrcoef(label.ravel(), prob.ravel() > 0.5) == 0.0
+    # All vessel, all predicted: sp undefined -> 0.0.
+    all_vessel = image_metrics(np.full((2, 2), 0.9), np.ones((2, 2)))
+    assert (all_vessel["sp"], all_vessel["se"], all_vessel["f1"]) == (0.0, 1.0, 1.0)
+    assert math.isnan(all_vessel["auc"])
+
+
+def test_mcc_of_large_counts_does_not_overflow():
+    # the product of four 1e7-pixel counts (~1e29) overflows int64
+    tp, fp, fn, tn = 3 * 10**7, 10**6, 2 * 10**6, 5 * 10**7
+    expected = (tp * tn - fp * fn) / math.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+    assert scores_from_confusion(tp, fp, fn, tn)["mcc"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_binary_scores_for_a_second_observer():
+    pred = PROB > 0.5
+    scores = binary_scores(pred, LABEL)
+    assert math.isnan(scores["auc"])
+    assert_scores(scores, {**EXPECTED_WHOLE, "auc": math.nan})
+    assert_scores(
+        binary_scores(pred.astype(np.uint8), LABEL, MASK), {**EXPECTED_MASKED, "auc": math.nan}
+    )
+
+
+def test_invalid_inputs_are_refused():
+    with pytest.raises(ValueError, match="label must hold only 0 and 1"):
+        image_metrics(PROB, LABEL * 255)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        image_metrics(PROB * 255, LABEL)
+    with pytest.raises(ValueError, match="shape"):
+        image_metrics(PROB, LABEL[:2])
+    with pytest.raises(ValueError, match="binary prediction"):
+        binary_scores(PROB, LABEL)
+
+
+def test_summarize_structure_with_masks():
+    summary = summarize([PROB, PROB], [LABEL, LABEL], [MASK, MASK], names=["01_test", "02_test"])
+    assert summary["fov_mask"] is True and summary["n_images"] == 2 and summary["threshold"] == 0.5
+    for protocol, expected in (("whole_image", EXPECTED_WHOLE), ("fov", EXPECTED_MASKED)):
+        assert set(summary[protocol]) == {"mean", "std", "pooled"}
+        assert_scores(summary[protocol]["mean"], expected)
+        assert_scores(summary[protocol]["pooled"], expected)  # two identical images
+        assert_scores(summary[protocol]["std"], dict.fromkeys(METRIC_KEYS, 0.0), abs=1e-12)
+    assert [entry["name"] for entry in summary["per_image"]] == ["01_test", "02_test"]
+    assert_scores(summary["per_image"][1]["fov"], EXPECTED_MASKED)
+
+
+def test_summarize_without_masks_uses_the_whole_image_for_fov():
+    summary = summarize([PROB], [LABEL], None)
+    assert summary["fov_mask"] is False
+    assert summary["fov"] == summary["whole_image"]
+    assert summary["per_image"][0]["name"] == "0"
+
+
+def test_summarize_binary_maps_and_nan_propagation():
+    summary = summarize([PROB > 0.5, PROB > 0.5], [LABEL, LABEL], binary=True)
+    assert summary["threshold"] is None
+    assert math.isnan(summary["whole_image"]["mean"]["auc"])
+    assert summary["whole_image"]["mean"]["f1"] == pytest.approx(0.75)
+    # one image without vessels has no AUC: the mean AUC is NaN, the pooled AUC is not
+    mixed = summarize([PROB, PROB], [LABEL, np.zeros_like(LABEL)])
+    assert math.isnan(mixed["whole_image"]["mean"]["auc"])
+    assert not math.isnan(mixed["whole_image"]["pooled"]["auc"])
+
+
+def test_format_table():
+    summary = summarize([PROB], [LABEL], [MASK])
+    table = format_table(summary)
+    assert table == (
+        "| protocol | Acc | Se | Sp | AUC | MCC | F1 | Jaccard |\n"
+        "| --- | --- | --- | --- | --- | --- | --- | --- |\n"
+        "| whole image | 0.7778 | 0.7500 | 0.8000 | 0.8000 | 0.5500 | 0.7500 | 0.6000 |\n"
+        "| inside FOV | 0.6667 | 0.5000 | 0.7500 | 0.6250 | 0.2500 | 0.5000 | 0.3333 |\n"
+    )
+    no_mask = format_table(
+        summarize([PROB], [LABEL]), rows=("fov",), stat="pooled", digits=2, keys=("f1", "auc")
+    )
+    assert (
+        no_mask.splitlines()[-1] == "| inside FOV (no mask: whole image) (pooled) | 0.75 | 0.80 |"
+    )
+    binary = format_table(
+        summarize([PROB > 0.5], [LABEL], binary=True), rows=("whole_image",), keys=("auc",)
+    )
+    assert binary.splitlines()[-1] == "| whole image | n/a |"
