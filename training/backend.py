@@ -1,0 +1,42 @@
+"""Choose the Keras backend before Keras is imported (it cannot change afterwards)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from utils.errors import UserError
+
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def select_backend(backend: str | None, distribute: bool = False) -> str:
+    """Set KERAS_BACKEND (flag > environment > tensorflow) and prepare devices for --distribute.
+
+    On a machine without GPUs, --distribute splits the CPU into two logical
+    devices so the data-parallel path can be exercised (and tested) anywhere.
+    """
+    chosen = backend or os.environ.get("KERAS_BACKEND") or "tensorflow"
+    if chosen not in BACKENDS:
+        raise UserError(f"unknown backend '{chosen}'; choose one of: {', '.join(BACKENDS)}")
+    if "keras" in sys.modules:
+        import keras
+
+        if keras.backend.backend() != chosen:
+            raise UserError(f"Keras was already imported with the {keras.backend.backend()} backend")
+        return chosen
+    os.environ["KERAS_BACKEND"] = chosen
+    if distribute and chosen == "jax":
+        # Only affects the CPU platform: two host devices where there is no accelerator.
+        flags = os.environ.get("XLA_FLAGS", "")
+        if "xla_force_host_platform_device_count" not in flags:
+            os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count=2".strip()
+    if distribute and chosen == "tensorflow":
+        import tensorflow as tf
+
+        if not tf.config.list_physical_devices("GPU"):
+            cpu = tf.config.list_physical_devices("CPU")[0]
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+            )
+    return chosen

@@ -1,0 +1,163 @@
+"""Callbacks that make a run resumable and crash-safe.
+
+`RunCheckpoint` writes, at the end of every epoch whose loss is finite:
+`last.keras` (weights and optimizer state), `best.keras` when the monitored
+value improved, `history.csv`, and `state.json` (epoch count and the state
+of the plateau/early-stopping callbacks), each atomically. A NaN loss stops
+training before anything of that epoch is written, so the last good
+checkpoint stays on disk.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+import keras
+
+from utils.io import atomic_path, write_json, write_text
+
+STATE_FILE = "state.json"
+HISTORY_FILE = "history.csv"
+LAST_FILE = "last.keras"
+BEST_FILE = "best.keras"
+
+
+def save_model_atomic(model: keras.Model, path: Path) -> None:
+    """model.save (weights and optimizer state) through a temporary file, never half-written."""
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+
+
+def read_history(path: Path) -> list[dict]:
+    """Rows of history.csv as dicts of floats (epoch as int); [] if absent."""
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in rows]
+
+
+def write_history(path: Path, rows: list[dict]) -> None:
+    """Rewrite history.csv atomically with every key seen in any row."""
+    keys: list[str] = []
+    for row in rows:
+        keys += [k for k in row if k not in keys]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=keys, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, buffer.getvalue())
+
+
+def read_state(run_dir: Path) -> dict | None:
+    """The saved state.json of a run, or None."""
+    path = run_dir / STATE_FILE
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+class ResumableReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
+    """ReduceLROnPlateau whose counters survive a resume."""
+
+    def __init__(self, *args, initial_state: dict | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._initial_state = initial_state
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self._initial_state:
+            self.wait = self._initial_state["wait"]
+            self.best = self._initial_state["best"]
+            self.cooldown_counter = self._initial_state["cooldown_counter"]
+
+    def state(self) -> dict:
+        return {"wait": self.wait, "best": float(self.best), "cooldown_counter": self.cooldown_counter}
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """EarlyStopping whose counters survive a resume.
+
+    After a resume the best weights seen before the interruption are not in
+    memory; restoring applies to the best epoch since the resume. The run's
+    `best.keras` (by the checkpoint monitor) is what evaluation uses either way.
+    """
+
+    def __init__(self, *args, initial_state: dict | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._initial_state = initial_state
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self._initial_state:
+            self.wait = self._initial_state["wait"]
+            self.best = self._initial_state["best"]
+
+    def state(self) -> dict:
+        return {"wait": self.wait, "best": float(self.best)}
+
+
+class RunCheckpoint(keras.callbacks.Callback):
+    """Per-epoch checkpoints, history and resumable state; stops on a non-finite loss."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        monitor: str,
+        mode: str,
+        history: list[dict],
+        best: float | None,
+        stateful: dict[str, keras.callbacks.Callback],
+    ):
+        super().__init__()
+        if mode not in ("max", "min"):
+            raise ValueError(f"checkpoint mode must be 'max' or 'min', got {mode!r}")
+        self.run_dir = Path(run_dir)
+        self.monitor = monitor
+        self.mode = mode
+        self.history = history
+        self.best = best
+        self.stateful = stateful
+        self.nan_at: tuple[int, int] | None = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.nan_at = (self._epoch + 1, batch + 1)
+            self.model.stop_training = True
+
+    def _improved(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        return value > self.best if self.mode == "max" else value < self.best
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        if self.nan_at is not None or not all(math.isfinite(float(v)) for v in logs.values()):
+            self.nan_at = self.nan_at or (epoch + 1, 0)
+            self.model.stop_training = True
+            return
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        value = logs.get(self.monitor)
+        if value is None:
+            raise KeyError(f"checkpoint monitor '{self.monitor}' is not among the logged values {sorted(logs)}")
+        save_model_atomic(self.model, self.run_dir / LAST_FILE)
+        if self._improved(float(value)):
+            self.best = float(value)
+            save_model_atomic(self.model, self.run_dir / BEST_FILE)
+        self.history.append({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}})
+        write_history(self.run_dir / HISTORY_FILE, self.history)
+        state = {
+            "epoch": epoch + 1,
+            "best": {"monitor": self.monitor, "mode": self.mode, "value": self.best},
+            "callbacks": {name: cb.state() for name, cb in self.stateful.items()},
+        }
+        write_json(self.run_dir / STATE_FILE, state)

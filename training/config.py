@@ -1,0 +1,93 @@
+"""The experiment configuration: defaults, loading a YAML file, flags, the resolved copy.
+
+Every key a config file may hold is in DEFAULT_CONFIG (the `dataset`
+section's keys are checked by `data.load_dataset`). A config file is merged
+onto the defaults, then command-line flags and `--set section.key=value`
+overrides are applied; the result is saved with the run.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any
+
+from utils.config import apply_overrides, check_keys, load_config
+from utils.errors import UserError
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "experiment": {"name": "sa_unetv2"},
+    "dataset": {"name": "drive", "data_root": None},
+    "model": {
+        "name": "sa_unetv2",
+        "start_neurons": None,  # None: the builder's default (the paper's)
+        "dropblock_rate": 0.15,
+        "dropblock_size": 7,
+        "gn_groups": 8,
+    },
+    "train": {
+        "epochs": 150,
+        "batch_size": 8,
+        "learning_rate": 1.0e-3,
+        "loss": {"bce_weight": 0.5, "mcc_weight": 0.5},
+        # The notebook keeps the weights of the best validation accuracy.
+        "checkpoint": {"monitor": "val_accuracy", "mode": "max"},
+        "reduce_lr": {"monitor": "val_loss", "factor": 0.5, "patience": 10, "min_lr": 1.0e-6},
+        "early_stopping": {"monitor": "val_loss", "patience": 20, "restore_best_weights": True},
+        "seed": 42,
+        "mixed_precision": None,  # None | mixed_bfloat16 | mixed_float16
+        "jit_compile": "auto",
+        "distribute": False,
+        "tensorboard": True,
+        "shuffle": True,
+        "steps_per_execution": 1,
+    },
+    "evaluate": {"threshold": 0.5, "engine": "auto", "weights": "best", "save_images": True},
+}
+
+MIXED_PRECISION_POLICIES = (None, "mixed_bfloat16", "mixed_float16")
+
+
+def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Deep copy of `base` with `update` merged in (dicts recursively, other values replaced)."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "dataset":
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def resolve_config(path: str | os.PathLike, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Load `path`, check its keys, merge it onto DEFAULT_CONFIG and apply `key=value` overrides."""
+    raw = load_config(path)
+    reference = copy.deepcopy(DEFAULT_CONFIG)
+    reference["dataset"] = {}  # checked by data.load_dataset
+    check_keys(raw, reference)
+    cfg = merge(DEFAULT_CONFIG, raw)
+    cfg = apply_overrides(cfg, overrides)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: dict[str, Any]) -> None:
+    """One sentence for a value the run cannot use."""
+    train = cfg["train"]
+    for key in ("epochs", "batch_size"):
+        value = train[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UserError(f"train.{key} must be a positive integer, got {value!r}")
+    if not isinstance(train["learning_rate"], (int, float)) or train["learning_rate"] <= 0:
+        raise UserError(f"train.learning_rate must be a positive number, got {train['learning_rate']!r}")
+    if train["mixed_precision"] not in MIXED_PRECISION_POLICIES:
+        choices = ", ".join(str(p) for p in MIXED_PRECISION_POLICIES)
+        raise UserError(f"train.mixed_precision must be one of {choices}, got {train['mixed_precision']!r}")
+    threshold = cfg["evaluate"]["threshold"]
+    if not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+        raise UserError(f"evaluate.threshold must be in [0, 1], got {threshold!r}")
+
+
+def model_hparams(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments for models.build_model from the `model` section."""
+    return {key: value for key, value in cfg["model"].items() if key != "name"}

@@ -1,0 +1,247 @@
+"""The training run: data, model, callbacks, run folder, resume, final evaluation.
+
+Run folder layout (every file written atomically):
+
+    config.yaml    the resolved configuration
+    best.keras     best validation accuracy so far (used for evaluation)
+    last.keras     last finished epoch, with optimizer state (for --resume)
+    state.json     epochs done and callback counters (for --resume)
+    history.csv    one row per epoch: loss, accuracy, val_*, learning_rate
+    curves.png     training curves
+    logs/          TensorBoard logs (TensorFlow installed only)
+    eval/          the test evaluation of best.keras (see training.evaluation)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from losses import BceMccLoss
+from models import build_model, load_model
+from training.callbacks import (
+    BEST_FILE,
+    HISTORY_FILE,
+    LAST_FILE,
+    STATE_FILE,
+    ResumableEarlyStopping,
+    ResumableReduceLROnPlateau,
+    RunCheckpoint,
+    read_history,
+    read_state,
+)
+from training.config import model_hparams
+from training.plots import plot_history
+from utils.config import load_config, save_config
+from utils.errors import UserError
+
+CONFIG_FILE = "config.yaml"
+RUN_FILES = (CONFIG_FILE, BEST_FILE, LAST_FILE, STATE_FILE, HISTORY_FILE, "curves.png", "logs", "eval")
+
+
+class TrainingFailed(RuntimeError):
+    """Training stopped on a non-finite loss; the last good checkpoint is kept."""
+
+
+def holds_run(run_dir: Path) -> bool:
+    """True if `run_dir` already holds a run's files."""
+    return any((run_dir / name).exists() for name in (CONFIG_FILE, LAST_FILE, STATE_FILE))
+
+
+def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> dict | None:
+    """Check and set up the run folder; return the saved state when resuming."""
+    if resume and overwrite:
+        raise UserError("--resume and --overwrite exclude each other; choose one")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"run folder {run_dir} is a file, expected a folder")
+    if resume:
+        state = read_state(run_dir)
+        if state is None or not (run_dir / LAST_FILE).is_file():
+            raise UserError(f"run folder {run_dir} holds no run to resume (expected {LAST_FILE} and {STATE_FILE})")
+        return state
+    if holds_run(run_dir):
+        if not overwrite:
+            raise UserError(
+                f"run folder {run_dir} already holds a run; pass --resume to continue it or --overwrite to replace it"
+            )
+        for name in RUN_FILES:
+            path = run_dir / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return None
+
+
+def resolve_resume_config(run_dir: Path, cfg: dict[str, Any], epochs_given: bool) -> dict[str, Any]:
+    """A resumed run keeps its saved configuration; only a new epoch count is taken from the flags."""
+    saved = load_config(run_dir / CONFIG_FILE)
+    if epochs_given:
+        saved["train"]["epochs"] = cfg["train"]["epochs"]
+    return saved
+
+
+def set_determinism(seed: int) -> None:
+    """Seed Python, NumPy and the backend; make TensorFlow's ops deterministic."""
+    keras.utils.set_random_seed(seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def to_float(images: np.ndarray) -> np.ndarray:
+    """uint8 (N, H, W, C) -> float32 in [0, 1]."""
+    return images.astype("float32") / np.float32(255.0)
+
+
+def distribution_scope(enabled: bool):
+    """A context for building the model: TF MirroredStrategy, JAX DataParallel, or nothing."""
+    import contextlib
+
+    if not enabled:
+        return contextlib.nullcontext()
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        strategy = tf.distribute.MirroredStrategy(devices)
+        print(f"distribute: MirroredStrategy over {strategy.num_replicas_in_sync} devices {devices}")
+        return strategy.scope()
+    if backend == "jax":
+        devices = keras.distribution.list_devices()
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+        print(f"distribute: keras.distribution.DataParallel over {len(devices)} devices {devices}")
+        return contextlib.nullcontext()
+    raise UserError(f"--distribute supports the tensorflow and jax backends, not {backend}")
+
+
+def build_and_compile(cfg: dict[str, Any]) -> keras.Model:
+    """The model of the config, compiled with the paper's loss and optimizer."""
+    train = cfg["train"]
+    model = build_model(cfg["model"]["name"], input_shape=(None, None, 3), **model_hparams(cfg))
+    jit = train["jit_compile"]
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=train["learning_rate"]),
+        loss=BceMccLoss(**train["loss"]),
+        metrics=["accuracy"],
+        jit_compile=jit,
+        steps_per_execution=train["steps_per_execution"],
+    )
+    return model
+
+
+def make_callbacks(cfg, run_dir: Path, state: dict | None, history: list[dict]) -> tuple[list, RunCheckpoint]:
+    train = cfg["train"]
+    saved = (state or {}).get("callbacks", {})
+    reduce_lr = ResumableReduceLROnPlateau(**train["reduce_lr"], verbose=1, initial_state=saved.get("reduce_lr"))
+    early = ResumableEarlyStopping(**train["early_stopping"], verbose=1, initial_state=saved.get("early_stopping"))
+    best = (state or {}).get("best", {}).get("value")
+    checkpoint = RunCheckpoint(
+        run_dir,
+        monitor=train["checkpoint"]["monitor"],
+        mode=train["checkpoint"]["mode"],
+        history=history,
+        best=best,
+        stateful={"reduce_lr": reduce_lr, "early_stopping": early},
+    )
+    callbacks = [checkpoint, reduce_lr, early]
+    if train["tensorboard"] and importlib.util.find_spec("tensorflow") is not None:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs")))
+    return callbacks, checkpoint
+
+
+def train(
+    cfg: dict[str, Any],
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    epochs_given: bool = False,
+    cache_dir: str | Path | None = None,
+    evaluate: bool = True,
+    verbose: int | str = "auto",
+) -> dict[str, Any]:
+    """Train per `cfg` into `run_dir`; returns a summary dict (epochs, best value, eval metrics)."""
+    from data.prepare import prepare_training_data
+
+    run_dir = Path(run_dir)
+    state = prepare_run_dir(run_dir, resume, overwrite)
+    if state is not None:
+        data_root = cfg["dataset"].get("data_root")
+        cfg = resolve_resume_config(run_dir, cfg, epochs_given)
+        if data_root is not None:  # the data may have moved since the run started
+            cfg["dataset"]["data_root"] = data_root
+    train_cfg = cfg["train"]
+    if train_cfg["mixed_precision"]:
+        keras.mixed_precision.set_global_policy(train_cfg["mixed_precision"])
+    set_determinism(train_cfg["seed"])
+
+    data = prepare_training_data(cfg["dataset"], cache_dir=cache_dir)
+    if state is None:
+        save_config(cfg, run_dir / CONFIG_FILE)
+    x_train, y_train = to_float(data.x_train), data.y_train.astype("float32")
+    validation = (to_float(data.x_val), data.y_val.astype("float32")) if len(data.x_val) else None
+    if validation is None:
+        raise UserError("the validation split is empty; raise dataset.val_fraction or add training images")
+
+    with distribution_scope(train_cfg["distribute"]):
+        if state is None:
+            model = build_and_compile(cfg)
+            initial_epoch = 0
+        else:
+            model = load_model(run_dir / LAST_FILE, compile=True)
+            initial_epoch = int(state["epoch"])
+            print(f"resuming {run_dir} at epoch {initial_epoch + 1} of {train_cfg['epochs']}")
+
+    history = read_history(run_dir / HISTORY_FILE) if state is not None else []
+    history = [row for row in history if row["epoch"] <= initial_epoch]
+    callbacks, checkpoint = make_callbacks(cfg, run_dir, state, history)
+
+    start = time.perf_counter()
+    if initial_epoch < train_cfg["epochs"]:
+        model.fit(
+            x_train,
+            y_train,
+            batch_size=train_cfg["batch_size"],
+            epochs=train_cfg["epochs"],
+            initial_epoch=initial_epoch,
+            validation_data=validation,
+            shuffle=train_cfg["shuffle"],
+            callbacks=callbacks,
+            verbose=verbose,
+        )
+    seconds = time.perf_counter() - start
+    if history:
+        plot_history(history, run_dir / "curves.png")
+    if checkpoint.nan_at is not None:
+        epoch, batch = checkpoint.nan_at
+        done = history[-1]["epoch"] if history else 0
+        raise TrainingFailed(
+            f"training stopped: the loss became NaN or infinite in epoch {epoch} (batch {batch}); "
+            f"the last good checkpoint is {run_dir / LAST_FILE} (epoch {done})"
+        )
+
+    summary: dict[str, Any] = {
+        "run_dir": str(run_dir),
+        "epochs_done": history[-1]["epoch"] if history else initial_epoch,
+        "train_seconds": round(seconds, 1),
+        "train_images": int(len(x_train)),
+        "val_images": int(len(validation[0])),
+        "best": {"monitor": checkpoint.monitor, "value": checkpoint.best},
+    }
+    if evaluate:
+        from training.evaluation import evaluate_checkpoint
+
+        weights = run_dir / (BEST_FILE if cfg["evaluate"]["weights"] == "best" else LAST_FILE)
+        summary["eval"] = evaluate_checkpoint(cfg, weights, run_dir / "eval")
+    return summary
