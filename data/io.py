@@ -21,6 +21,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import warnings
 import zlib
 from pathlib import Path
 
@@ -54,11 +55,15 @@ def _open(data: bytes, name: str) -> Image.Image:
     try:
         if name.lower().endswith(".gz"):
             data = gzip.decompress(data)
-        img = Image.open(io.BytesIO(data))
-        img.load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "Corrupt EXIF data": the error below says it once
+            img = Image.open(io.BytesIO(data))
+            img.load()
         return img
     except (OSError, SyntaxError, ValueError, EOFError, zlib.error, Image.DecompressionBombError) as exc:
         reason = str(exc).strip().rstrip(".") or exc.__class__.__name__
+        if reason.startswith("cannot identify image file"):
+            reason = "not a recognised image format"
         raise UserError(
             f"{name} could not be read as an image ({reason}); expected a complete "
             "JPEG, PNG, TIFF, GIF or PPM/PGM file (optionally .gz)"
