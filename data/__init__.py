@@ -1,0 +1,8 @@
+"""Datasets for retinal vessel segmentation: readers, geometry, FOV masks, augmentation, splits.
+
+NumPy + Pillow only (no TensorFlow/Keras import), so it runs under any Keras backend.
+"""
+
+from data.readers import Dataset, Sample, load_dataset, resolve_data_root
+
+__all__ = ["Dataset", "Sample", "load_dataset", "resolve_data_root"]

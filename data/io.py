@@ -1,0 +1,121 @@
+"""Reading one image file (or its bytes from an archive) into NumPy arrays.
+
+Formats: JPEG, PNG, TIFF, GIF, PPM/PGM (and any of them gzip-compressed as
+`*.gz`, as in the official STARE archives). Pillow opens files by content, so
+STARE's PGM labels under `.ppm` names read as grey images.
+
+- `read_image` -> uint8 (H, W, 3) RGB; grey inputs are repeated to 3 channels,
+  RGBA/LA inputs drop alpha, palette inputs are expanded, 16-bit grey is
+  scaled to 8 bits.
+- `read_label` -> uint8 (H, W) in {0, 1}: grey level > 127 is vessel. A palette
+  GIF (DRIVE's `2nd_manual`, entries (4, 2, 4) and (252, 254, 252)) is
+  converted to grey first, which gives 3 and 253, so the same threshold works.
+- `read_mask` -> bool (H, W): grey level > 127 is inside the field of view.
+
+Every failure to decode (unknown format, truncated file, bad gzip) becomes a
+UserError naming the file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from utils.errors import UserError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".pnm", ".bmp")
+
+
+def file_stem(name: str) -> str:
+    """Name without folder, `.gz` and image extension: `im0001.ah.ppm.gz` -> `im0001.ah`."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    if base.lower().endswith(".gz"):
+        base = base[:-3]
+    stem, dot, ext = base.rpartition(".")
+    return stem if dot and f".{ext.lower()}" in IMAGE_SUFFIXES else base
+
+
+def is_image_name(name: str) -> bool:
+    """True for names with an image extension (optionally followed by `.gz`)."""
+    base = name.lower()
+    if base.endswith(".gz"):
+        base = base[:-3]
+    return base.endswith(IMAGE_SUFFIXES)
+
+
+def _open(data: bytes, name: str) -> Image.Image:
+    """Decode `data` fully (so truncation is caught here), un-gzipping `*.gz` first."""
+    try:
+        if name.lower().endswith(".gz"):
+            data = gzip.decompress(data)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "Corrupt EXIF data": the error below says it once
+            img = Image.open(io.BytesIO(data))
+            img.load()
+        return img
+    except (OSError, SyntaxError, ValueError, EOFError, zlib.error, Image.DecompressionBombError) as exc:
+        reason = str(exc).strip().rstrip(".") or exc.__class__.__name__
+        if reason.startswith("cannot identify image file"):
+            reason = "not a recognised image format"
+        raise UserError(
+            f"{name} could not be read as an image ({reason}); expected a complete "
+            "JPEG, PNG, TIFF, GIF or PPM/PGM file (optionally .gz)"
+        ) from exc
+
+
+def _as_bytes(source: str | os.PathLike | bytes, name: str | None) -> tuple[bytes, str]:
+    if isinstance(source, bytes):
+        return source, name or "<bytes>"
+    path = Path(source)
+    try:
+        return path.read_bytes(), name or str(path)
+    except OSError as exc:
+        raise UserError(f"{path} could not be read ({exc.strerror or exc}); expected a readable image file") from exc
+
+
+def _grey(img: Image.Image) -> np.ndarray:
+    """uint8 (H, W) grey levels of any mode."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.int64)
+        top = 65535 if arr.max() > 255 else 255
+        return (arr * 255 // top).astype(np.uint8)
+    if img.mode == "1":
+        return np.asarray(img.convert("L"))
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        img = img.convert("RGBA").convert("RGB")
+    return np.asarray(img.convert("L"))
+
+
+def read_image(source: str | os.PathLike | bytes, name: str | None = None) -> np.ndarray:
+    """Colour image -> uint8 (H, W, 3). `source` is a path or the file's bytes (then give `name`)."""
+    data, name = _as_bytes(source, name)
+    img = _open(data, name)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "1", "L"):
+        grey = _grey(img)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(np.asarray(img.convert("RGB")))
+
+
+def read_label(source: str | os.PathLike | bytes, name: str | None = None) -> np.ndarray:
+    """Vessel label -> uint8 (H, W) in {0, 1}, binarised at grey level > 127."""
+    data, name = _as_bytes(source, name)
+    return (_grey(_open(data, name)) > 127).astype(np.uint8)
+
+
+def read_mask(source: str | os.PathLike | bytes, name: str | None = None) -> np.ndarray:
+    """Field-of-view mask -> bool (H, W), inside where grey level > 127."""
+    data, name = _as_bytes(source, name)
+    return _grey(_open(data, name)) > 127
+
+
+def default_cache_dir() -> Path:
+    """`$SAUNETV2_CACHE`, else `~/.cache/sa-unetv2`: where augmented arrays and FOV masks go."""
+    env = os.environ.get("SAUNETV2_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "sa-unetv2"

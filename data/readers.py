@@ -1,0 +1,374 @@
+"""Datasets as users download them, read into `Sample`s.
+
+`load_dataset(cfg)` takes the `dataset` section of a config. Keys (unknown
+keys are a UserError naming the valid ones):
+
+- `name`: "drive" | "stare" | "synthetic" | "folder" (default "drive").
+- `data_root`: where the data is; None -> `$SAUNETV2_DATA_ROOT`. May be the
+  folder holding `DRIVE/` and/or `STARE/`, the dataset folder itself, or the
+  official archives (DRIVE's `.zip`, possibly with one folder inside; STARE's
+  `stare-images.tar` + `labels-ah.tar` (+ `labels-vk.tar`), or that folder).
+  Not needed for "synthetic".
+- `fold`: STARE only: 1..5 (4 test images each, `data/splits/stare.json`) or
+  "loo:<image id>" (leave one out). Default 1.
+- `val_split`: "by_source" (default: whole source images held out) or
+  "random" (the notebook's 90/10 split of the augmented set). Used by
+  `data.prepare`.
+- `val_fraction`: share held out for validation (default 0.1).
+- `augment`: build the 13-fold augmented training set (default true).
+- `seed`: seed for augmentation, validation split and folder test split (42).
+- `n_train`, `n_test`, `size`: synthetic only (defaults 12, 4, 96).
+- `images`, `labels`, `masks`: folder only: sub-folders of `data_root` (or
+  absolute paths, or glob patterns such as "imgs/*.jpg"); `masks` optional
+  (None -> generated FOV masks).
+- `label_pattern`, `mask_pattern`: folder only: the label/mask file stem for an
+  image stem, e.g. "{stem}_1stHO" (CHASE_DB1) or "{stem}_mask" (HRF);
+  default "{stem}" (same stem).
+- `test_fraction`: folder only: share of images, chosen with `seed`, kept
+  for test (default 0.2), unless `split` names a JSON file with "train" and
+  "test" lists of image stems.
+
+Datasets: DRIVE in its official layout (`training/` and `test/` with
+`images/`, `1st_manual/`, `mask/`, and `2nd_manual/` for test; split from
+`data/splits/drive.json`); STARE (`stare-images/`, `labels-ah/`, optional
+`labels-vk/` as the second observer, `.ppm` or `.ppm.gz`; generated FOV
+masks); any folder of images; the built-in synthetic set.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from data import fov
+from data.geometry import pad_shape_for
+from data.io import default_cache_dir, file_stem, is_image_name, read_image, read_label, read_mask
+from data.splits import VAL_SPLITS, drive_split, stare_split
+from data.trees import DirTree, TarTree, ZipTree, zip_prefix
+from utils.errors import UserError
+
+DATASET_NAMES = ("drive", "stare", "synthetic", "folder")
+
+DEFAULTS: dict = {
+    "name": "drive",
+    "data_root": None,
+    "fold": 1,
+    "val_split": "by_source",
+    "val_fraction": 0.1,
+    "augment": True,
+    "seed": 42,
+    "n_train": 12,
+    "n_test": 4,
+    "size": 96,
+    "images": None,
+    "labels": None,
+    "masks": None,
+    "label_pattern": "{stem}",
+    "mask_pattern": "{stem}",
+    "test_fraction": 0.2,
+    "split": None,
+}
+
+
+@dataclass
+class Sample:
+    """One image with its reference: image uint8 (H, W, 3), label uint8 (H, W) in {0, 1},
+    mask bool (H, W) field of view, second uint8 (H, W) in {0, 1} or None (second
+    observer), source: the source image id."""
+
+    name: str
+    image: np.ndarray
+    label: np.ndarray
+    mask: np.ndarray
+    second: np.ndarray | None = None
+    source: str = ""
+
+
+@dataclass
+class Dataset:
+    """A dataset split into train and test samples; `image_shape` is the largest (H, W),
+    `pad_shape` the (H, W) every image is zero-padded to (bottom/right)."""
+
+    name: str
+    pad_shape: tuple[int, int]
+    train: list[Sample] = field(default_factory=list)
+    test: list[Sample] = field(default_factory=list)
+    image_shape: tuple[int, int] = (0, 0)
+
+
+def resolve_config(cfg: dict | None) -> dict:
+    """`cfg` with defaults filled in; unknown keys and bad names are UserErrors."""
+    cfg = dict(cfg or {})
+    unknown = sorted(set(cfg) - set(DEFAULTS))
+    if unknown:
+        raise UserError(f"dataset key '{unknown[0]}' does not exist (valid: {', '.join(DEFAULTS)})")
+    out = {**DEFAULTS, **cfg}
+    out["name"] = str(out["name"]).lower()
+    if out["name"] not in DATASET_NAMES:
+        raise UserError(f"dataset name '{out['name']}' is not known; expected one of {', '.join(DATASET_NAMES)}")
+    if out["val_split"] not in VAL_SPLITS:
+        raise UserError(f"dataset.val_split '{out['val_split']}' is not known; expected one of {', '.join(VAL_SPLITS)}")
+    return out
+
+
+def resolve_data_root(value: str | os.PathLike | None = None) -> Path:
+    """`value`, else `$SAUNETV2_DATA_ROOT`; a UserError when neither is set or the path is missing."""
+    if value in (None, ""):
+        value = os.environ.get("SAUNETV2_DATA_ROOT")
+    if not value:
+        raise UserError("no data folder given; pass --data-root DIR or set SAUNETV2_DATA_ROOT")
+    path = Path(value).expanduser()
+    if not path.exists():
+        raise UserError(f"data root {path} does not exist; expected a folder holding DRIVE/ or STARE/, or their archives")
+    return path
+
+
+def load_dataset(cfg: dict | None = None, cache_dir: str | os.PathLike | None = None) -> Dataset:
+    """Read the dataset that `cfg` (a config's `dataset` section) names.
+
+    `cache_dir` is where generated FOV masks are cached as PNG files
+    (default `data.io.default_cache_dir()`).
+    """
+    cfg = resolve_config(cfg)
+    name = cfg["name"]
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    if name == "synthetic":
+        from data.synthetic import make_synthetic
+
+        train, test = make_synthetic(int(cfg["n_train"]), int(cfg["n_test"]), int(cfg["size"]), int(cfg["seed"]))
+    else:
+        root = resolve_data_root(cfg["data_root"])
+        if name == "drive":
+            train, test = read_drive(root)
+        elif name == "stare":
+            train, test = read_stare(root, cfg["fold"], fov_cache=cache / "fov" / "stare")
+        else:
+            train, test = read_folder(root, cfg, fov_cache=cache / "fov" / "folder")
+    shapes = [s.image.shape[:2] for s in train + test]
+    image_shape = (max(h for h, _ in shapes), max(w for _, w in shapes))
+    return Dataset(name, pad_shape_for(name, image_shape), train, test, image_shape)
+
+
+# ----------------------------------------------------------------------------- shared helpers
+
+
+def _stem_index(tree, rel: str, what: str) -> dict[str, str]:
+    """{file stem: file name} for the image files in folder `rel` of `tree`."""
+    if not tree.is_dir(rel):
+        raise UserError(f"folder {tree.where(rel)} is missing; expected the {what} there")
+    return {file_stem(n): n for n in tree.listdir(rel) if is_image_name(n)}
+
+
+def _check_same_size(what: str, where: str, array: np.ndarray, image: np.ndarray, image_where: str) -> None:
+    if array.shape[:2] != image.shape[:2]:
+        raise UserError(
+            f"{what} {where} is {array.shape[0]} x {array.shape[1]} but its image {image_where} is "
+            f"{image.shape[0]} x {image.shape[1]}; expected the same size"
+        )
+
+
+def _read_pair(tree, image_rel: str, label_rel: str) -> tuple[np.ndarray, np.ndarray]:
+    image = read_image(tree.read(image_rel), tree.where(image_rel))
+    label = read_label(tree.read(label_rel), tree.where(label_rel))
+    _check_same_size("label", tree.where(label_rel), label, image, tree.where(image_rel))
+    return image, label
+
+
+# ----------------------------------------------------------------------------- DRIVE
+
+DRIVE_HINT = "training/ and test/ folders with images/, 1st_manual/ and mask/"
+
+
+def find_drive(root: Path):
+    """The tree holding DRIVE's `training/` and `test/`: `root`, `root/DRIVE` or a zip in either."""
+    root = Path(root)
+    if root.is_file():
+        if root.suffix.lower() != ".zip":
+            raise UserError(f"{root} is not a DRIVE zip archive; expected a .zip or a folder with {DRIVE_HINT}")
+        prefix = zip_prefix(root, "training/images/")
+        if prefix is None:
+            raise UserError(f"zip archive {root} does not hold the DRIVE layout; expected {DRIVE_HINT}")
+        return ZipTree(root, prefix)
+    for folder in (root, root / "DRIVE"):
+        if (folder / "training").is_dir() or (folder / "test").is_dir():
+            return DirTree(folder)
+    for folder in (root, root / "DRIVE"):
+        for z in sorted(folder.glob("*.zip")) if folder.is_dir() else []:
+            prefix = zip_prefix(z, "training/images/")
+            if prefix is not None:
+                return ZipTree(z, prefix)
+    raise UserError(f"{root} does not hold DRIVE in its official layout; expected {DRIVE_HINT} in {root}, {root / 'DRIVE'} or a DRIVE .zip there")
+
+
+def read_drive(root: Path) -> tuple[list[Sample], list[Sample]]:
+    """DRIVE's official split: 20 training (21-40) and 20 test (01-20) samples."""
+    tree = find_drive(root)
+    train_ids, test_ids = drive_split()
+    return _read_drive_part(tree, "training", train_ids), _read_drive_part(tree, "test", test_ids)
+
+
+def _read_drive_part(tree, part: str, ids: list[str]) -> list[Sample]:
+    images = _stem_index(tree, f"{part}/images", f"DRIVE {part} images (NN_{part}.tif)")
+    if not images:
+        raise UserError(f"folder {tree.where(part + '/images')} contains no images; expected DRIVE's NN_{part}.tif files")
+    labels = _stem_index(tree, f"{part}/1st_manual", "DRIVE labels (NN_manual1.gif)")
+    masks = _stem_index(tree, f"{part}/mask", f"DRIVE FOV masks (NN_{part}_mask.gif)")
+    seconds = _stem_index(tree, f"{part}/2nd_manual", "") if part == "test" and tree.is_dir(f"{part}/2nd_manual") else {}
+    by_id = {stem.split("_")[0]: name for stem, name in images.items()}
+    samples = []
+    for i in ids:
+        if i not in by_id:
+            raise UserError(f"DRIVE image {i} (listed in data/splits/drive.json) is missing from {tree.where(part + '/images')}")
+        image_rel = f"{part}/images/{by_id[i]}"
+        label_name = labels.get(f"{i}_manual1")
+        if label_name is None:
+            raise UserError(f"image {tree.where(image_rel)} has no label; expected {tree.where(f'{part}/1st_manual/{i}_manual1.gif')}")
+        image, label = _read_pair(tree, image_rel, f"{part}/1st_manual/{label_name}")
+        mask_name = masks.get(f"{i}_{part}_mask")
+        if mask_name is None:
+            raise UserError(f"image {tree.where(image_rel)} has no FOV mask; expected {tree.where(f'{part}/mask/{i}_{part}_mask.gif')}")
+        mask_rel = f"{part}/mask/{mask_name}"
+        mask = read_mask(tree.read(mask_rel), tree.where(mask_rel))
+        _check_same_size("mask", tree.where(mask_rel), mask, image, tree.where(image_rel))
+        second = None
+        if f"{i}_manual2" in seconds:
+            second_rel = f"{part}/2nd_manual/{seconds[f'{i}_manual2']}"
+            second = read_label(tree.read(second_rel), tree.where(second_rel))
+            _check_same_size("label", tree.where(second_rel), second, image, tree.where(image_rel))
+        samples.append(Sample(file_stem(by_id[i]), image, label, mask, second, source=f"drive/{i}"))
+    return samples
+
+
+# ----------------------------------------------------------------------------- STARE
+
+STARE_FOLDERS = ("stare-images", "labels-ah", "labels-vk")
+STARE_HINT = "stare-images/ and labels-ah/ folders (imNNNN.ppm[.gz]) or stare-images.tar and labels-ah.tar"
+
+
+def find_stare(root: Path):
+    """The tree holding STARE's `stare-images`, `labels-ah` (and `labels-vk`): folders or tars."""
+    root = Path(root)
+    if root.is_file():
+        if not root.name.endswith(".tar"):
+            raise UserError(f"{root} is not a STARE tar archive; expected {STARE_HINT}")
+        root = root.parent
+    for folder in (root, root / "STARE"):
+        if (folder / "stare-images").is_dir():
+            return DirTree(folder)
+        if (folder / "stare-images.tar").is_file():
+            tars = {f: folder / f"{f}.tar" for f in STARE_FOLDERS if (folder / f"{f}.tar").is_file()}
+            return TarTree(tars)
+    raise UserError(f"{root} does not hold STARE; expected {STARE_HINT} in {root} or {root / 'STARE'}")
+
+
+def read_stare(root: Path, fold: int | str = 1, fov_cache: Path | None = None) -> tuple[list[Sample], list[Sample]]:
+    """STARE (labels-ah as reference, labels-vk as second observer) split by `fold`."""
+    tree = find_stare(root)
+    train_ids, test_ids = stare_split(fold)
+    images = _stem_index(tree, "stare-images", "STARE images (imNNNN.ppm.gz)")
+    if not images:
+        raise UserError(f"folder {tree.where('stare-images')} contains no images; expected STARE's imNNNN.ppm.gz files")
+    labels = _stem_index(tree, "labels-ah", "STARE labels (imNNNN.ah.ppm.gz)")
+    seconds = _stem_index(tree, "labels-vk", "") if tree.is_dir("labels-vk") else {}
+    loaded = {}
+    for i in train_ids + test_ids:
+        if i not in images:
+            raise UserError(f"STARE image {i} (listed in data/splits/stare.json) is missing from {tree.where('stare-images')}")
+        image_rel = f"stare-images/{images[i]}"
+        if f"{i}.ah" not in labels:
+            raise UserError(f"image {tree.where(image_rel)} has no label; expected {tree.where(f'labels-ah/{i}.ah.ppm.gz')}")
+        image, label = _read_pair(tree, image_rel, f"labels-ah/{labels[f'{i}.ah']}")
+        second = None
+        if f"{i}.vk" in seconds:
+            second_rel = f"labels-vk/{seconds[f'{i}.vk']}"
+            second = read_label(tree.read(second_rel), tree.where(second_rel))
+            _check_same_size("label", tree.where(second_rel), second, image, tree.where(image_rel))
+        loaded[i] = (image, label, second)
+    # Masks only once every file has been read and checked: a bad file writes nothing.
+    samples = {
+        i: Sample(i, im, lab, fov.cached_fov_mask(im, i, fov_cache), sec, source=f"stare/{i}")
+        for i, (im, lab, sec) in loaded.items()
+    }
+    return [samples[i] for i in train_ids], [samples[i] for i in test_ids]
+
+
+# ----------------------------------------------------------------------------- any folder
+
+
+def _list_files(root: Path, spec: str | None, key: str) -> dict[str, Path]:
+    """{stem: path} for the image files named by `spec` (a folder or a glob, relative to root)."""
+    if not spec:
+        raise UserError(f"dataset.{key} is not set; the folder dataset needs the {key} folder (or glob)")
+    pattern = str(spec)
+    base = Path(pattern).expanduser()
+    if not base.is_absolute():
+        base = root / base
+    if any(ch in pattern for ch in "*?["):
+        paths = [Path(p) for p in sorted(glob.glob(str(base)))]
+    else:
+        if not base.is_dir():
+            raise UserError(f"folder {base} (dataset.{key}) does not exist; expected a folder of image files")
+        paths = sorted(base.iterdir())
+    files = {file_stem(p.name): p for p in paths if p.is_file() and is_image_name(p.name) and not p.name.startswith(".")}
+    if not files:
+        raise UserError(f"{base} (dataset.{key}) contains no images; expected JPEG, PNG, TIFF, GIF or PPM files")
+    return files
+
+
+def read_folder(root: Path, cfg: dict, fov_cache: Path | None = None) -> tuple[list[Sample], list[Sample]]:
+    """Any folder of images with label files matched by stem (`label_pattern`) and optional masks."""
+    images = _list_files(root, cfg["images"], "images")
+    labels = _list_files(root, cfg["labels"], "labels")
+    masks = _list_files(root, cfg["masks"], "masks") if cfg["masks"] else None
+    loaded = {}
+    for stem, path in images.items():
+        label_stem = cfg["label_pattern"].format(stem=stem)
+        if label_stem not in labels:
+            raise UserError(f"image {path} has no label; expected a file with stem '{label_stem}' in dataset.labels")
+        image = read_image(path)
+        label = read_label(labels[label_stem])
+        _check_same_size("label", str(labels[label_stem]), label, image, str(path))
+        mask = None
+        if masks is not None:
+            mask_stem = cfg["mask_pattern"].format(stem=stem)
+            if mask_stem not in masks:
+                raise UserError(f"image {path} has no mask; expected a file with stem '{mask_stem}' in dataset.masks")
+            mask = read_mask(masks[mask_stem])
+            _check_same_size("mask", str(masks[mask_stem]), mask, image, str(path))
+        loaded[stem] = (image, label, mask)
+    for stem, (image, label, mask) in loaded.items():
+        if mask is None:
+            mask = fov.cached_fov_mask(image, stem, fov_cache)
+        loaded[stem] = Sample(stem, image, label, mask, None, source=f"folder/{stem}")
+    train_ids, test_ids = _folder_split(root, cfg, sorted(loaded))
+    return [loaded[i] for i in train_ids], [loaded[i] for i in test_ids]
+
+
+def _folder_split(root: Path, cfg: dict, stems: list[str]) -> tuple[list[str], list[str]]:
+    if cfg["split"]:
+        path = Path(cfg["split"]).expanduser()
+        path = path if path.is_absolute() else root / path
+        try:
+            split = json.loads(path.read_text(encoding="utf-8"))
+            train, test = list(split["train"]), list(split["test"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UserError(f"split file {path} could not be read; expected JSON with 'train' and 'test' lists of image stems") from exc
+        missing = [s for s in train + test if s not in stems]
+        if missing:
+            raise UserError(f"split file {path} names image '{missing[0]}' that is not in dataset.images")
+        return train, test
+    fraction = float(cfg["test_fraction"])
+    if not 0 <= fraction < 1:
+        raise UserError(f"dataset.test_fraction {fraction} must be in [0, 1)")
+    n_test = round(fraction * len(stems))
+    order = np.random.default_rng(int(cfg["seed"])).permutation(len(stems))
+    test = {stems[i] for i in order[:n_test]}
+    return [s for s in stems if s not in test], [s for s in stems if s in test]
+
+
+__all__ = ["Sample", "Dataset", "load_dataset", "resolve_data_root", "resolve_config"]

@@ -1,0 +1,85 @@
+"""Versioned train/test splits (JSON files in `data/splits/`) and the validation split.
+
+- `data/splits/drive.json`: DRIVE's official split (train 21-40, test 01-20).
+- `data/splits/stare.json`: the 20 STARE image ids and 5 folds of 4 test images
+  (the other 16 train); `fold="loo:im0044"` tests on that one image only.
+- `validation_split`: which augmented training images go to validation.
+  `by_source` (default) holds out whole source images with all 13 of their
+  augmented copies, so no source image sits on both sides; `random` is the
+  SA-UNet notebook's split (scikit-learn `train_test_split(test_size=0.1,
+  random_state=42)` on the augmented set), reproduced here with NumPy's
+  legacy RandomState so the indices match exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from utils.errors import UserError
+
+SPLIT_DIR = Path(__file__).resolve().parent / "splits"
+VAL_SPLITS = ("by_source", "random")
+
+
+def load_split(dataset: str) -> dict:
+    """The JSON split file of `dataset` ("drive" or "stare") as a dict."""
+    path = SPLIT_DIR / f"{dataset}.json"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def drive_split() -> tuple[list[str], list[str]]:
+    """DRIVE's official (train ids, test ids), e.g. ("21", ...), ("01", ...)."""
+    split = load_split("drive")
+    return list(split["train"]), list(split["test"])
+
+
+def stare_split(fold: int | str = 1) -> tuple[list[str], list[str]]:
+    """STARE (train ids, test ids) for fold 1..5 or "loo:<image id>"."""
+    split = load_split("stare")
+    ids = list(split["images"])
+    if isinstance(fold, str) and fold.startswith("loo:"):
+        held = fold[4:]
+        if held not in ids:
+            raise UserError(f"dataset.fold '{fold}' names no STARE image; expected loo:<id> with id one of {', '.join(ids)}")
+        test = [held]
+    else:
+        key = str(fold)
+        if key not in split["folds"]:
+            raise UserError(f"dataset.fold {fold!r} is not a STARE fold; expected 1..{len(split['folds'])} or loo:<image id>")
+        test = list(split["folds"][key]["test"])
+    return [i for i in ids if i not in test], test
+
+
+def validation_split(
+    sources: Sequence[str], mode: str = "by_source", fraction: float = 0.1, seed: int = 42
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train indices, validation indices) into the augmented training set.
+
+    `sources[i]` is the source image id of augmented image i. `by_source` holds
+    out round(fraction * number of sources) source images (at least 1, unless
+    fraction is 0) chosen with `seed`; `random` holds out ceil(fraction * N)
+    augmented images exactly as scikit-learn's `train_test_split` does.
+    """
+    n = len(sources)
+    if not 0 <= fraction < 1:
+        raise UserError(f"dataset.val_fraction {fraction} must be in [0, 1)")
+    if fraction == 0 or n == 0:
+        return np.arange(n), np.arange(0)
+    if mode == "random":
+        n_val = math.ceil(fraction * n)
+        perm = np.random.RandomState(seed).permutation(n)
+        return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+    if mode == "by_source":
+        unique = sorted(set(sources))
+        if len(unique) < 2:
+            raise UserError("dataset.val_split 'by_source' needs at least 2 training source images")
+        n_val = min(max(1, round(fraction * len(unique))), len(unique) - 1)
+        held = set(np.random.default_rng(seed).choice(unique, size=n_val, replace=False).tolist())
+        is_val = np.array([s in held for s in sources])
+        return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+    raise UserError(f"dataset.val_split '{mode}' is not known; expected one of {', '.join(VAL_SPLITS)}")
