@@ -21,23 +21,54 @@ from utils.cli import run_cli
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True, help="YAML config (configs/drive.yaml, configs/stare.yaml, ...)")
-    parser.add_argument("--data-root", help="dataset folder or archive (default: $SAUNETV2_DATA_ROOT)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--config", required=True, help="YAML config (configs/drive.yaml, configs/stare.yaml, ...)"
+    )
+    parser.add_argument(
+        "--data-root", help="dataset folder or archive (default: $SAUNETV2_DATA_ROOT)"
+    )
     parser.add_argument("--out", help="run folder (default: runs/<experiment name>)")
     parser.add_argument("--epochs", type=int, help="number of epochs (overrides train.epochs)")
     parser.add_argument("--batch-size", type=int, help="overrides train.batch_size")
     parser.add_argument("--fold", help="STARE fold 1..5 or loo:<image id> (overrides dataset.fold)")
     parser.add_argument("--seed", type=int, help="overrides train.seed and dataset.seed")
-    parser.add_argument("--backend", choices=("tensorflow", "jax", "torch"), help="Keras backend (default: $KERAS_BACKEND or tensorflow)")
-    parser.add_argument("--mixed-precision", choices=("mixed_bfloat16", "mixed_float16"), help="mixed-precision policy")
-    parser.add_argument("--distribute", action="store_true", help="data-parallel over all devices (TF MirroredStrategy / JAX DataParallel)")
-    parser.add_argument("--cache", help="cache folder for the augmented set (default: $SAUNETV2_CACHE or ~/.cache/sa-unetv2)")
+    parser.add_argument(
+        "--backend",
+        choices=("tensorflow", "jax", "torch"),
+        help="Keras backend (default: $KERAS_BACKEND or tensorflow)",
+    )
+    parser.add_argument(
+        "--mixed-precision",
+        choices=("mixed_bfloat16", "mixed_float16"),
+        help="mixed-precision policy",
+    )
+    parser.add_argument(
+        "--distribute",
+        action="store_true",
+        help="data-parallel over all devices (TF MirroredStrategy / JAX DataParallel)",
+    )
+    parser.add_argument(
+        "--cache",
+        help="cache folder for the augmented set (default: $SAUNETV2_CACHE or ~/.cache/sa-unetv2)",
+    )
     resume = parser.add_mutually_exclusive_group()
-    resume.add_argument("--resume", action="store_true", help="continue the run in --out from last.keras")
+    resume.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from last.keras"
+    )
     resume.add_argument("--overwrite", action="store_true", help="replace the run in --out")
-    parser.add_argument("--no-eval", action="store_true", help="skip the test evaluation at the end")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config value, e.g. train.learning_rate=5e-4")
+    parser.add_argument(
+        "--no-eval", action="store_true", help="skip the test evaluation at the end"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any config value, e.g. train.learning_rate=5e-4",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar (one line per epoch)")
     return parser.parse_args(argv)
 
@@ -53,7 +84,11 @@ def flag_overrides(args) -> list[str]:
         ("train.mixed_precision", args.mixed_precision),
         ("train.distribute", True if args.distribute else None),
     ]
-    return [f"{key}={json.dumps(value) if isinstance(value, bool) else value}" for key, value in pairs if value is not None]
+    return [
+        f"{key}={json.dumps(value) if isinstance(value, bool) else value}"
+        for key, value in pairs
+        if value is not None
+    ]
 
 
 def main(argv=None) -> int:
@@ -88,7 +123,9 @@ def main(argv=None) -> int:
     print(f"\nrun folder: {run_dir}  ({epochs} epochs, best {best['monitor']} {best['value']})")
     if "eval" in summary:
         f1 = summary["eval"]["whole_image"]["mean"]["f1"]
-        print(f"test F1 (whole image, mean over images): {f1:.4f}; overlays in {run_dir / 'eval' / 'images'}")
+        print(
+            f"test F1 (whole image, mean over images): {f1:.4f}; overlays in {run_dir / 'eval' / 'images'}"
+        )
     return 0
 
 

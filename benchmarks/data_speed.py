@@ -34,16 +34,22 @@ def timed(fn, repeats):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-root", default=os.environ.get("SAUNETV2_DATA_ROOT", "../shared/data"))
+    parser.add_argument(
+        "--data-root", default=os.environ.get("SAUNETV2_DATA_ROOT", "../shared/data")
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
     rows = []
-    ds, best, med = timed(lambda: load_dataset({"name": "drive", "data_root": args.data_root}), args.repeats)
+    ds, best, med = timed(
+        lambda: load_dataset({"name": "drive", "data_root": args.data_root}), args.repeats
+    )
     rows.append(("read DRIVE (40 images + labels + masks + 2nd_manual)", best, med))
     arrays, best, med = timed(lambda: build_augmented(ds, True, 42, progress=False), args.repeats)
-    rows.append((f"augment DRIVE train (20 -> {len(arrays['x'])} images, padded 592 x 592)", best, med))
+    rows.append(
+        (f"augment DRIVE train (20 -> {len(arrays['x'])} images, padded 592 x 592)", best, med)
+    )
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "drive.npz"
         _, best, med = timed(lambda: save_cache(path, arrays), args.repeats)
@@ -52,9 +58,21 @@ def main() -> int:
         rows.append(("load cache", best, med))
 
     if args.json:
-        print(json.dumps({"cpus": os.cpu_count(), "rows": [{"step": r[0], "best_s": round(r[1], 3), "median_s": round(r[2], 3)} for r in rows]}))
+        print(
+            json.dumps(
+                {
+                    "cpus": os.cpu_count(),
+                    "rows": [
+                        {"step": r[0], "best_s": round(r[1], 3), "median_s": round(r[2], 3)}
+                        for r in rows
+                    ],
+                }
+            )
+        )
     else:
-        print(f"DRIVE data pipeline, {os.cpu_count()} CPU cores, best / median of {args.repeats} runs")
+        print(
+            f"DRIVE data pipeline, {os.cpu_count()} CPU cores, best / median of {args.repeats} runs"
+        )
         print(f"| {'step':<64} | best (s) | median (s) |")
         print(f"| {'-' * 64} | -------- | ---------- |")
         for name, best, med in rows:

@@ -46,7 +46,9 @@ AUGMENT_PARAMS = {
 }
 
 
-def augment_sample(image: np.ndarray, label: np.ndarray, seed: int, index: int) -> tuple[np.ndarray, np.ndarray]:
+def augment_sample(
+    image: np.ndarray, label: np.ndarray, seed: int, index: int
+) -> tuple[np.ndarray, np.ndarray]:
     """13 augmented copies of one training image.
 
     image uint8 (H, W, 3), label uint8 (H, W) in {0, 1} ->
@@ -62,11 +64,18 @@ def augment_sample(image: np.ndarray, label: np.ndarray, seed: int, index: int) 
     pil_image, pil_label = Image.fromarray(image), Image.fromarray(label)
     angles = rng.integers(ROTATION_RANGE[0], ROTATION_RANGE[1] + 1, size=3)
     for k, angle in enumerate(angles, start=1):
-        images[k] = np.asarray(pil_image.rotate(float(angle), resample=Image.BICUBIC, fillcolor=(0, 0, 0)))
+        images[k] = np.asarray(
+            pil_image.rotate(float(angle), resample=Image.BICUBIC, fillcolor=(0, 0, 0))
+        )
         labels[k] = np.asarray(pil_label.rotate(float(angle), resample=Image.NEAREST, fillcolor=0))
 
     ranges = (COLOR_RANGE, BRIGHTNESS_RANGE, CONTRAST_RANGE, SHARPNESS_RANGE)
-    enhancers = (ImageEnhance.Color, ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Sharpness)
+    enhancers = (
+        ImageEnhance.Color,
+        ImageEnhance.Brightness,
+        ImageEnhance.Contrast,
+        ImageEnhance.Sharpness,
+    )
     for k in range(4, 7):
         factors = [rng.uniform(lo, hi) for lo, hi in ranges]
         out = pil_image

@@ -58,7 +58,11 @@ def _fill_holes(mask: Image.Image) -> Image.Image:
 def fov_key(image: np.ndarray) -> str:
     """Hash of the image pixels and the mask parameters (names the cached PNG)."""
     h = hashlib.sha256()
-    h.update(repr((FOV_VERSION, FOV_THRESHOLD_FRACTION, FOV_MIN_LEVEL, FOV_OPEN, FOV_ERODE, image.shape)).encode())
+    h.update(
+        repr(
+            (FOV_VERSION, FOV_THRESHOLD_FRACTION, FOV_MIN_LEVEL, FOV_OPEN, FOV_ERODE, image.shape)
+        ).encode()
+    )
     h.update(np.ascontiguousarray(image).tobytes())
     return h.hexdigest()[:12]
 

@@ -35,7 +35,9 @@ def _hw_axes(array: np.ndarray) -> tuple[int, int]:
         return 0, 1
     if array.ndim == 4:
         return 1, 2
-    raise ValueError(f"expected an array of shape (H, W), (H, W, C) or (N, H, W, C), got {array.shape}")
+    raise ValueError(
+        f"expected an array of shape (H, W), (H, W, C) or (N, H, W, C), got {array.shape}"
+    )
 
 
 def pad_to(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -44,7 +46,9 @@ def pad_to(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     ah, aw = _hw_axes(array)
     h, w = array.shape[ah], array.shape[aw]
     if h > shape[0] or w > shape[1]:
-        raise ValueError(f"cannot pad an image of {h} x {w} to the smaller size {shape[0]} x {shape[1]}")
+        raise ValueError(
+            f"cannot pad an image of {h} x {w} to the smaller size {shape[0]} x {shape[1]}"
+        )
     widths = [(0, 0)] * array.ndim
     widths[ah] = (0, shape[0] - h)
     widths[aw] = (0, shape[1] - w)

@@ -56,11 +56,20 @@ def _open(data: bytes, name: str) -> Image.Image:
         if name.lower().endswith(".gz"):
             data = gzip.decompress(data)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # e.g. "Corrupt EXIF data": the error below says it once
+            warnings.simplefilter(
+                "ignore"
+            )  # e.g. "Corrupt EXIF data": the error below says it once
             img = Image.open(io.BytesIO(data))
             img.load()
         return img
-    except (OSError, SyntaxError, ValueError, EOFError, zlib.error, Image.DecompressionBombError) as exc:
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        EOFError,
+        zlib.error,
+        Image.DecompressionBombError,
+    ) as exc:
         reason = str(exc).strip().rstrip(".") or exc.__class__.__name__
         if reason.startswith("cannot identify image file"):
             reason = "not a recognised image format"
@@ -77,7 +86,9 @@ def _as_bytes(source: str | os.PathLike | bytes, name: str | None) -> tuple[byte
     try:
         return path.read_bytes(), name or str(path)
     except OSError as exc:
-        raise UserError(f"{path} could not be read ({exc.strerror or exc}); expected a readable image file") from exc
+        raise UserError(
+            f"{path} could not be read ({exc.strerror or exc}); expected a readable image file"
+        ) from exc
 
 
 def _grey(img: Image.Image) -> np.ndarray:

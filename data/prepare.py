@@ -76,7 +76,9 @@ def cache_key(dataset: Dataset, cfg: dict) -> str:
     return h.hexdigest()[:16]
 
 
-def build_augmented(dataset: Dataset, augment: bool, seed: int, progress: bool = True) -> dict[str, np.ndarray]:
+def build_augmented(
+    dataset: Dataset, augment: bool, seed: int, progress: bool = True
+) -> dict[str, np.ndarray]:
     """x uint8 (N, H, W, 3) and y uint8 (N, H, W) padded, sources (N,) str; 13 per image if `augment`."""
     from tqdm import tqdm
 
@@ -86,15 +88,21 @@ def build_augmented(dataset: Dataset, augment: bool, seed: int, progress: bool =
     x = np.zeros((n, h, w, 3), dtype=np.uint8)
     y = np.zeros((n, h, w), dtype=np.uint8)
     sources = []
-    bar = tqdm(dataset.train, desc=f"augmenting {dataset.name}", unit="image", disable=not progress, file=sys.stderr)
+    bar = tqdm(
+        dataset.train,
+        desc=f"augmenting {dataset.name}",
+        unit="image",
+        disable=not progress,
+        file=sys.stderr,
+    )
     for i, s in enumerate(bar):
         if augment:
             images, labels = augment_sample(s.image, s.label, seed, i)
         else:
             images, labels = s.image[None], s.label[None]
         ih, iw = s.image.shape[:2]
-        x[i * per:(i + 1) * per, :ih, :iw] = images
-        y[i * per:(i + 1) * per, :ih, :iw] = labels
+        x[i * per : (i + 1) * per, :ih, :iw] = images
+        y[i * per : (i + 1) * per, :ih, :iw] = labels
         sources += [s.source] * per
     return {"x": x, "y": y, "sources": np.array(sources)}
 
@@ -103,7 +111,13 @@ def save_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write the arrays atomically (labels bit-packed)."""
     y = arrays["y"]
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, x=arrays["x"], y_bits=np.packbits(y.reshape(-1)), y_shape=np.array(y.shape), sources=arrays["sources"])
+        np.savez(
+            f,
+            x=arrays["x"],
+            y_bits=np.packbits(y.reshape(-1)),
+            y_shape=np.array(y.shape),
+            sources=arrays["sources"],
+        )
 
 
 def load_cache(path: Path) -> dict[str, np.ndarray] | None:
@@ -119,7 +133,9 @@ def load_cache(path: Path) -> dict[str, np.ndarray] | None:
         return None
 
 
-def prepare_training_data(cfg: dict | None = None, cache_dir: str | os.PathLike | None = None, progress: bool = True) -> TrainingData:
+def prepare_training_data(
+    cfg: dict | None = None, cache_dir: str | os.PathLike | None = None, progress: bool = True
+) -> TrainingData:
     """Read the dataset that `cfg` names, build or load its augmented cache, split off validation."""
     cfg = resolve_config(cfg)
     cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
@@ -134,7 +150,9 @@ def prepare_training_data(cfg: dict | None = None, cache_dir: str | os.PathLike 
         arrays = build_augmented(dataset, bool(cfg["augment"]), int(cfg["seed"]), progress)
         save_cache(path, arrays)
     sources = [str(s) for s in arrays["sources"]]
-    train_idx, val_idx = validation_split(sources, cfg["val_split"], float(cfg["val_fraction"]), int(cfg["seed"]))
+    train_idx, val_idx = validation_split(
+        sources, cfg["val_split"], float(cfg["val_fraction"]), int(cfg["seed"])
+    )
     x, y = arrays["x"], arrays["y"][..., None]
     h, w = dataset.image_shape
     summary = {
@@ -148,19 +166,29 @@ def prepare_training_data(cfg: dict | None = None, cache_dir: str | os.PathLike 
         "val_split": cfg["val_split"],
         "train_images": int(len(train_idx)),
         "val_images": int(len(val_idx)),
-        "val_sources": sorted({sources[i] for i in val_idx}) if cfg["val_split"] == "by_source" else None,
+        "val_sources": sorted({sources[i] for i in val_idx})
+        if cfg["val_split"] == "by_source"
+        else None,
         "vessel_fraction": round(float(np.mean([s.label.mean() for s in dataset.train])), 4),
         "seed": int(cfg["seed"]),
         "cache": str(path),
         "cache_hit": hit,
     }
     return TrainingData(
-        x_train=x[train_idx], y_train=y[train_idx], x_val=x[val_idx], y_val=y[val_idx],
-        test=dataset.test, pad_shape=dataset.pad_shape, summary=summary, cache=path,
+        x_train=x[train_idx],
+        y_train=y[train_idx],
+        x_val=x[val_idx],
+        y_val=y[val_idx],
+        test=dataset.test,
+        pad_shape=dataset.pad_shape,
+        summary=summary,
+        cache=path,
     )
 
 
-def padded_test_arrays(test: list[Sample], pad_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def padded_test_arrays(
+    test: list[Sample], pad_shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
     """Test images uint8 (N, H, W, 3) and labels uint8 (N, H, W, 1), zero-padded to `pad_shape`."""
     x = np.stack([pad_to(s.image, pad_shape) for s in test])
     y = np.stack([pad_to(s.label, pad_shape) for s in test])[..., None]
@@ -168,18 +196,35 @@ def padded_test_arrays(test: list[Sample], pad_shape: tuple[int, int]) -> tuple[
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m data.prepare", description="Build the augmented training cache and print a summary.")
-    parser.add_argument("--dataset", required=True, choices=[n for n in DATASET_NAMES if n != "folder"])
-    parser.add_argument("--data-root", default=None, help="folder holding DRIVE/ or STARE/ (or their archives); default $SAUNETV2_DATA_ROOT")
-    parser.add_argument("--cache", default=None, help="cache folder; default $SAUNETV2_CACHE or ~/.cache/sa-unetv2")
+    parser = argparse.ArgumentParser(
+        prog="python -m data.prepare",
+        description="Build the augmented training cache and print a summary.",
+    )
+    parser.add_argument(
+        "--dataset", required=True, choices=[n for n in DATASET_NAMES if n != "folder"]
+    )
+    parser.add_argument(
+        "--data-root",
+        default=None,
+        help="folder holding DRIVE/ or STARE/ (or their archives); default $SAUNETV2_DATA_ROOT",
+    )
+    parser.add_argument(
+        "--cache", default=None, help="cache folder; default $SAUNETV2_CACHE or ~/.cache/sa-unetv2"
+    )
     parser.add_argument("--fold", default="1", help="STARE fold 1..5 or loo:<image id>")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--val-split", default="by_source", choices=VAL_SPLITS)
-    parser.add_argument("--json", action="store_true", help="print one JSON object on standard output")
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object on standard output"
+    )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    cfg = {"name": args.dataset, "seed": args.seed, "val_split": args.val_split,
-           "fold": int(args.fold) if args.fold.isdigit() else args.fold}
+    cfg = {
+        "name": args.dataset,
+        "seed": args.seed,
+        "val_split": args.val_split,
+        "fold": int(args.fold) if args.fold.isdigit() else args.fold,
+    }
     if args.dataset != "synthetic":
         cfg["data_root"] = args.data_root
     data = prepare_training_data(cfg, cache_dir=args.cache, progress=not args.no_progress)
@@ -188,8 +233,12 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(s))
     else:
         fold = f" (fold {s['fold']})" if s["fold"] is not None else ""
-        print(f"{s['dataset']}{fold}: {s['train']} train, {s['test']} test images of {s['image_shape'][0]} x {s['image_shape'][1]}, padded to {s['padded_shape'][0]} x {s['padded_shape'][1]}")
-        print(f"augmented training set: {s['augmented_train']} images -> {s['train_images']} train / {s['val_images']} validation ({s['val_split']})")
+        print(
+            f"{s['dataset']}{fold}: {s['train']} train, {s['test']} test images of {s['image_shape'][0]} x {s['image_shape'][1]}, padded to {s['padded_shape'][0]} x {s['padded_shape'][1]}"
+        )
+        print(
+            f"augmented training set: {s['augmented_train']} images -> {s['train_images']} train / {s['val_images']} validation ({s['val_split']})"
+        )
         print(f"vessel fraction (training labels): {s['vessel_fraction']:.4f}")
         print(f"cache: {s['cache']} ({'reused' if s['cache_hit'] else 'built'})")
     return 0

@@ -110,9 +110,13 @@ def resolve_config(cfg: dict | None) -> dict:
     out = {**DEFAULTS, **cfg}
     out["name"] = str(out["name"]).lower()
     if out["name"] not in DATASET_NAMES:
-        raise UserError(f"dataset name '{out['name']}' is not known; expected one of {', '.join(DATASET_NAMES)}")
+        raise UserError(
+            f"dataset name '{out['name']}' is not known; expected one of {', '.join(DATASET_NAMES)}"
+        )
     if out["val_split"] not in VAL_SPLITS:
-        raise UserError(f"dataset.val_split '{out['val_split']}' is not known; expected one of {', '.join(VAL_SPLITS)}")
+        raise UserError(
+            f"dataset.val_split '{out['val_split']}' is not known; expected one of {', '.join(VAL_SPLITS)}"
+        )
     return out
 
 
@@ -124,7 +128,9 @@ def resolve_data_root(value: str | os.PathLike | None = None) -> Path:
         raise UserError("no data folder given; pass --data-root DIR or set SAUNETV2_DATA_ROOT")
     path = Path(value).expanduser()
     if not path.exists():
-        raise UserError(f"data root {path} does not exist; expected a folder holding DRIVE/ or STARE/, or their archives")
+        raise UserError(
+            f"data root {path} does not exist; expected a folder holding DRIVE/ or STARE/, or their archives"
+        )
     return path
 
 
@@ -140,7 +146,9 @@ def load_dataset(cfg: dict | None = None, cache_dir: str | os.PathLike | None = 
     if name == "synthetic":
         from data.synthetic import make_synthetic
 
-        train, test = make_synthetic(int(cfg["n_train"]), int(cfg["n_test"]), int(cfg["size"]), int(cfg["seed"]))
+        train, test = make_synthetic(
+            int(cfg["n_train"]), int(cfg["n_test"]), int(cfg["size"]), int(cfg["seed"])
+        )
     else:
         root = resolve_data_root(cfg["data_root"])
         if name == "drive":
@@ -164,7 +172,9 @@ def _stem_index(tree, rel: str, what: str) -> dict[str, str]:
     return {file_stem(n): n for n in tree.listdir(rel) if is_image_name(n)}
 
 
-def _check_same_size(what: str, where: str, array: np.ndarray, image: np.ndarray, image_where: str) -> None:
+def _check_same_size(
+    what: str, where: str, array: np.ndarray, image: np.ndarray, image_where: str
+) -> None:
     if array.shape[:2] != image.shape[:2]:
         raise UserError(
             f"{what} {where} is {array.shape[0]} x {array.shape[1]} but its image {image_where} is "
@@ -189,10 +199,14 @@ def find_drive(root: Path):
     root = Path(root)
     if root.is_file():
         if root.suffix.lower() != ".zip":
-            raise UserError(f"{root} is not a DRIVE zip archive; expected a .zip or a folder with {DRIVE_HINT}")
+            raise UserError(
+                f"{root} is not a DRIVE zip archive; expected a .zip or a folder with {DRIVE_HINT}"
+            )
         prefix = zip_prefix(root, "training/images/")
         if prefix is None:
-            raise UserError(f"zip archive {root} does not hold the DRIVE layout; expected {DRIVE_HINT}")
+            raise UserError(
+                f"zip archive {root} does not hold the DRIVE layout; expected {DRIVE_HINT}"
+            )
         return ZipTree(root, prefix)
     for folder in (root, root / "DRIVE"):
         if (folder / "training").is_dir() or (folder / "test").is_dir():
@@ -202,7 +216,9 @@ def find_drive(root: Path):
             prefix = zip_prefix(z, "training/images/")
             if prefix is not None:
                 return ZipTree(z, prefix)
-    raise UserError(f"{root} does not hold DRIVE in its official layout; expected {DRIVE_HINT} in {root}, {root / 'DRIVE'} or a DRIVE .zip there")
+    raise UserError(
+        f"{root} does not hold DRIVE in its official layout; expected {DRIVE_HINT} in {root}, {root / 'DRIVE'} or a DRIVE .zip there"
+    )
 
 
 def read_drive(root: Path) -> tuple[list[Sample], list[Sample]]:
@@ -215,23 +231,35 @@ def read_drive(root: Path) -> tuple[list[Sample], list[Sample]]:
 def _read_drive_part(tree, part: str, ids: list[str]) -> list[Sample]:
     images = _stem_index(tree, f"{part}/images", f"DRIVE {part} images (NN_{part}.tif)")
     if not images:
-        raise UserError(f"folder {tree.where(part + '/images')} contains no images; expected DRIVE's NN_{part}.tif files")
+        raise UserError(
+            f"folder {tree.where(part + '/images')} contains no images; expected DRIVE's NN_{part}.tif files"
+        )
     labels = _stem_index(tree, f"{part}/1st_manual", "DRIVE labels (NN_manual1.gif)")
     masks = _stem_index(tree, f"{part}/mask", f"DRIVE FOV masks (NN_{part}_mask.gif)")
-    seconds = _stem_index(tree, f"{part}/2nd_manual", "") if part == "test" and tree.is_dir(f"{part}/2nd_manual") else {}
+    seconds = (
+        _stem_index(tree, f"{part}/2nd_manual", "")
+        if part == "test" and tree.is_dir(f"{part}/2nd_manual")
+        else {}
+    )
     by_id = {stem.split("_")[0]: name for stem, name in images.items()}
     samples = []
     for i in ids:
         if i not in by_id:
-            raise UserError(f"DRIVE image {i} (listed in data/splits/drive.json) is missing from {tree.where(part + '/images')}")
+            raise UserError(
+                f"DRIVE image {i} (listed in data/splits/drive.json) is missing from {tree.where(part + '/images')}"
+            )
         image_rel = f"{part}/images/{by_id[i]}"
         label_name = labels.get(f"{i}_manual1")
         if label_name is None:
-            raise UserError(f"image {tree.where(image_rel)} has no label; expected {tree.where(f'{part}/1st_manual/{i}_manual1.gif')}")
+            raise UserError(
+                f"image {tree.where(image_rel)} has no label; expected {tree.where(f'{part}/1st_manual/{i}_manual1.gif')}"
+            )
         image, label = _read_pair(tree, image_rel, f"{part}/1st_manual/{label_name}")
         mask_name = masks.get(f"{i}_{part}_mask")
         if mask_name is None:
-            raise UserError(f"image {tree.where(image_rel)} has no FOV mask; expected {tree.where(f'{part}/mask/{i}_{part}_mask.gif')}")
+            raise UserError(
+                f"image {tree.where(image_rel)} has no FOV mask; expected {tree.where(f'{part}/mask/{i}_{part}_mask.gif')}"
+            )
         mask_rel = f"{part}/mask/{mask_name}"
         mask = read_mask(tree.read(mask_rel), tree.where(mask_rel))
         _check_same_size("mask", tree.where(mask_rel), mask, image, tree.where(image_rel))
@@ -247,7 +275,9 @@ def _read_drive_part(tree, part: str, ids: list[str]) -> list[Sample]:
 # ----------------------------------------------------------------------------- STARE
 
 STARE_FOLDERS = ("stare-images", "labels-ah", "labels-vk")
-STARE_HINT = "stare-images/ and labels-ah/ folders (imNNNN.ppm[.gz]) or stare-images.tar and labels-ah.tar"
+STARE_HINT = (
+    "stare-images/ and labels-ah/ folders (imNNNN.ppm[.gz]) or stare-images.tar and labels-ah.tar"
+)
 
 
 def find_stare(root: Path):
@@ -261,27 +291,39 @@ def find_stare(root: Path):
         if (folder / "stare-images").is_dir():
             return DirTree(folder)
         if (folder / "stare-images.tar").is_file():
-            tars = {f: folder / f"{f}.tar" for f in STARE_FOLDERS if (folder / f"{f}.tar").is_file()}
+            tars = {
+                f: folder / f"{f}.tar" for f in STARE_FOLDERS if (folder / f"{f}.tar").is_file()
+            }
             return TarTree(tars)
-    raise UserError(f"{root} does not hold STARE; expected {STARE_HINT} in {root} or {root / 'STARE'}")
+    raise UserError(
+        f"{root} does not hold STARE; expected {STARE_HINT} in {root} or {root / 'STARE'}"
+    )
 
 
-def read_stare(root: Path, fold: int | str = 1, fov_cache: Path | None = None) -> tuple[list[Sample], list[Sample]]:
+def read_stare(
+    root: Path, fold: int | str = 1, fov_cache: Path | None = None
+) -> tuple[list[Sample], list[Sample]]:
     """STARE (labels-ah as reference, labels-vk as second observer) split by `fold`."""
     tree = find_stare(root)
     train_ids, test_ids = stare_split(fold)
     images = _stem_index(tree, "stare-images", "STARE images (imNNNN.ppm.gz)")
     if not images:
-        raise UserError(f"folder {tree.where('stare-images')} contains no images; expected STARE's imNNNN.ppm.gz files")
+        raise UserError(
+            f"folder {tree.where('stare-images')} contains no images; expected STARE's imNNNN.ppm.gz files"
+        )
     labels = _stem_index(tree, "labels-ah", "STARE labels (imNNNN.ah.ppm.gz)")
     seconds = _stem_index(tree, "labels-vk", "") if tree.is_dir("labels-vk") else {}
     loaded = {}
     for i in train_ids + test_ids:
         if i not in images:
-            raise UserError(f"STARE image {i} (listed in data/splits/stare.json) is missing from {tree.where('stare-images')}")
+            raise UserError(
+                f"STARE image {i} (listed in data/splits/stare.json) is missing from {tree.where('stare-images')}"
+            )
         image_rel = f"stare-images/{images[i]}"
         if f"{i}.ah" not in labels:
-            raise UserError(f"image {tree.where(image_rel)} has no label; expected {tree.where(f'labels-ah/{i}.ah.ppm.gz')}")
+            raise UserError(
+                f"image {tree.where(image_rel)} has no label; expected {tree.where(f'labels-ah/{i}.ah.ppm.gz')}"
+            )
         image, label = _read_pair(tree, image_rel, f"labels-ah/{labels[f'{i}.ah']}")
         second = None
         if f"{i}.vk" in seconds:
@@ -303,7 +345,9 @@ def read_stare(root: Path, fold: int | str = 1, fov_cache: Path | None = None) -
 def _list_files(root: Path, spec: str | None, key: str) -> dict[str, Path]:
     """{stem: path} for the image files named by `spec` (a folder or a glob, relative to root)."""
     if not spec:
-        raise UserError(f"dataset.{key} is not set; the folder dataset needs the {key} folder (or glob)")
+        raise UserError(
+            f"dataset.{key} is not set; the folder dataset needs the {key} folder (or glob)"
+        )
     pattern = str(spec)
     base = Path(pattern).expanduser()
     if not base.is_absolute():
@@ -312,15 +356,25 @@ def _list_files(root: Path, spec: str | None, key: str) -> dict[str, Path]:
         paths = [Path(p) for p in sorted(glob.glob(str(base)))]
     else:
         if not base.is_dir():
-            raise UserError(f"folder {base} (dataset.{key}) does not exist; expected a folder of image files")
+            raise UserError(
+                f"folder {base} (dataset.{key}) does not exist; expected a folder of image files"
+            )
         paths = sorted(base.iterdir())
-    files = {file_stem(p.name): p for p in paths if p.is_file() and is_image_name(p.name) and not p.name.startswith(".")}
+    files = {
+        file_stem(p.name): p
+        for p in paths
+        if p.is_file() and is_image_name(p.name) and not p.name.startswith(".")
+    }
     if not files:
-        raise UserError(f"{base} (dataset.{key}) contains no images; expected JPEG, PNG, TIFF, GIF or PPM files")
+        raise UserError(
+            f"{base} (dataset.{key}) contains no images; expected JPEG, PNG, TIFF, GIF or PPM files"
+        )
     return files
 
 
-def read_folder(root: Path, cfg: dict, fov_cache: Path | None = None) -> tuple[list[Sample], list[Sample]]:
+def read_folder(
+    root: Path, cfg: dict, fov_cache: Path | None = None
+) -> tuple[list[Sample], list[Sample]]:
     """Any folder of images with label files matched by stem (`label_pattern`) and optional masks."""
     images = _list_files(root, cfg["images"], "images")
     labels = _list_files(root, cfg["labels"], "labels")
@@ -329,7 +383,9 @@ def read_folder(root: Path, cfg: dict, fov_cache: Path | None = None) -> tuple[l
     for stem, path in images.items():
         label_stem = cfg["label_pattern"].format(stem=stem)
         if label_stem not in labels:
-            raise UserError(f"image {path} has no label; expected a file with stem '{label_stem}' in dataset.labels")
+            raise UserError(
+                f"image {path} has no label; expected a file with stem '{label_stem}' in dataset.labels"
+            )
         image = read_image(path)
         label = read_label(labels[label_stem])
         _check_same_size("label", str(labels[label_stem]), label, image, str(path))
@@ -337,7 +393,9 @@ def read_folder(root: Path, cfg: dict, fov_cache: Path | None = None) -> tuple[l
         if masks is not None:
             mask_stem = cfg["mask_pattern"].format(stem=stem)
             if mask_stem not in masks:
-                raise UserError(f"image {path} has no mask; expected a file with stem '{mask_stem}' in dataset.masks")
+                raise UserError(
+                    f"image {path} has no mask; expected a file with stem '{mask_stem}' in dataset.masks"
+                )
             mask = read_mask(masks[mask_stem])
             _check_same_size("mask", str(masks[mask_stem]), mask, image, str(path))
         loaded[stem] = (image, label, mask)
@@ -357,10 +415,14 @@ def _folder_split(root: Path, cfg: dict, stems: list[str]) -> tuple[list[str], l
             split = json.loads(path.read_text(encoding="utf-8"))
             train, test = list(split["train"]), list(split["test"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise UserError(f"split file {path} could not be read; expected JSON with 'train' and 'test' lists of image stems") from exc
+            raise UserError(
+                f"split file {path} could not be read; expected JSON with 'train' and 'test' lists of image stems"
+            ) from exc
         missing = [s for s in train + test if s not in stems]
         if missing:
-            raise UserError(f"split file {path} names image '{missing[0]}' that is not in dataset.images")
+            raise UserError(
+                f"split file {path} names image '{missing[0]}' that is not in dataset.images"
+            )
         return train, test
     fraction = float(cfg["test_fraction"])
     if not 0 <= fraction < 1:

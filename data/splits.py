@@ -45,12 +45,16 @@ def stare_split(fold: int | str = 1) -> tuple[list[str], list[str]]:
     if isinstance(fold, str) and fold.startswith("loo:"):
         held = fold[4:]
         if held not in ids:
-            raise UserError(f"dataset.fold '{fold}' names no STARE image; expected loo:<id> with id one of {', '.join(ids)}")
+            raise UserError(
+                f"dataset.fold '{fold}' names no STARE image; expected loo:<id> with id one of {', '.join(ids)}"
+            )
         test = [held]
     else:
         key = str(fold)
         if key not in split["folds"]:
-            raise UserError(f"dataset.fold {fold!r} is not a STARE fold; expected 1..{len(split['folds'])} or loo:<image id>")
+            raise UserError(
+                f"dataset.fold {fold!r} is not a STARE fold; expected 1..{len(split['folds'])} or loo:<image id>"
+            )
         test = list(split["folds"][key]["test"])
     return [i for i in ids if i not in test], test
 
@@ -82,4 +86,6 @@ def validation_split(
         held = set(np.random.default_rng(seed).choice(unique, size=n_val, replace=False).tolist())
         is_val = np.array([s in held for s in sources])
         return np.flatnonzero(~is_val), np.flatnonzero(is_val)
-    raise UserError(f"dataset.val_split '{mode}' is not known; expected one of {', '.join(VAL_SPLITS)}")
+    raise UserError(
+        f"dataset.val_split '{mode}' is not known; expected one of {', '.join(VAL_SPLITS)}"
+    )

@@ -23,7 +23,9 @@ from PIL import Image, ImageDraw
 from data.readers import Sample
 
 
-def make_synthetic(n_train: int = 12, n_test: int = 4, size: int = 96, seed: int = 42) -> tuple[list[Sample], list[Sample]]:
+def make_synthetic(
+    n_train: int = 12, n_test: int = 4, size: int = 96, seed: int = 42
+) -> tuple[list[Sample], list[Sample]]:
     """(train, test) lists of synthetic `Sample`s."""
     train = [synthetic_sample(size, seed, 0, i) for i in range(n_train)]
     test = [synthetic_sample(size, seed, 1, i) for i in range(n_test)]
@@ -43,7 +45,9 @@ def synthetic_sample(size: int, seed: int, part: int, index: int) -> Sample:
     angle = rng.uniform(0, 2 * np.pi)
     gradient = 1 + 0.15 * ((xx - c) * np.cos(angle) + (yy - c) * np.sin(angle)) / size
     vignette = 1 - 0.35 * (r / radius) ** 2
-    base = np.array([rng.uniform(170, 220), rng.uniform(80, 110), rng.uniform(30, 50)], dtype=np.float32)
+    base = np.array(
+        [rng.uniform(170, 220), rng.uniform(80, 110), rng.uniform(30, 50)], dtype=np.float32
+    )
     image = base[None, None, :] * (gradient * vignette)[:, :, None]
 
     # Optic disc, somewhere off-centre.
@@ -61,7 +65,16 @@ def synthetic_sample(size: int, seed: int, part: int, index: int) -> Sample:
     for _ in range(int(rng.integers(3, 6))):
         direction = rng.uniform(0, 2 * np.pi)
         width = rng.uniform(2.5, 4.0) * scale
-        _grow(draw, rng, disc[::-1].copy(), direction, width, size * rng.uniform(0.25, 0.4), depth=0, scale=scale)
+        _grow(
+            draw,
+            rng,
+            disc[::-1].copy(),
+            direction,
+            width,
+            size * rng.uniform(0.25, 0.4),
+            depth=0,
+            scale=scale,
+        )
     dark = np.asarray(darkness, dtype=np.float32) / 255.0
     vessel = (dark > 0) & mask
     image = image * (1 - dark[:, :, None] * np.array([0.45, 1.0, 0.8], dtype=np.float32))
@@ -92,5 +105,13 @@ def _grow(draw, rng, start, direction, width, length, depth, scale):
         point = nxt
     if depth < 3 and width > 1.2 * scale:
         for sign in (-1, 1):
-            _grow(draw, rng, point, direction + sign * rng.uniform(0.3, 0.8), width * rng.uniform(0.6, 0.8),
-                  length * rng.uniform(0.6, 0.85), depth + 1, scale)
+            _grow(
+                draw,
+                rng,
+                point,
+                direction + sign * rng.uniform(0.3, 0.8),
+                width * rng.uniform(0.6, 0.8),
+                length * rng.uniform(0.6, 0.85),
+                depth + 1,
+                scale,
+            )

@@ -25,14 +25,18 @@ class DirTree:
 
     def listdir(self, rel: str) -> list[str]:
         folder = self.root / rel
-        return sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+        return sorted(
+            p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+        )
 
     def read(self, rel: str) -> bytes:
         path = self.root / rel
         try:
             return path.read_bytes()
         except OSError as exc:
-            raise UserError(f"{path} could not be read ({exc.strerror or exc}); expected a readable file") from exc
+            raise UserError(
+                f"{path} could not be read ({exc.strerror or exc}); expected a readable file"
+            ) from exc
 
     def where(self, rel: str) -> str:
         return str(self.root / rel) if rel else str(self.root)
@@ -53,14 +57,16 @@ class ZipTree:
 
     def listdir(self, rel: str) -> list[str]:
         start = f"{self.prefix}{rel.rstrip('/')}/"
-        names = (n[len(start):] for n in self._names if n.startswith(start))
+        names = (n[len(start) :] for n in self._names if n.startswith(start))
         return sorted(n for n in names if n and "/" not in n and not n.startswith("."))
 
     def read(self, rel: str) -> bytes:
         try:
             return self._zip.read(self.prefix + rel)
         except (zipfile.BadZipFile, OSError, KeyError, EOFError) as exc:
-            raise UserError(f"{self.where(rel)} could not be read from the zip ({exc}); expected an intact archive") from exc
+            raise UserError(
+                f"{self.where(rel)} could not be read from the zip ({exc}); expected an intact archive"
+            ) from exc
 
     def where(self, rel: str) -> str:
         return f"{self.path}:{self.prefix}{rel}"
@@ -70,7 +76,9 @@ def open_zip(path: Path) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise UserError(f"{path} could not be opened as a zip archive ({exc}); expected an intact .zip file") from exc
+        raise UserError(
+            f"{path} could not be opened as a zip archive ({exc}); expected an intact .zip file"
+        ) from exc
 
 
 def zip_prefix(path: Path, marker: str) -> str | None:
@@ -103,7 +111,9 @@ class TarTree:
                 tf = tarfile.open(path)
                 members = {m.name.rsplit("/", 1)[-1]: m for m in tf.getmembers() if m.isfile()}
             except (tarfile.TarError, OSError, EOFError) as exc:
-                raise UserError(f"{path} could not be opened as a tar archive ({exc}); expected an intact .tar file") from exc
+                raise UserError(
+                    f"{path} could not be opened as a tar archive ({exc}); expected an intact .tar file"
+                ) from exc
             self._open[folder] = tf
             self._members[folder] = members
 
@@ -119,7 +129,9 @@ class TarTree:
             f = self._open[folder].extractfile(self._members[folder][name])
             return f.read()
         except (tarfile.TarError, OSError, EOFError, KeyError) as exc:
-            raise UserError(f"{self.where(rel)} could not be read from the tar ({exc}); expected an intact archive") from exc
+            raise UserError(
+                f"{self.where(rel)} could not be read from the tar ({exc}); expected an intact archive"
+            ) from exc
 
     def where(self, rel: str) -> str:
         folder, _, name = rel.partition("/")

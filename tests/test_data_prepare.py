@@ -16,7 +16,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_prepare(*args, cache):
-    cmd = [sys.executable, "-m", "data.prepare", *args, "--cache", str(cache), "--json", "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "data.prepare",
+        *args,
+        "--cache",
+        str(cache),
+        "--json",
+        "--no-progress",
+    ]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
@@ -31,9 +40,13 @@ def test_synthetic_through_the_same_cache_path(tmp_path):
     assert not s["cache_hit"] and data.cache.is_file()
     again = prepare_training_data({"name": "synthetic"}, cache_dir=tmp_path, progress=False)
     assert again.summary["cache_hit"] and again.x_train.tobytes() == data.x_train.tobytes()
-    other = prepare_training_data({"name": "synthetic", "seed": 1}, cache_dir=tmp_path, progress=False)
+    other = prepare_training_data(
+        {"name": "synthetic", "seed": 1}, cache_dir=tmp_path, progress=False
+    )
     assert other.cache != data.cache  # a change of inputs builds a new cache file
-    rand = prepare_training_data({"name": "synthetic", "val_split": "random"}, cache_dir=tmp_path, progress=False)
+    rand = prepare_training_data(
+        {"name": "synthetic", "val_split": "random"}, cache_dir=tmp_path, progress=False
+    )
     assert rand.summary["cache_hit"] and len(rand.x_val) == 16  # ceil(0.1 * 156), same cache
 
 
@@ -44,14 +57,20 @@ def test_crash_while_writing_leaves_no_cache(tmp_path, monkeypatch):
 
     monkeypatch.setattr(prepare.np, "savez", crash)
     with pytest.raises(KeyboardInterrupt):
-        prepare_training_data({"name": "synthetic", "n_train": 2}, cache_dir=tmp_path, progress=False)
+        prepare_training_data(
+            {"name": "synthetic", "n_train": 2}, cache_dir=tmp_path, progress=False
+        )
     assert list(tmp_path.glob("*.npz")) == [] and list(tmp_path.glob(".*")) == []
 
 
 def test_corrupt_cache_is_rebuilt(tmp_path):
-    first = prepare_training_data({"name": "synthetic", "n_train": 2}, cache_dir=tmp_path, progress=False)
+    first = prepare_training_data(
+        {"name": "synthetic", "n_train": 2}, cache_dir=tmp_path, progress=False
+    )
     first.cache.write_bytes(first.cache.read_bytes()[:1000])
-    second = prepare_training_data({"name": "synthetic", "n_train": 2}, cache_dir=tmp_path, progress=False)
+    second = prepare_training_data(
+        {"name": "synthetic", "n_train": 2}, cache_dir=tmp_path, progress=False
+    )
     assert not second.summary["cache_hit"]
     assert second.x_train.tobytes() == first.x_train.tobytes()
 
@@ -65,9 +84,15 @@ def fake_drive(root: Path, size: int = 16) -> Path:
         for sub in ("images", "1st_manual", "mask"):
             (root / "DRIVE" / part / sub).mkdir(parents=True, exist_ok=True)
         for i in ids:
-            Image.fromarray(np.full((size, size, 3), 90, np.uint8)).save(root / "DRIVE" / part / "images" / f"{i:02d}_{part}.tif")
-            Image.fromarray(np.zeros((size, size), np.uint8)).save(root / "DRIVE" / part / "1st_manual" / f"{i:02d}_manual1.gif")
-            Image.fromarray(np.full((size, size), 255, np.uint8)).save(root / "DRIVE" / part / "mask" / f"{i:02d}_{part}_mask.gif")
+            Image.fromarray(np.full((size, size, 3), 90, np.uint8)).save(
+                root / "DRIVE" / part / "images" / f"{i:02d}_{part}.tif"
+            )
+            Image.fromarray(np.zeros((size, size), np.uint8)).save(
+                root / "DRIVE" / part / "1st_manual" / f"{i:02d}_manual1.gif"
+            )
+            Image.fromarray(np.full((size, size), 255, np.uint8)).save(
+                root / "DRIVE" / part / "mask" / f"{i:02d}_{part}_mask.gif"
+            )
     return root
 
 
@@ -82,7 +107,9 @@ def _assert_user_error(result, *words, cache):
 
 
 def test_fake_drive_works(tmp_path):
-    r = run_prepare("--dataset", "drive", "--data-root", str(fake_drive(tmp_path / "d")), cache=tmp_path / "c")
+    r = run_prepare(
+        "--dataset", "drive", "--data-root", str(fake_drive(tmp_path / "d")), cache=tmp_path / "c"
+    )
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)
     assert (s["train"], s["test"], s["augmented_train"]) == (20, 20, 260)
@@ -111,7 +138,9 @@ def test_bad_drive_input(tmp_path, case, words):
         if case == "no_label":
             (train / "1st_manual" / "25_manual1.gif").unlink()
         elif case == "label_size":
-            Image.fromarray(np.zeros((8, 8), np.uint8)).save(train / "1st_manual" / "25_manual1.gif")
+            Image.fromarray(np.zeros((8, 8), np.uint8)).save(
+                train / "1st_manual" / "25_manual1.gif"
+            )
         elif case == "truncated":
             path = train / "images" / "25_training.tif"
             path.write_bytes(path.read_bytes()[:300])
@@ -119,7 +148,11 @@ def test_bad_drive_input(tmp_path, case, words):
             for p in (train / "images").iterdir():
                 p.unlink()
     cache = tmp_path / "cache"
-    _assert_user_error(run_prepare("--dataset", "drive", "--data-root", str(root), cache=cache), *words, cache=cache)
+    _assert_user_error(
+        run_prepare("--dataset", "drive", "--data-root", str(root), cache=cache),
+        *words,
+        cache=cache,
+    )
 
 
 def test_bad_stare_layout(tmp_path):
@@ -148,7 +181,9 @@ def test_real_drive_prepare_cli(real_data_root, real_cache):
     assert abs(s["vessel_fraction"] - 0.086) < 0.002
     assert Path(s["cache"]).is_file() and Path(s["cache"]).parent == real_cache
 
-    data = prepare_training_data({"name": "drive", "data_root": str(real_data_root)}, cache_dir=real_cache, progress=False)
+    data = prepare_training_data(
+        {"name": "drive", "data_root": str(real_data_root)}, cache_dir=real_cache, progress=False
+    )
     assert data.summary["cache_hit"]
     assert data.x_train.shape == (234, 592, 592, 3) and data.y_val.shape == (26, 592, 592, 1)
     assert set(np.unique(data.y_train)) == {0, 1}
@@ -157,8 +192,11 @@ def test_real_drive_prepare_cli(real_data_root, real_cache):
 
 
 def test_real_stare_prepare(real_data_root, real_cache):
-    data = prepare_training_data({"name": "stare", "data_root": str(real_data_root), "fold": 1},
-                                 cache_dir=real_cache, progress=False)
+    data = prepare_training_data(
+        {"name": "stare", "data_root": str(real_data_root), "fold": 1},
+        cache_dir=real_cache,
+        progress=False,
+    )
     s = data.summary
     assert (s["train"], s["test"], s["augmented_train"]) == (16, 4, 208)
     assert s["image_shape"] == [605, 700, 3] and s["padded_shape"] == [704, 704, 3]

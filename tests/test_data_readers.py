@@ -19,7 +19,9 @@ from utils.errors import UserError
 
 def _png(array, mode=None):
     buf = io.BytesIO()
-    Image.fromarray(array, mode).save(buf, format="PNG") if mode else Image.fromarray(array).save(buf, format="PNG")
+    Image.fromarray(array, mode).save(buf, format="PNG") if mode else Image.fromarray(array).save(
+        buf, format="PNG"
+    )
     return buf.getvalue()
 
 
@@ -78,17 +80,29 @@ def test_folder_reader_with_pattern_masks_and_split(tmp_path):
         Image.fromarray(s.image).save(tmp_path / "imgs" / f"{s.name}.jpg", quality=95)
         Image.fromarray(s.label * 255).save(tmp_path / "gt" / f"{s.name}_1stHO.png")
         Image.fromarray(s.mask.astype(np.uint8) * 255).save(tmp_path / "fov" / f"{s.name}_mask.tif")
-    cfg = {"name": "folder", "data_root": str(tmp_path), "images": "imgs", "labels": "gt", "masks": "fov",
-           "label_pattern": "{stem}_1stHO", "mask_pattern": "{stem}_mask", "test_fraction": 0.4}
+    cfg = {
+        "name": "folder",
+        "data_root": str(tmp_path),
+        "images": "imgs",
+        "labels": "gt",
+        "masks": "fov",
+        "label_pattern": "{stem}_1stHO",
+        "mask_pattern": "{stem}_mask",
+        "test_fraction": 0.4,
+    }
     ds = load_dataset(cfg)
     assert len(ds.train) == 3 and len(ds.test) == 2 and ds.pad_shape == (32, 32)
     by_name = {s.name: s for s in ds.train + ds.test}
     for s in train:
         np.testing.assert_array_equal(by_name[s.name].label, s.label)
         np.testing.assert_array_equal(by_name[s.name].mask, s.mask)
-    (tmp_path / "split.json").write_text(json.dumps({"train": [train[0].name], "test": [train[1].name]}))
+    (tmp_path / "split.json").write_text(
+        json.dumps({"train": [train[0].name], "test": [train[1].name]})
+    )
     ds = load_dataset({**cfg, "split": "split.json", "masks": None}, cache_dir=tmp_path / "cache")
-    assert [s.name for s in ds.train] == [train[0].name] and [s.name for s in ds.test] == [train[1].name]
+    assert [s.name for s in ds.train] == [train[0].name] and [s.name for s in ds.test] == [
+        train[1].name
+    ]
     assert list((tmp_path / "cache" / "fov" / "folder").glob("*.png"))  # generated masks visible
     (tmp_path / "gt" / f"{train[4].name}_1stHO.png").unlink()
     with pytest.raises(UserError, match="has no label"):
@@ -124,12 +138,16 @@ def test_drive_zip_nested_one_folder(real_data_root, drive, tmp_path):
     with zipfile.ZipFile(z, "w", zipfile.ZIP_STORED) as zf:
         for path in sorted((real_data_root / "DRIVE").rglob("*")):
             if path.is_file():
-                zf.write(path, "datasets/DRIVE/" + path.relative_to(real_data_root / "DRIVE").as_posix())
+                zf.write(
+                    path, "datasets/DRIVE/" + path.relative_to(real_data_root / "DRIVE").as_posix()
+                )
     for root in (z, tmp_path):
         ds = load_dataset({"name": "drive", "data_root": str(root)})
         assert [s.name for s in ds.test] == [s.name for s in drive.test]
         for a, b in zip(ds.test[:3], drive.test[:3], strict=True):
-            assert a.image.tobytes() == b.image.tobytes() and a.second.tobytes() == b.second.tobytes()
+            assert (
+                a.image.tobytes() == b.image.tobytes() and a.second.tobytes() == b.second.tobytes()
+            )
 
 
 def test_generated_fov_matches_drive_masks(drive):
@@ -139,7 +157,9 @@ def test_generated_fov_matches_drive_masks(drive):
 
 
 def test_stare_folders_and_tars(real_data_root, tmp_path):
-    ds = load_dataset({"name": "stare", "data_root": str(real_data_root), "fold": 2}, cache_dir=tmp_path / "c")
+    ds = load_dataset(
+        {"name": "stare", "data_root": str(real_data_root), "fold": 2}, cache_dir=tmp_path / "c"
+    )
     assert (len(ds.train), len(ds.test)) == (16, 4)
     assert ds.image_shape == (605, 700) and ds.pad_shape == (704, 704)
     for s in ds.train + ds.test:
@@ -155,7 +175,10 @@ def test_stare_folders_and_tars(real_data_root, tmp_path):
         with tarfile.open(tars / f"{folder}.tar", "w") as tf:
             for path in sorted((real_data_root / "STARE" / folder).iterdir()):
                 tf.add(path, arcname=path.name)
-    dt = load_dataset({"name": "stare", "data_root": str(tars / "stare-images.tar"), "fold": 2}, cache_dir=tmp_path / "c")
+    dt = load_dataset(
+        {"name": "stare", "data_root": str(tars / "stare-images.tar"), "fold": 2},
+        cache_dir=tmp_path / "c",
+    )
     for a, b in zip(dt.test, ds.test, strict=True):
         assert a.name == b.name and a.image.tobytes() == b.image.tobytes()
         assert a.label.tobytes() == b.label.tobytes() and a.mask.tobytes() == b.mask.tobytes()

@@ -34,4 +34,9 @@ def test_vessels_are_darker_in_green_and_inside_fov():
 
 def test_load_dataset_synthetic_defaults():
     ds = load_dataset({"name": "synthetic"})
-    assert (len(ds.train), len(ds.test), ds.pad_shape, ds.image_shape) == (12, 4, (96, 96), (96, 96))
+    assert (len(ds.train), len(ds.test), ds.pad_shape, ds.image_shape) == (
+        12,
+        4,
+        (96, 96),
+        (96, 96),
+    )

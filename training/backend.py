@@ -23,7 +23,9 @@ def select_backend(backend: str | None, distribute: bool = False) -> str:
         import keras
 
         if keras.backend.backend() != chosen:
-            raise UserError(f"Keras was already imported with the {keras.backend.backend()} backend")
+            raise UserError(
+                f"Keras was already imported with the {keras.backend.backend()} backend"
+            )
         return chosen
     os.environ["KERAS_BACKEND"] = chosen
     if distribute and chosen == "jax":
@@ -37,6 +39,7 @@ def select_backend(backend: str | None, distribute: bool = False) -> str:
         if not tf.config.list_physical_devices("GPU"):
             cpu = tf.config.list_physical_devices("CPU")[0]
             tf.config.set_logical_device_configuration(
-                cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+                cpu,
+                [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()],
             )
     return chosen

@@ -61,6 +61,11 @@ def read_state(run_dir: Path) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def _number(value) -> float | None:
+    """A callback's `best` as a JSON-safe float (None before the first epoch)."""
+    return None if value is None else float(value)
+
+
 class ResumableReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
     """ReduceLROnPlateau whose counters survive a resume."""
 
@@ -72,11 +77,16 @@ class ResumableReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
         super().on_train_begin(logs)
         if self._initial_state:
             self.wait = self._initial_state["wait"]
-            self.best = self._initial_state["best"]
+            if self._initial_state["best"] is not None:
+                self.best = self._initial_state["best"]
             self.cooldown_counter = self._initial_state["cooldown_counter"]
 
     def state(self) -> dict:
-        return {"wait": self.wait, "best": float(self.best), "cooldown_counter": self.cooldown_counter}
+        return {
+            "wait": self.wait,
+            "best": float(self.best),
+            "cooldown_counter": self.cooldown_counter,
+        }
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
@@ -95,10 +105,11 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         super().on_train_begin(logs)
         if self._initial_state:
             self.wait = self._initial_state["wait"]
-            self.best = self._initial_state["best"]
+            if self._initial_state["best"] is not None:
+                self.best = self._initial_state["best"]
 
     def state(self) -> dict:
-        return {"wait": self.wait, "best": float(self.best)}
+        return {"wait": self.wait, "best": _number(self.best)}
 
 
 class RunCheckpoint(keras.callbacks.Callback):
@@ -145,10 +156,14 @@ class RunCheckpoint(keras.callbacks.Callback):
             self.nan_at = self.nan_at or (epoch + 1, 0)
             self.model.stop_training = True
             return
-        logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        logs["learning_rate"] = float(
+            keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
+        )
         value = logs.get(self.monitor)
         if value is None:
-            raise KeyError(f"checkpoint monitor '{self.monitor}' is not among the logged values {sorted(logs)}")
+            raise KeyError(
+                f"checkpoint monitor '{self.monitor}' is not among the logged values {sorted(logs)}"
+            )
         save_model_atomic(self.model, self.run_dir / LAST_FILE)
         if self._improved(float(value)):
             self.best = float(value)

@@ -79,10 +79,14 @@ def validate(cfg: dict[str, Any]) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise UserError(f"train.{key} must be a positive integer, got {value!r}")
     if not isinstance(train["learning_rate"], (int, float)) or train["learning_rate"] <= 0:
-        raise UserError(f"train.learning_rate must be a positive number, got {train['learning_rate']!r}")
+        raise UserError(
+            f"train.learning_rate must be a positive number, got {train['learning_rate']!r}"
+        )
     if train["mixed_precision"] not in MIXED_PRECISION_POLICIES:
         choices = ", ".join(str(p) for p in MIXED_PRECISION_POLICIES)
-        raise UserError(f"train.mixed_precision must be one of {choices}, got {train['mixed_precision']!r}")
+        raise UserError(
+            f"train.mixed_precision must be one of {choices}, got {train['mixed_precision']!r}"
+        )
     threshold = cfg["evaluate"]["threshold"]
     if not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
         raise UserError(f"evaluate.threshold must be in [0, 1], got {threshold!r}")

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from data.geometry import crop_to, pad_to, padded_shape
+from data.geometry import crop_to, pad_shape_for, pad_to, padded_shape
 from metrics import METRIC_KEYS, METRIC_LABELS, PROTOCOLS, format_table, summarize
 from utils.io import write_image, write_json, write_text
 
@@ -68,13 +68,18 @@ def per_image_csv(summary: dict[str, Any]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["image"] + [f"{p}_{k}" for p in PROTOCOLS for k in METRIC_KEYS])
     for entry in summary["per_image"]:
-        writer.writerow([entry["name"]] + [f"{entry[p][k]:.6f}" for p in PROTOCOLS for k in METRIC_KEYS])
+        writer.writerow(
+            [entry["name"]] + [f"{entry[p][k]:.6f}" for p in PROTOCOLS for k in METRIC_KEYS]
+        )
     return buffer.getvalue()
 
 
 def results_markdown(title: str, summary: dict, second: dict | None, reference: str | None) -> str:
     """Markdown report: per-image means (the paper's protocol), pooled values, second observer."""
-    parts = [f"# {title}\n", f"Threshold {summary['threshold']}, {summary['n_images']} test images.\n"]
+    parts = [
+        f"# {title}\n",
+        f"Threshold {summary['threshold']}, {summary['n_images']} test images.\n",
+    ]
     parts += ["## Mean over images (the paper's protocol)\n", format_table(summary)]
     parts += ["\n## Standard deviation over images\n", format_table(summary, stat="std")]
     parts += ["\n## Pooled over all pixels\n", format_table(summary, stat="pooled")]
@@ -102,11 +107,17 @@ def evaluate_predictions(
     """Score `probs` against the samples' labels and write the report files into `out_dir`."""
     out_dir = Path(out_dir)
     names = [s.name for s in samples]
-    summary = summarize(probs, [s.label for s in samples], [s.mask for s in samples], threshold, names)
+    summary = summarize(
+        probs, [s.label for s in samples], [s.mask for s in samples], threshold, names
+    )
     second = None
     if all(s.second is not None for s in samples):
         second = summarize(
-            [s.second for s in samples], [s.label for s in samples], [s.mask for s in samples], names=names, binary=True
+            [s.second for s in samples],
+            [s.label for s in samples],
+            [s.mask for s in samples],
+            names=names,
+            binary=True,
         )
         summary["second_observer"] = {p: second[p] for p in PROTOCOLS}
     write_json(out_dir / "metrics.json", summary)
@@ -116,8 +127,13 @@ def evaluate_predictions(
         for sample, prob in zip(samples, probs, strict=True):
             pred = prob > threshold
             write_image(out_dir / "images" / f"{sample.name}_prob.png", probability_png(prob))
-            write_image(out_dir / "images" / f"{sample.name}_binary.png", pred.astype(np.uint8) * 255)
-            write_image(out_dir / "images" / f"{sample.name}_overlay.png", overlay_errors(sample.image, pred, sample.label))
+            write_image(
+                out_dir / "images" / f"{sample.name}_binary.png", pred.astype(np.uint8) * 255
+            )
+            write_image(
+                out_dir / "images" / f"{sample.name}_overlay.png",
+                overlay_errors(sample.image, pred, sample.label),
+            )
     return summary
 
 
@@ -129,20 +145,29 @@ def evaluate_checkpoint(
     verbose: bool = True,
 ) -> dict[str, Any]:
     """Predict the config's test split with `weights` and write the evaluation into `out_dir`."""
+    from inference.engines import make_predictor
+
     from data import load_dataset
-    from inference import make_predictor
     from models import load_model
 
     dataset = load_dataset(cfg["dataset"])
     model = load_model(weights)
     predictor = make_predictor(model, engine or cfg["evaluate"]["engine"])
     start = time.perf_counter()
-    probs = [segment(predictor, sample.image, dataset.pad_shape) for sample in dataset.test]
+    probs = [
+        segment(predictor, sample.image, pad_shape_for(dataset.name, sample.image.shape[:2]))
+        for sample in dataset.test
+    ]
     seconds = time.perf_counter() - start
     threshold = cfg["evaluate"]["threshold"]
     title = f"{cfg['model']['name']} on {dataset.name} test ({Path(weights).name})"
     summary = evaluate_predictions(
-        dataset.test, probs, Path(out_dir), threshold, title, save_images=cfg["evaluate"]["save_images"]
+        dataset.test,
+        probs,
+        Path(out_dir),
+        threshold,
+        title,
+        save_images=cfg["evaluate"]["save_images"],
     )
     summary["timing"] = {
         "engine": predictor.name,
@@ -155,6 +180,8 @@ def evaluate_checkpoint(
         print_per_image(summary)
         print()
         print((Path(out_dir) / "results.md").read_text(encoding="utf-8"))
-        print(f"{len(probs)} images predicted in {seconds:.1f} s with the {predictor.name} engine; "
-              f"report in {out_dir}")
+        print(
+            f"{len(probs)} images predicted in {seconds:.1f} s with the {predictor.name} engine; "
+            f"report in {out_dir}"
+        )
     return summary

@@ -15,7 +15,11 @@ def plot_history(history: list[dict], path: str | Path) -> None:
     import matplotlib.pyplot as plt
 
     epochs = [row["epoch"] for row in history]
-    panels = [("loss", ("loss", "val_loss")), ("accuracy", ("accuracy", "val_accuracy")), ("learning rate", ("learning_rate",))]
+    panels = [
+        ("loss", ("loss", "val_loss")),
+        ("accuracy", ("accuracy", "val_accuracy")),
+        ("learning rate", ("learning_rate",)),
+    ]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4))
     for ax, (title, keys) in zip(axes, panels, strict=True):
         for key in keys:

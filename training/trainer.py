@@ -42,7 +42,16 @@ from utils.config import load_config, save_config
 from utils.errors import UserError
 
 CONFIG_FILE = "config.yaml"
-RUN_FILES = (CONFIG_FILE, BEST_FILE, LAST_FILE, STATE_FILE, HISTORY_FILE, "curves.png", "logs", "eval")
+RUN_FILES = (
+    CONFIG_FILE,
+    BEST_FILE,
+    LAST_FILE,
+    STATE_FILE,
+    HISTORY_FILE,
+    "curves.png",
+    "logs",
+    "eval",
+)
 
 
 class TrainingFailed(RuntimeError):
@@ -63,7 +72,9 @@ def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> dict | None
     if resume:
         state = read_state(run_dir)
         if state is None or not (run_dir / LAST_FILE).is_file():
-            raise UserError(f"run folder {run_dir} holds no run to resume (expected {LAST_FILE} and {STATE_FILE})")
+            raise UserError(
+                f"run folder {run_dir} holds no run to resume (expected {LAST_FILE} and {STATE_FILE})"
+            )
         return state
     if holds_run(run_dir):
         if not overwrite:
@@ -115,7 +126,9 @@ def distribution_scope(enabled: bool):
         gpus = tf.config.list_logical_devices("GPU")
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
         strategy = tf.distribute.MirroredStrategy(devices)
-        print(f"distribute: MirroredStrategy over {strategy.num_replicas_in_sync} devices {devices}")
+        print(
+            f"distribute: MirroredStrategy over {strategy.num_replicas_in_sync} devices {devices}"
+        )
         return strategy.scope()
     if backend == "jax":
         devices = keras.distribution.list_devices()
@@ -140,11 +153,17 @@ def build_and_compile(cfg: dict[str, Any]) -> keras.Model:
     return model
 
 
-def make_callbacks(cfg, run_dir: Path, state: dict | None, history: list[dict]) -> tuple[list, RunCheckpoint]:
+def make_callbacks(
+    cfg, run_dir: Path, state: dict | None, history: list[dict]
+) -> tuple[list, RunCheckpoint]:
     train = cfg["train"]
     saved = (state or {}).get("callbacks", {})
-    reduce_lr = ResumableReduceLROnPlateau(**train["reduce_lr"], verbose=1, initial_state=saved.get("reduce_lr"))
-    early = ResumableEarlyStopping(**train["early_stopping"], verbose=1, initial_state=saved.get("early_stopping"))
+    reduce_lr = ResumableReduceLROnPlateau(
+        **train["reduce_lr"], verbose=1, initial_state=saved.get("reduce_lr")
+    )
+    early = ResumableEarlyStopping(
+        **train["early_stopping"], verbose=1, initial_state=saved.get("early_stopping")
+    )
     best = (state or {}).get("best", {}).get("value")
     checkpoint = RunCheckpoint(
         run_dir,
@@ -154,9 +173,10 @@ def make_callbacks(cfg, run_dir: Path, state: dict | None, history: list[dict]) 
         best=best,
         stateful={"reduce_lr": reduce_lr, "early_stopping": early},
     )
-    callbacks = [checkpoint, reduce_lr, early]
-    if train["tensorboard"] and importlib.util.find_spec("tensorflow") is not None:
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs")))
+    # The checkpoint runs last, so the state it saves includes this epoch's plateau/stopping update.
+    callbacks = [reduce_lr, early, checkpoint]
+    if train["tensorboard"] and importlib.util.find_spec("tensorboard") is not None:
+        callbacks.insert(0, keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs")))
     return callbacks, checkpoint
 
 
@@ -192,7 +212,9 @@ def train(
     x_train, y_train = to_float(data.x_train), data.y_train.astype("float32")
     validation = (to_float(data.x_val), data.y_val.astype("float32")) if len(data.x_val) else None
     if validation is None:
-        raise UserError("the validation split is empty; raise dataset.val_fraction or add training images")
+        raise UserError(
+            "the validation split is empty; raise dataset.val_fraction or add training images"
+        )
 
     with distribution_scope(train_cfg["distribute"]):
         if state is None:

@@ -1,0 +1,82 @@
+"""Evaluate a checkpoint on a dataset's test split (the paper's protocol, SPEC.md section 5).
+
+    python evaluate.py --config configs/drive.yaml --weights runs/drive/best.keras --data-root DIR
+    python evaluate.py --config weights/sa_unetv2_drive.yaml --weights weights/sa_unetv2_drive.keras
+
+Pads each test image to the paper's size (DRIVE 592 x 592, STARE 704 x 704),
+predicts, crops back, and scores per image at threshold 0.5 over the whole
+image and inside the FOV mask; prints a per-image table and the summary, and
+writes metrics.json, per_image.csv, results.md and per-image probability,
+binary and overlay PNGs (true positives green, false positives red, false
+negatives blue). DRIVE adds the second human observer as a reference row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from utils.cli import run_cli
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--config", required=True, help="YAML config of the run (its dataset and evaluate sections)"
+    )
+    parser.add_argument(
+        "--weights",
+        required=True,
+        help="a .keras checkpoint (best.keras, last.keras, weights/*.keras)",
+    )
+    parser.add_argument(
+        "--data-root", help="dataset folder or archive (default: $SAUNETV2_DATA_ROOT)"
+    )
+    parser.add_argument("--out", help="output folder (default: runs/eval/<weights stem>)")
+    parser.add_argument("--fold", help="STARE fold 1..5 or loo:<image id> (overrides dataset.fold)")
+    parser.add_argument(
+        "--threshold", type=float, help="overrides evaluate.threshold (default 0.5)"
+    )
+    parser.add_argument(
+        "--engine",
+        help="inference engine: auto (default), keras, or one listed by benchmarks/inference.py",
+    )
+    parser.add_argument("--backend", choices=("tensorflow", "jax", "torch"), help="Keras backend")
+    parser.add_argument("--no-images", action="store_true", help="write metrics only, no PNGs")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override any config value"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from training.backend import select_backend
+
+    select_backend(args.backend)
+    from training.config import resolve_config
+
+    overrides = list(args.set)
+    if args.fold is not None:
+        overrides.append(f"dataset.fold={args.fold}")
+    if args.threshold is not None:
+        overrides.append(f"evaluate.threshold={args.threshold}")
+    if args.no_images:
+        overrides.append("evaluate.save_images=false")
+    cfg = resolve_config(args.config, overrides)
+    if args.data_root is not None:
+        cfg["dataset"]["data_root"] = args.data_root
+
+    from training.evaluation import evaluate_checkpoint
+
+    weights = Path(args.weights)
+    out = Path(args.out) if args.out else Path("runs") / "eval" / weights.stem
+    evaluate_checkpoint(cfg, weights, out, engine=args.engine)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
