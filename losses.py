@@ -66,7 +66,10 @@ def binary_crossentropy(y_true, y_pred):
     # Clip p and 1 - p separately: in float32 1 - (1 - 1e-7) is 1.19e-7, not 1e-7.
     log_p = ops.log(ops.clip(y_pred, BCE_EPSILON, 1.0))
     log_not_p = ops.log(ops.clip(1.0 - y_pred, BCE_EPSILON, 1.0))
-    return -ops.mean(y_true * log_p + (1.0 - y_true) * log_not_p)
+    total = ops.sum(y_true * log_p + (1.0 - y_true) * log_not_p)
+    # An empty batch (a replica's share of a short last batch) gives 0, not 0 / 0.
+    count = ops.maximum(ops.cast(ops.size(y_true), "float32"), 1.0)
+    return -total / count
 
 
 def bce_mcc_loss(y_true, y_pred, bce_weight=0.5, mcc_weight=0.5):

@@ -34,6 +34,9 @@ def select_backend(backend: str | None, distribute: bool = False) -> str:
         if "xla_force_host_platform_device_count" not in flags:
             os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count=2".strip()
     if distribute and chosen == "tensorflow":
+        # MirroredStrategy hands a replica an empty batch at the end of an epoch, and
+        # TensorFlow's oneDNN CPU convolution returns a wrong shape for an empty batch.
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
         import tensorflow as tf
 
         if not tf.config.list_physical_devices("GPU"):

@@ -113,6 +113,19 @@ def to_float(images: np.ndarray) -> np.ndarray:
     return images.astype("float32") / np.float32(255.0)
 
 
+def fill_last_batch(x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Repeat the first images so the count is a multiple of batch_size.
+
+    Data-parallel JAX splits every batch evenly over the devices, so a short
+    last batch cannot be sharded; repeating a few images avoids it.
+    """
+    missing = -len(x) % batch_size
+    if not missing:
+        return x, y
+    take = np.arange(missing) % len(x)
+    return np.concatenate([x, x[take]]), np.concatenate([y, y[take]])
+
+
 def distribution_scope(enabled: bool):
     """A context for building the model: TF MirroredStrategy, JAX DataParallel, or nothing."""
     import contextlib
@@ -190,8 +203,12 @@ def train(
     cache_dir: str | Path | None = None,
     evaluate: bool = True,
     verbose: int | str = "auto",
+    extra_callbacks: list | None = None,
 ) -> dict[str, Any]:
-    """Train per `cfg` into `run_dir`; returns a summary dict (epochs, best value, eval metrics)."""
+    """Train per `cfg` into `run_dir`; returns a summary dict (epochs, best value, eval metrics).
+
+    extra_callbacks run before the run's own checkpointing callbacks.
+    """
     from data.prepare import prepare_training_data
 
     run_dir = Path(run_dir)
@@ -216,6 +233,9 @@ def train(
             "the validation split is empty; raise dataset.val_fraction or add training images"
         )
 
+    if train_cfg["distribute"]:
+        x_train, y_train = fill_last_batch(x_train, y_train, train_cfg["batch_size"])
+        validation = fill_last_batch(*validation, train_cfg["batch_size"])
     with distribution_scope(train_cfg["distribute"]):
         if state is None:
             model = build_and_compile(cfg)
@@ -228,6 +248,7 @@ def train(
     history = read_history(run_dir / HISTORY_FILE) if state is not None else []
     history = [row for row in history if row["epoch"] <= initial_epoch]
     callbacks, checkpoint = make_callbacks(cfg, run_dir, state, history)
+    callbacks = list(extra_callbacks or []) + callbacks
 
     start = time.perf_counter()
     if initial_epoch < train_cfg["epochs"]:

@@ -1,0 +1,77 @@
+"""training.config: defaults, unknown keys, overrides, validation."""
+
+from __future__ import annotations
+
+import pytest
+
+from training.config import DEFAULT_CONFIG, resolve_config
+from utils.config import load_config
+
+CONFIGS = ["configs/drive.yaml", "configs/stare.yaml", "configs/demo.yaml"]
+
+
+@pytest.mark.parametrize("path", CONFIGS)
+def test_shipped_configs_resolve(path):
+    cfg = resolve_config(path)
+    assert set(cfg) == set(DEFAULT_CONFIG)
+    assert cfg["model"]["name"] == "sa_unetv2"
+    assert cfg["train"]["learning_rate"] == pytest.approx(1e-3)
+
+
+def test_paper_settings():
+    drive = resolve_config("configs/drive.yaml")["train"]
+    stare = resolve_config("configs/stare.yaml")["train"]
+    assert (drive["batch_size"], stare["batch_size"]) == (8, 2)
+    assert drive["epochs"] == stare["epochs"] == 150
+    assert drive["reduce_lr"] == {
+        "monitor": "val_loss",
+        "factor": 0.5,
+        "patience": 10,
+        "min_lr": 1e-6,
+    }
+    assert stare["reduce_lr"] == {
+        "monitor": "val_loss",
+        "factor": 0.5,
+        "patience": 20,
+        "min_lr": 1e-8,
+    }
+    assert (drive["early_stopping"]["patience"], stare["early_stopping"]["patience"]) == (20, 30)
+    assert drive["checkpoint"]["monitor"] == "val_accuracy"
+
+
+def test_overrides_and_types():
+    cfg = resolve_config(
+        "configs/drive.yaml",
+        ["train.epochs=3", "train.learning_rate=5e-4", "dataset.val_split=random"],
+    )
+    assert cfg["train"]["epochs"] == 3
+    assert cfg["train"]["learning_rate"] == pytest.approx(5e-4)
+    assert cfg["dataset"]["val_split"] == "random"
+
+
+@pytest.mark.parametrize(
+    "override,match",
+    [
+        ("train.epoch=3", "'train.epoch' does not exist"),
+        ("trainer.epochs=3", "'trainer.epochs' does not exist"),
+        ("train.epochs=0", "positive integer"),
+        ("train.mixed_precision=fp8", "mixed_precision"),
+        ("evaluate.threshold=2", r"\[0, 1\]"),
+        ("train.epochs", "section.key=value"),
+    ],
+)
+def test_bad_overrides(override, match):
+    with pytest.raises(ValueError, match=match):
+        resolve_config("configs/drive.yaml", [override])
+
+
+def test_unknown_key_in_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  epochz: 3\n")
+    with pytest.raises(ValueError, match="'train.epochz' does not exist"):
+        resolve_config(bad)
+    with pytest.raises(ValueError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(ValueError, match="mapping"):
+        load_config(tmp_path / "list.yaml")

@@ -1,0 +1,249 @@
+"""train.py end to end on tiny synthetic data: run folder, resume, interruption, NaN, seeds."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from tests.helpers import ROOT, backend_available, run_python
+from training.callbacks import read_history, read_state
+from training.config import resolve_config
+from training.trainer import TrainingFailed, train
+
+# 3 synthetic training images of 64 x 64 -> 39 augmented (1 source held out for validation).
+TINY = [
+    "--set", "dataset.n_train=3",
+    "--set", "dataset.n_test=2",
+    "--set", "dataset.size=64",
+    "--set", "train.batch_size=4",
+]  # fmt: skip
+TINY_OVERRIDES = [TINY[i + 1] for i in range(0, len(TINY), 2)]
+
+
+def tiny_cfg(**train):
+    cfg = resolve_config(ROOT / "configs" / "demo.yaml", TINY_OVERRIDES)
+    cfg["train"].update(train)
+    cfg["train"]["tensorboard"] = False
+    return cfg
+
+
+def test_run_folder_resume_and_refusal(tmp_path):
+    run = tmp_path / "run"
+    result = run_python(
+        [
+            "train.py",
+            "--config",
+            "configs/demo.yaml",
+            "--out",
+            str(run),
+            "--epochs",
+            "1",
+            "--quiet",
+            *TINY,
+        ]
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name in (
+        "config.yaml",
+        "best.keras",
+        "last.keras",
+        "history.csv",
+        "state.json",
+        "curves.png",
+    ):
+        assert (run / name).is_file(), name
+    assert (run / "logs").is_dir()
+    metrics = json.loads((run / "eval" / "metrics.json").read_text())
+    assert set(metrics["whole_image"]) == {"mean", "std", "pooled"}
+    assert len(list((run / "eval" / "images").glob("*_overlay.png"))) == 2
+    saved = (run / "config.yaml").read_text()
+    assert "size: 64" in saved and "epochs: 1" in saved
+
+    # A second run into the same folder is refused ...
+    again = run_python(
+        ["train.py", "--config", "configs/demo.yaml", "--out", str(run), "--epochs", "1", *TINY]
+    )
+    assert again.returncode == 2
+    assert "already holds a run" in again.stderr and "--resume" in again.stderr
+
+    # ... and --resume continues at the next epoch.
+    resumed = run_python(
+        [
+            "train.py",
+            "--config",
+            "configs/demo.yaml",
+            "--out",
+            str(run),
+            "--epochs",
+            "2",
+            "--resume",
+            "--quiet",
+            "--no-eval",
+        ]
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "at epoch 2 of 2" in resumed.stdout
+    assert [row["epoch"] for row in read_history(run / "history.csv")] == [1, 2]
+    assert read_state(run)["epoch"] == 2
+
+
+def _wait_for_epoch(path: Path, epoch: int, proc, timeout: float = 240) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        state = read_state(path) if (path / "state.json").is_file() else None
+        if state and state["epoch"] >= epoch:
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"training ended early: {proc.stderr.read()[-2000:]}")
+        time.sleep(0.2)
+    raise AssertionError("no checkpoint appeared in time")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill"])
+def test_interrupted_run_resumes_at_the_right_epoch(tmp_path, sig):
+    run = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "train.py",
+        "--config",
+        "configs/demo.yaml",
+        "--out",
+        str(run),
+        "--epochs",
+        "50",
+        "--quiet",
+        "--no-eval",
+        *TINY,
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        _wait_for_epoch(run, 1, proc)
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0
+    done = read_state(run)["epoch"]
+    assert keras.saving.load_model(run / "last.keras") is not None
+    assert not list(run.glob(".*.tmp*")), "a temporary file was left behind"
+    resumed = run_python(
+        [
+            "train.py",
+            "--config",
+            "configs/demo.yaml",
+            "--out",
+            str(run),
+            "--epochs",
+            str(done + 1),
+            "--resume",
+            "--quiet",
+            "--no-eval",
+        ]
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"at epoch {done + 1} of {done + 1}" in resumed.stdout
+    assert [row["epoch"] for row in read_history(run / "history.csv")] == list(range(1, done + 2))
+
+
+class _PoisonWeights(keras.callbacks.Callback):
+    """Turns the weights to NaN at the start of the second epoch."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1:
+            self.model.layers[1].kernel.assign(
+                np.full(self.model.layers[1].kernel.shape, np.nan, "float32")
+            )
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    with pytest.raises(TrainingFailed, match=r"NaN.*epoch 2.*last good checkpoint.*epoch 1"):
+        train(
+            tiny_cfg(epochs=3), run, evaluate=False, verbose=0, extra_callbacks=[_PoisonWeights()]
+        )
+    assert read_state(run)["epoch"] == 1
+    model = keras.saving.load_model(run / "last.keras")
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+    assert [row["epoch"] for row in read_history(run / "history.csv")] == [1]
+
+
+def test_same_seed_same_run(tmp_path):
+    histories = []
+    for name in ("a", "b"):
+        train(tiny_cfg(epochs=1), tmp_path / name, evaluate=False, verbose=0)
+        histories.append(read_history(tmp_path / name / "history.csv"))
+    assert histories[0] == histories[1]
+    weights = [
+        keras.saving.load_model(tmp_path / n / "last.keras").get_weights() for n in ("a", "b")
+    ]
+    for w1, w2 in zip(*weights, strict=True):
+        np.testing.assert_array_equal(w1, w2)
+
+
+def test_bad_flags(tmp_path):
+    result = run_python(
+        [
+            "train.py",
+            "--config",
+            "configs/demo.yaml",
+            "--out",
+            str(tmp_path / "r"),
+            "--set",
+            "train.epochz=2",
+        ]
+    )
+    assert result.returncode == 2 and "'train.epochz' does not exist" in result.stderr
+    result = run_python(["train.py", "--config", str(tmp_path / "nope.yaml")])
+    assert result.returncode == 2 and "nope.yaml does not exist" in result.stderr
+    result = run_python(
+        ["train.py", "--config", "configs/demo.yaml", "--out", str(tmp_path / "r2"), "--resume"]
+    )
+    assert result.returncode == 2 and "no run to resume" in result.stderr
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_distribute_on_two_cpu_devices(tmp_path, backend):
+    if not backend_available(backend):
+        pytest.skip(f"{backend} is not installed")
+    result = run_python(
+        ["train.py", "--config", "configs/demo.yaml", "--out", str(tmp_path / "run"), "--epochs", "1",
+         "--quiet", "--no-eval", "--distribute", "--backend", backend, *TINY]
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    strategy = "MirroredStrategy" if backend == "tensorflow" else "DataParallel"
+    assert f"{strategy} over 2 devices" in result.stdout
+    assert read_state(tmp_path / "run")["epoch"] == 1
+
+
+def test_jax_backend_trains_and_evaluates(tmp_path):
+    if not backend_available("jax"):
+        pytest.skip("jax is not installed")
+    run = tmp_path / "run"
+    result = run_python(
+        [
+            "train.py",
+            "--config",
+            "configs/demo.yaml",
+            "--out",
+            str(run),
+            "--epochs",
+            "1",
+            "--quiet",
+            "--backend",
+            "jax",
+            *TINY,
+        ]
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (run / "eval" / "metrics.json").is_file()
