@@ -1,0 +1,289 @@
+"""A channels-first ONNX graph built directly from a Keras model's weights.
+
+Keras' own ONNX export keeps the channels-last layout, where GroupNormalization
+becomes a 5-D reshape plus strided reductions that dominate ONNX Runtime's
+time. Here every layer is written in NCHW, where a group of channels is one
+contiguous block: GroupNorm = Reshape (N, G, -1) -> InstanceNormalization ->
+Reshape -> per-channel Mul/Add. The interface stays NHWC like the Keras model
+(one Transpose at the input, one at the output), with dynamic batch, H and W.
+
+Supported layers (all that the registered architectures use): InputLayer,
+Conv2D, Conv2DTranspose (stride 2, 'same'), DropBlock2D (identity at
+inference), GroupNormalization, Activation (silu, sigmoid, linear, relu),
+MaxPooling2D, Concatenate, SpatialAttention, CrossScaleSpatialAttention.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from utils.errors import UserError
+
+OPSET = 17
+INPUT_NAME = "image"
+OUTPUT_NAME = "probability"
+
+
+class _GraphBuilder:
+    """Accumulates ONNX nodes and initializers with unique names."""
+
+    def __init__(self):
+        self.nodes = []
+        self.initializers = []
+        self._count = 0
+
+    def name(self, hint: str) -> str:
+        self._count += 1
+        return f"{hint}_{self._count}"
+
+    def const(self, array, hint: str) -> str:
+        from onnx import numpy_helper
+
+        name = self.name(hint)
+        self.initializers.append(numpy_helper.from_array(np.asarray(array), name=name))
+        return name
+
+    def op(self, op_type: str, inputs: list[str], hint: str, **attrs) -> str:
+        from onnx import helper
+
+        out = self.name(hint)
+        self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
+        return out
+
+
+def _same_pads(kernel_size, strides, dilation) -> list[int]:
+    """ONNX pads for Keras 'same' with stride 1 (odd kernels pad symmetrically)."""
+    if any(s != 1 for s in strides):
+        raise UserError("the ONNX export supports Conv2D with stride 1 only")
+    begin, end = [], []
+    for k, d in zip(kernel_size, dilation, strict=True):
+        total = (k - 1) * d
+        begin.append(total // 2)
+        end.append(total - total // 2)
+    return begin + end
+
+
+def _activation(g: _GraphBuilder, x: str, activation: str, hint: str) -> str:
+    if activation in ("linear", None):
+        return x
+    if activation == "sigmoid":
+        return g.op("Sigmoid", [x], f"{hint}_sigmoid")
+    if activation in ("silu", "swish"):
+        return g.op("Mul", [x, g.op("Sigmoid", [x], f"{hint}_sig")], f"{hint}_silu")
+    if activation == "relu":
+        return g.op("Relu", [x], f"{hint}_relu")
+    raise UserError(f"the ONNX export does not support activation '{activation}' ({hint})")
+
+
+def _activation_name(layer) -> str:
+    import keras
+
+    return keras.activations.serialize(layer.activation)
+
+
+def _conv2d(g: _GraphBuilder, layer, x: str) -> str:
+    cfg = layer.get_config()
+    if cfg["data_format"] != "channels_last" or cfg["groups"] != 1:
+        raise UserError(
+            f"the ONNX export supports channels-last, ungrouped Conv2D only ({layer.name})"
+        )
+    kernel = np.asarray(layer.kernel.numpy(), np.float32).transpose(3, 2, 0, 1)  # (O, I, kh, kw)
+    inputs = [x, g.const(kernel, f"{layer.name}_w")]
+    if layer.use_bias:
+        inputs.append(g.const(np.asarray(layer.bias.numpy(), np.float32), f"{layer.name}_b"))
+    pads = (
+        _same_pads(cfg["kernel_size"], cfg["strides"], cfg["dilation_rate"])
+        if cfg["padding"] == "same"
+        else [0, 0, 0, 0]
+    )
+    y = g.op(
+        "Conv",
+        inputs,
+        layer.name,
+        kernel_shape=list(cfg["kernel_size"]),
+        strides=list(cfg["strides"]),
+        dilations=list(cfg["dilation_rate"]),
+        pads=pads,
+    )
+    return _activation(g, y, _activation_name(layer), layer.name)
+
+
+def _conv2d_transpose(g: _GraphBuilder, layer, x: str) -> str:
+    cfg = layer.get_config()
+    kh, kw = cfg["kernel_size"]
+    sh, sw = cfg["strides"]
+    if (
+        cfg["padding"] != "same"
+        or cfg["output_padding"] is not None
+        or tuple(cfg["dilation_rate"]) != (1, 1)
+    ):
+        raise UserError(
+            f"the ONNX export supports Conv2DTranspose with padding 'same' only ({layer.name})"
+        )
+    # Keras kernel (kh, kw, out, in) -> ONNX (in, out, kh, kw); no flip: both are conv gradients.
+    kernel = np.asarray(layer.kernel.numpy(), np.float32).transpose(3, 2, 0, 1)
+    inputs = [x, g.const(kernel, f"{layer.name}_w")]
+    if layer.use_bias:
+        inputs.append(g.const(np.asarray(layer.bias.numpy(), np.float32), f"{layer.name}_b"))
+    # TF 'same' (output = input * stride) puts the odd pixel of padding at the end.
+    pad_h, pad_w = max(kh - sh, 0), max(kw - sw, 0)
+    pads = [pad_h // 2, pad_w // 2, pad_h - pad_h // 2, pad_w - pad_w // 2]
+    y = g.op(
+        "ConvTranspose",
+        inputs,
+        layer.name,
+        kernel_shape=[kh, kw],
+        strides=[sh, sw],
+        pads=pads,
+    )
+    return _activation(g, y, _activation_name(layer), layer.name)
+
+
+def _group_norm(g: _GraphBuilder, layer, x: str) -> str:
+    if layer.axis not in (-1, 3):
+        raise UserError(
+            f"the ONNX export supports GroupNormalization over the last axis ({layer.name})"
+        )
+    groups = layer.groups
+    channels = int(layer.gamma.shape[0]) if layer.scale else None
+    grouped = g.op(
+        "Reshape", [x, g.const(np.array([0, groups, -1], np.int64), "gn_shape")], layer.name
+    )
+    normed = g.op(
+        "InstanceNormalization",
+        [
+            grouped,
+            g.const(np.ones(groups, np.float32), f"{layer.name}_one"),
+            g.const(np.zeros(groups, np.float32), f"{layer.name}_zero"),
+        ],
+        f"{layer.name}_in",
+        epsilon=float(layer.epsilon),
+    )
+    y = g.op("Reshape", [normed, g.op("Shape", [x], f"{layer.name}_shape")], f"{layer.name}_back")
+    if layer.scale:
+        gamma = np.asarray(layer.gamma.numpy(), np.float32).reshape(channels, 1, 1)
+        y = g.op("Mul", [y, g.const(gamma, f"{layer.name}_gamma")], f"{layer.name}_scale")
+    if layer.center:
+        beta = np.asarray(layer.beta.numpy(), np.float32).reshape(-1, 1, 1)
+        y = g.op("Add", [y, g.const(beta, f"{layer.name}_beta")], f"{layer.name}_offset")
+    return y
+
+
+def _channel_reduce(g: _GraphBuilder, op_type: str, x: str, hint: str) -> str:
+    return g.op(op_type, [x], hint, axes=[1], keepdims=1)
+
+
+def _attention(g: _GraphBuilder, layer, inputs: list[str]) -> str:
+    from models.layers import CrossScaleSpatialAttention
+
+    if isinstance(layer, CrossScaleSpatialAttention):
+        enc, dec = inputs
+        parts = [
+            _channel_reduce(g, "ReduceMean", enc, f"{layer.name}_enc_mean"),
+            _channel_reduce(g, "ReduceMean", dec, f"{layer.name}_dec_mean"),
+        ]
+    else:
+        (enc,) = inputs
+        parts = [
+            _channel_reduce(g, "ReduceMean", enc, f"{layer.name}_mean"),
+            _channel_reduce(g, "ReduceMax", enc, f"{layer.name}_max"),
+        ]
+    descriptor = g.op("Concat", parts, f"{layer.name}_descriptor", axis=1)
+    weights = _conv2d(g, layer.conv, descriptor)  # the conv carries the sigmoid activation
+    return g.op("Mul", [enc, weights], f"{layer.name}_out")
+
+
+def build_onnx_model(model, opset: int = OPSET):
+    """Return an `onnx.ModelProto` computing `model` at inference (NHWC in, NHWC out).
+
+    Input "image": float32 (N, H, W, C); output "probability": float32 (N, H, W, 1).
+    """
+    import keras
+    import onnx
+    from onnx import TensorProto, helper
+
+    from models.layers import (
+        ChannelMax,
+        ChannelMean,
+        CrossScaleSpatialAttention,
+        DropBlock2D,
+        SpatialAttention,
+    )
+
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise UserError("the ONNX export supports models with one input and one output")
+    g = _GraphBuilder()
+    names = {id(model.inputs[0]): g.op("Transpose", [INPUT_NAME], "to_nchw", perm=[0, 3, 1, 2])}
+
+    for layer in model.operations:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        nodes = [n for n in layer._inbound_nodes if all(id(t) in names for t in n.input_tensors)]
+        if len(nodes) != 1:
+            raise UserError(f"the ONNX export cannot place layer '{layer.name}' (shared or nested)")
+        node = nodes[0]
+        inputs = [names[id(t)] for t in node.input_tensors]
+        if isinstance(layer, keras.layers.Conv2DTranspose):
+            y = _conv2d_transpose(g, layer, inputs[0])
+        elif isinstance(layer, keras.layers.Conv2D):
+            y = _conv2d(g, layer, inputs[0])
+        elif isinstance(layer, keras.layers.GroupNormalization):
+            y = _group_norm(g, layer, inputs[0])
+        elif isinstance(layer, DropBlock2D | keras.layers.Dropout):
+            y = inputs[0]
+        elif isinstance(layer, keras.layers.Activation):
+            y = _activation(g, inputs[0], _activation_name(layer), layer.name)
+        elif isinstance(layer, keras.layers.MaxPooling2D):
+            cfg = layer.get_config()
+            if cfg["padding"] != "valid":
+                raise UserError(f"the ONNX export supports 'valid' max pooling only ({layer.name})")
+            y = g.op(
+                "MaxPool",
+                inputs,
+                layer.name,
+                kernel_shape=list(cfg["pool_size"]),
+                strides=list(cfg["strides"]),
+            )
+        elif isinstance(layer, keras.layers.Concatenate):
+            if layer.axis not in (-1, 3):
+                raise UserError(
+                    f"the ONNX export supports channel concatenation only ({layer.name})"
+                )
+            y = g.op("Concat", inputs, layer.name, axis=1)
+        elif isinstance(layer, SpatialAttention | CrossScaleSpatialAttention):
+            y = _attention(g, layer, inputs)
+        elif isinstance(layer, ChannelMean):
+            y = _channel_reduce(g, "ReduceMean", inputs[0], layer.name)
+        elif isinstance(layer, ChannelMax):
+            y = _channel_reduce(g, "ReduceMax", inputs[0], layer.name)
+        else:
+            raise UserError(
+                f"the ONNX export does not support layer '{layer.name}' ({type(layer).__name__})"
+            )
+        outputs = node.outputs
+        if len(outputs) != 1:
+            raise UserError(f"the ONNX export supports single-output layers only ({layer.name})")
+        names[id(outputs[0])] = y
+
+    g.nodes.append(
+        helper.make_node(
+            "Transpose", [names[id(model.outputs[0])]], [OUTPUT_NAME], perm=[0, 2, 3, 1]
+        )
+    )
+    channels = model.inputs[0].shape[-1]
+    graph = helper.make_graph(
+        g.nodes,
+        model.name,
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", "H", "W", channels])],
+        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", "H", "W", 1])],
+        g.initializers,
+    )
+    onnx_model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", opset)],
+        producer_name="sa-unetv2-keras",
+        doc_string="NHWC float32 image in [0, 1] -> NHWC vessel probability",
+    )
+    onnx_model.ir_version = min(onnx_model.ir_version, 9)  # readable by older runtimes
+    onnx.checker.check_model(onnx_model)
+    return onnx_model
