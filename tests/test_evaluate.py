@@ -1,0 +1,200 @@
+"""evaluate.py and predict.py: reports, images, the DRIVE protocol, bad input; the demo's F1."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from data.synthetic import synthetic_sample
+from metrics import METRIC_KEYS
+from models import build_model
+from tests.helpers import run_python
+
+
+@pytest.fixture(scope="module")
+def random_weights(tmp_path_factory):
+    """An untrained SA-UNetv2 saved as .keras (evaluation mechanics need no training)."""
+    path = tmp_path_factory.mktemp("weights") / "random.keras"
+    build_model("sa_unetv2").save(path)
+    return path
+
+
+def test_evaluate_writes_the_report(tmp_path, random_weights):
+    out = tmp_path / "eval"
+    result = run_python(
+        ["evaluate.py", "--config", "configs/demo.yaml", "--weights", str(random_weights), "--out", str(out),
+         "--set", "dataset.n_test=3", "--set", "dataset.size=64"]
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    for protocol in ("whole_image", "fov"):
+        for stat in ("mean", "std", "pooled"):
+            assert set(metrics[protocol][stat]) == set(METRIC_KEYS)
+    assert len(metrics["per_image"]) == 3
+    with (out / "per_image.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 3 and "whole_image_f1" in rows[0] and "fov_auc" in rows[0]
+    assert "| whole image |" in (out / "results.md").read_text()
+    for kind in ("prob", "binary", "overlay"):
+        files = sorted((out / "images").glob(f"*_{kind}.png"))
+        assert len(files) == 3
+        assert Image.open(files[0]).size == (64, 64)
+    assert "synthetic_test_000" in result.stdout
+
+
+def test_evaluate_bad_input(tmp_path, random_weights):
+    missing = run_python(
+        ["evaluate.py", "--config", "configs/demo.yaml", "--weights", str(tmp_path / "none.keras")]
+    )
+    assert missing.returncode == 2 and "none.keras does not exist" in missing.stderr
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(b"PK\x03\x04 not really a zip")
+    bad = run_python(["evaluate.py", "--config", "configs/demo.yaml", "--weights", str(broken)])
+    assert bad.returncode == 2 and "could not be loaded" in bad.stderr
+    key = run_python(
+        [
+            "evaluate.py",
+            "--config",
+            "configs/demo.yaml",
+            "--weights",
+            str(random_weights),
+            "--set",
+            "evaluate.thresh=0.3",
+        ]
+    )
+    assert key.returncode == 2 and "does not exist" in key.stderr
+
+
+def test_drive_protocol_on_real_data(real_data_root, random_weights, tmp_path):
+    """The 20 DRIVE test images at 592 x 592, cropped back, with the second observer row."""
+    out = tmp_path / "drive"
+    start = time.perf_counter()
+    result = run_python(
+        ["evaluate.py", "--config", "configs/drive.yaml", "--weights", str(random_weights), "--data-root",
+         str(real_data_root), "--out", str(out)]
+    )  # fmt: skip
+    seconds = time.perf_counter() - start
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_images"] == 20 and metrics["fov_mask"] is True
+    assert Image.open(out / "images" / "01_test_overlay.png").size == (565, 584)
+    # The second human observer against the first, computed by the same code (SPEC: F1 about 0.788).
+    second = metrics["second_observer"]["whole_image"]["mean"]
+    assert second["f1"] == pytest.approx(0.788, abs=0.01)
+    assert second["acc"] == pytest.approx(
+        0.9637, abs=0.01
+    )  # 2nd observer accuracy, widely reported (FOV 0.947)
+    assert seconds < 120, f"DRIVE evaluation took {seconds:.0f} s"
+
+
+def _write_png(path, size_hw, seed=0):
+    sample = synthetic_sample(96, seed, 1, 0)
+    image = Image.fromarray(sample.image).resize((size_hw[1], size_hw[0]))
+    image.save(path)
+    return path
+
+
+def test_predict_any_size_and_folders(tmp_path, random_weights):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    _write_png(folder / "a.png", (100, 90))
+    Image.open(folder / "a.png").convert("RGB").save(folder / "b.jpg")
+    (folder / "notes.txt").write_text("not an image")
+    single = _write_png(tmp_path / "c.png", (64, 72), seed=1)
+    out = tmp_path / "pred"
+    result = run_python(
+        [
+            "predict.py",
+            "--weights",
+            str(random_weights),
+            "--out",
+            str(out),
+            str(folder),
+            str(single),
+        ]
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for stem, size in (("a", (90, 100)), ("b", (90, 100)), ("c", (72, 64))):
+        for kind in ("prob", "binary", "overlay", "fov"):
+            image = Image.open(out / f"{stem}_{kind}.png")
+            assert image.size == size, (stem, kind)
+        binary = np.asarray(Image.open(out / f"{stem}_binary.png"))
+        fov = np.asarray(Image.open(out / f"{stem}_fov.png"))
+        assert set(np.unique(binary)) <= {0, 255}
+        assert not (binary[fov == 0]).any()  # vessels only inside the field of view
+    assert not (out / "notes_prob.png").exists()
+
+
+def test_predict_bad_input(tmp_path, random_weights):
+    missing = run_python(
+        ["predict.py", "--weights", str(random_weights), str(tmp_path / "nope.png")]
+    )
+    assert missing.returncode == 2 and "nope.png does not exist" in missing.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    none = run_python(["predict.py", "--weights", str(random_weights), str(empty)])
+    assert none.returncode == 2 and "holds no image files" in none.stderr
+    truncated = tmp_path / "t.png"
+    _write_png(truncated, (64, 64))
+    truncated.write_bytes(truncated.read_bytes()[:60])
+    cut = run_python(
+        [
+            "predict.py",
+            "--weights",
+            str(random_weights),
+            "--out",
+            str(tmp_path / "o"),
+            str(truncated),
+        ]
+    )
+    assert cut.returncode == 2 and "t.png" in cut.stderr
+    assert not (tmp_path / "o").exists()
+    image = _write_png(tmp_path / "x.png", (64, 64))
+    mask = tmp_path / "m.png"
+    Image.new("L", (32, 32), 255).save(mask)
+    wrong = run_python(
+        [
+            "predict.py",
+            "--weights",
+            str(random_weights),
+            "--mask",
+            str(mask),
+            "--out",
+            str(tmp_path / "o2"),
+            str(image),
+        ]
+    )
+    assert wrong.returncode == 2 and "m.png" in wrong.stderr
+    weights = run_python(["predict.py", "--weights", str(tmp_path / "w.keras"), str(image)])
+    assert weights.returncode == 2 and "w.keras does not exist" in weights.stderr
+
+
+def test_demo_trains_to_f1_070_within_10_minutes(tmp_path):
+    """The README's main job: the demo config, then evaluate.py on its best checkpoint."""
+    run = tmp_path / "demo"
+    start = time.perf_counter()
+    trained = run_python(
+        ["train.py", "--config", "configs/demo.yaml", "--out", str(run), "--quiet", "--no-eval"]
+    )
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    evaluated = run_python(
+        [
+            "evaluate.py",
+            "--config",
+            "configs/demo.yaml",
+            "--weights",
+            str(run / "best.keras"),
+            "--out",
+            str(run / "eval"),
+        ]
+    )
+    seconds = time.perf_counter() - start
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    f1 = json.loads((run / "eval" / "metrics.json").read_text())["whole_image"]["mean"]["f1"]
+    assert f1 >= 0.70, f1
+    assert seconds < 600, seconds
