@@ -247,3 +247,15 @@ def test_jax_backend_trains_and_evaluates(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (run / "eval" / "metrics.json").is_file()
+
+
+def test_mixed_precision_bfloat16(tmp_path):
+    run = tmp_path / "run"
+    result = run_python(
+        ["train.py", "--config", "configs/demo.yaml", "--out", str(run), "--epochs", "1", "--quiet", "--no-eval",
+         "--mixed-precision", "mixed_bfloat16", *TINY]
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    model = keras.saving.load_model(run / "last.keras")
+    assert model.get_layer("enc1_step1_conv").dtype_policy.name == "mixed_bfloat16"
+    assert model.output.dtype == "float32"  # the sigmoid head stays in float32
