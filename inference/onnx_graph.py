@@ -3,8 +3,8 @@
 Keras' own ONNX export keeps the channels-last layout, where GroupNormalization
 becomes a 5-D reshape plus strided reductions that dominate ONNX Runtime's
 time. Here every layer is written in NCHW, where a group of channels is one
-contiguous block: GroupNorm = Reshape (N, G, -1) -> InstanceNormalization ->
-Reshape -> per-channel Mul/Add. The interface stays NHWC like the Keras model
+contiguous block; GroupNorm is computed from per-channel moments and applied
+as one per-channel multiply-add (no reshape of the feature map). The interface stays NHWC like the Keras model
 (one Transpose at the input, one at the output), with dynamic batch, H and W.
 
 Supported layers (all that the registered architectures use): InputLayer,
@@ -140,33 +140,60 @@ def _conv2d_transpose(g: _GraphBuilder, layer, x: str) -> str:
 
 
 def _group_norm(g: _GraphBuilder, layer, x: str) -> str:
+    """GroupNorm as x * a + b, a and b per (sample, channel) from two-pass channel moments.
+
+    Per channel: mean m_c, then v_c = mean((x - m_c)^2) (two passes, so no
+    E[x^2] - E[x]^2 cancellation). Per group of equally sized channels:
+    m_g = mean(m_c), v_g = mean(v_c + (m_c - m_g)^2). No reshape of the full
+    map, so runtimes keep their blocked or channels-last layouts, and the
+    final multiply-add fuses with the SiLU that follows.
+    """
     if layer.axis not in (-1, 3):
         raise UserError(
             f"the ONNX export supports GroupNormalization over the last axis ({layer.name})"
         )
-    groups = layer.groups
-    channels = int(layer.gamma.shape[0]) if layer.scale else None
-    grouped = g.op(
-        "Reshape", [x, g.const(np.array([0, groups, -1], np.int64), "gn_shape")], layer.name
+    name, groups = layer.name, layer.groups
+    channels = int(layer.gamma.shape[0] if layer.scale else layer.beta.shape[0])
+    per_group = channels // groups
+    mean_c = g.op("ReduceMean", [x], f"{name}_mean_c", axes=[2, 3], keepdims=1)
+    centred = g.op("Sub", [x, mean_c], f"{name}_centred")
+    var_c = g.op(
+        "ReduceMean",
+        [g.op("Mul", [centred, centred], f"{name}_sq")],
+        f"{name}_var_c",
+        axes=[2, 3],
+        keepdims=1,
     )
-    normed = g.op(
-        "InstanceNormalization",
-        [
-            grouped,
-            g.const(np.ones(groups, np.float32), f"{layer.name}_one"),
-            g.const(np.zeros(groups, np.float32), f"{layer.name}_zero"),
-        ],
-        f"{layer.name}_in",
-        epsilon=float(layer.epsilon),
+    to_groups = g.const(np.array([0, groups, per_group], np.int64), "gn_groups_shape")
+    to_channels = g.const(np.array([0, channels, 1, 1], np.int64), "gn_channels_shape")
+    mean_cg = g.op("Reshape", [mean_c, to_groups], f"{name}_mean_cg")  # (N, G, C/G)
+    mean_g = g.op("ReduceMean", [mean_cg], f"{name}_mean_g", axes=[2], keepdims=1)
+    spread = g.op("Sub", [mean_cg, mean_g], f"{name}_spread")
+    within = g.op("Reshape", [var_c, to_groups], f"{name}_var_cg")
+    total = g.op("Add", [within, g.op("Mul", [spread, spread], f"{name}_spread2")], f"{name}_tot")
+    var_g = g.op("ReduceMean", [total], f"{name}_var_g", axes=[2], keepdims=1)
+    eps = g.const(np.array(layer.epsilon, np.float32), f"{name}_eps")
+    inv_g = g.op(
+        "Reciprocal",
+        [g.op("Sqrt", [g.op("Add", [var_g, eps], f"{name}_ve")], f"{name}_sd")],
+        f"{name}_inv_g",
     )
-    y = g.op("Reshape", [normed, g.op("Shape", [x], f"{layer.name}_shape")], f"{layer.name}_back")
+    # (N, G, 1) -> (N, G, C/G) -> (N, C, 1, 1): every channel of a group gets its group's value.
+    ones = g.const(np.ones((1, 1, per_group), np.float32), "gn_ones")
+    scale = g.op(
+        "Reshape", [g.op("Mul", [inv_g, ones], f"{name}_inv_cg"), to_channels], f"{name}_inv_c"
+    )
+    mean = g.op(
+        "Reshape", [g.op("Mul", [mean_g, ones], f"{name}_mean_cg2"), to_channels], f"{name}_mean"
+    )
     if layer.scale:
-        gamma = np.asarray(layer.gamma.numpy(), np.float32).reshape(channels, 1, 1)
-        y = g.op("Mul", [y, g.const(gamma, f"{layer.name}_gamma")], f"{layer.name}_scale")
+        gamma = np.asarray(layer.gamma.numpy(), np.float32).reshape(1, channels, 1, 1)
+        scale = g.op("Mul", [scale, g.const(gamma, f"{name}_gamma")], f"{name}_a")
+    shift = g.op("Neg", [g.op("Mul", [mean, scale], f"{name}_ma")], f"{name}_nma")
     if layer.center:
-        beta = np.asarray(layer.beta.numpy(), np.float32).reshape(-1, 1, 1)
-        y = g.op("Add", [y, g.const(beta, f"{layer.name}_beta")], f"{layer.name}_offset")
-    return y
+        beta = np.asarray(layer.beta.numpy(), np.float32).reshape(1, channels, 1, 1)
+        shift = g.op("Add", [shift, g.const(beta, f"{name}_beta")], f"{name}_b")
+    return g.op("Add", [g.op("Mul", [x, scale], f"{name}_xa"), shift], f"{name}_out")
 
 
 def _channel_reduce(g: _GraphBuilder, op_type: str, x: str, hint: str) -> str:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import keras
 import numpy as np
 import pytest
 
+from inference.engines import resolve_engine
 from inference.export import FORMATS, export_model, parse_formats, run_onnx, run_savedmodel
 from models import build_model
-from tests.helpers import run_python
+from tests.helpers import ROOT, run_python
+from utils.cli import run_cli
 from utils.errors import UserError
 
 
@@ -55,55 +58,78 @@ def test_parse_formats():
         parse_formats("onnx,pt")
 
 
-def test_export_cli_tflite(small_model_file, tmp_path):
+def load_benchmark():
+    """benchmarks/inference.py as a module (its name clashes with the inference package)."""
+    path = ROOT / "benchmarks" / "inference.py"
+    spec = importlib.util.spec_from_file_location("benchmark_inference", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tflite_export_or_clear_skip(small_model_file, tmp_path):
+    from models import load_model
+
+    (result,) = export_model(load_model(small_model_file), tmp_path, ["tflite"])
+    if result["status"] == "ok":
+        assert (tmp_path / "model.tflite").is_file() and result["max_abs_diff"] < 1e-4
+    else:
+        assert result["status"].startswith("skipped: ")
+
+
+def test_export_cli_missing_weights_exits_2(tmp_path):
     result = run_python(
-        [
-            "export.py",
-            "--weights",
-            str(small_model_file),
-            "--format",
-            "tflite",
-            "--out",
-            str(tmp_path),
-        ]
+        ["export.py", "--weights", str(tmp_path / "missing.keras"), "--out", str(tmp_path)]
     )
-    assert result.returncode == 0, result.stderr
-    assert "tflite:" in result.stdout
-    if "skipped" not in result.stdout:
-        assert (tmp_path / "model.tflite").is_file()
-        assert "max abs diff vs keras" in result.stdout
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: weights file")
+    assert "does not exist" in result.stderr
+
+
+def test_export_cli_writes_and_reports(small_model_file, tmp_path, capsys):
+    import export
+
+    assert (
+        run_cli(
+            export.main,
+            ["--weights", str(small_model_file), "--format", "onnx", "--out", str(tmp_path)],
+        )
+        == 0
+    )
+    assert "onnx:" in capsys.readouterr().out and (tmp_path / "model.onnx").is_file()
 
 
 @pytest.mark.parametrize(
-    "args, message",
+    "entry, args, message",
     [
         (
-            ["export.py", "--weights", "missing.keras", "--format", "onnx", "--out", "x"],
-            "does not exist",
-        ),
-        (
-            ["export.py", "--weights", "missing.keras", "--format", "pt", "--out", "x"],
+            "export",
+            ["--weights", "w.keras", "--format", "pt", "--out", "x"],
             "unknown export format",
         ),
-        (["benchmarks/inference.py", "--engines", "fast"], "unknown engine 'fast'"),
-        (["benchmarks/inference.py", "--runs", "3"], "--runs must be at least 10"),
+        ("benchmark", ["--engines", "fast"], "unknown engine 'fast'"),
+        ("benchmark", ["--runs", "3"], "--runs must be at least 10"),
+        ("benchmark", ["--size", "60"], "multiple of 8"),
     ],
 )
-def test_cli_user_errors_exit_2(args, message):
-    result = run_python(args)
-    assert result.returncode == 2, result.stderr
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: ") and message in last
+def test_cli_user_errors(entry, args, message, capsys):
+    if entry == "export":
+        import export
+
+        main = export.main
+    else:
+        main = load_benchmark().main
+    assert run_cli(main, args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1
 
 
-def test_benchmark_json_small():
-    result = run_python(
-        ["benchmarks/inference.py", "--json", "--size", "32", "--runs", "10", "--warmup", "1"]
-    )
-    assert result.returncode == 0, result.stderr
-    rows = json.loads(result.stdout)
+def test_benchmark_json_small(capsys):
+    args = ["--json", "--size", "32", "--runs", "10", "--warmup", "1"]
+    assert run_cli(load_benchmark().main, args) == 0
+    rows = json.loads(capsys.readouterr().out)
     assert rows[0]["engine"] == "keras"
-    assert sum(row["default"] for row in rows) == 1
+    assert [row["engine"] for row in rows if row["default"]] == [resolve_engine("auto")]
     for row in rows:
         assert row["median_s"] > 0 and row["min_s"] <= row["median_s"] <= row["max_s"]
         assert row["max_abs_diff_vs_keras"] < 1e-4
