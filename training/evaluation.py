@@ -145,9 +145,8 @@ def evaluate_checkpoint(
     verbose: bool = True,
 ) -> dict[str, Any]:
     """Predict the config's test split with `weights` and write the evaluation into `out_dir`."""
-    from inference.engines import make_predictor
-
     from data import load_dataset
+    from inference.engines import make_predictor
     from models import load_model
 
     dataset = load_dataset(cfg["dataset"])

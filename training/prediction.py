@@ -46,7 +46,6 @@ def predict_files(
 ) -> list[Path]:
     """Segment each file; returns the written binary-map paths."""
     from inference.engines import make_predictor
-
     from models import load_model
 
     images = [
