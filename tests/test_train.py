@@ -259,3 +259,38 @@ def test_mixed_precision_bfloat16(tmp_path):
     model = keras.saving.load_model(run / "last.keras")
     assert model.get_layer("enc1_step1_conv").dtype_policy.name == "mixed_bfloat16"
     assert model.output.dtype == "float32"  # the sigmoid head stays in float32
+
+
+# The GPU machine has JAX but no TensorFlow, TensorBoard, ONNX, OpenVINO or matplotlib.
+GPU_MACHINE = """
+import runpy, sys
+sys.path.insert(0, ".")
+for name in ("tensorflow", "tensorboard", "onnx", "onnxruntime", "openvino", "matplotlib"):
+    sys.modules[name] = None  # any import of these now fails
+sys.argv = ["train.py"] + sys.argv[1:]
+runpy.run_path("train.py", run_name="__main__")
+"""
+
+
+def test_training_path_needs_no_tensorflow(tmp_path):
+    if not backend_available("jax"):
+        pytest.skip("jax is not installed")
+    run = tmp_path / "run"
+    result = run_python(
+        [
+            "-c",
+            GPU_MACHINE,
+            "--config",
+            "configs/demo.yaml",
+            "--out",
+            str(run),
+            "--epochs",
+            "1",
+            "--quiet",
+            *TINY,
+        ],
+        backend="jax",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "with the keras engine" in result.stdout
+    assert (run / "last.keras").is_file() and (run / "eval" / "metrics.json").is_file()

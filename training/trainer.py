@@ -265,7 +265,10 @@ def train(
         )
     seconds = time.perf_counter() - start
     if history:
-        plot_history(history, run_dir / "curves.png")
+        try:
+            plot_history(history, run_dir / "curves.png")
+        except ImportError:  # e.g. the GPU machine, which has no matplotlib: history.csv has the numbers
+            print("matplotlib is not installed: curves.png not drawn (history.csv has the numbers)")
     if checkpoint.nan_at is not None:
         epoch, batch = checkpoint.nan_at
         done = history[-1]["epoch"] if history else 0
