@@ -91,6 +91,19 @@ def test_drive_protocol_on_real_data(real_data_root, random_weights, tmp_path):
     )  # 2nd observer accuracy, widely reported (FOV 0.947)
     assert seconds < 120, f"DRIVE evaluation took {seconds:.0f} s"
 
+    # The default (fast) engine and the plain Keras path give the same scores to three decimals.
+    plain = run_python(
+        ["evaluate.py", "--config", "configs/drive.yaml", "--weights", str(random_weights), "--data-root",
+         str(real_data_root), "--out", str(tmp_path / "keras"), "--engine", "keras", "--no-images"]
+    )  # fmt: skip
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    keras_metrics = json.loads((tmp_path / "keras" / "metrics.json").read_text())
+    assert keras_metrics["timing"]["engine"] == "keras"
+    for protocol in ("whole_image", "fov"):
+        for key in ("f1", "auc", "acc"):
+            fast, reference = metrics[protocol]["mean"][key], keras_metrics[protocol]["mean"][key]
+            assert abs(fast - reference) < 5e-4, (protocol, key, fast, reference)
+
 
 def _write_png(path, size_hw, seed=0):
     sample = synthetic_sample(96, seed, 1, 0)
