@@ -14,7 +14,12 @@ import numpy as np
 import pytest
 
 from tests.helpers import ROOT, backend_available, run_python
-from training.callbacks import read_history, read_state
+from training.callbacks import (
+    ResumableEarlyStopping,
+    ResumableReduceLROnPlateau,
+    read_history,
+    read_state,
+)
 from training.config import resolve_config
 from training.trainer import TrainingFailed, train
 
@@ -28,6 +33,24 @@ TINY = [
 TINY_OVERRIDES = [TINY[i + 1] for i in range(0, len(TINY), 2)]
 
 
+def demo_args(run, *args, tiny=True):
+    """train.py arguments for the demo config into `run` (tiny sizes unless tiny=False)."""
+    return [
+        "train.py",
+        "--config",
+        "configs/demo.yaml",
+        "--out",
+        str(run),
+        *args,
+        *(TINY if tiny else []),
+    ]
+
+
+def run_train(run, *args, tiny=True, **kwargs):
+    """Run train.py on the demo config into `run`; returns the CompletedProcess."""
+    return run_python(demo_args(run, *args, tiny=tiny), **kwargs)
+
+
 def tiny_cfg(**train):
     cfg = resolve_config(ROOT / "configs" / "demo.yaml", TINY_OVERRIDES)
     cfg["train"].update(train)
@@ -37,19 +60,7 @@ def tiny_cfg(**train):
 
 def test_run_folder_resume_and_refusal(tmp_path):
     run = tmp_path / "run"
-    result = run_python(
-        [
-            "train.py",
-            "--config",
-            "configs/demo.yaml",
-            "--out",
-            str(run),
-            "--epochs",
-            "1",
-            "--quiet",
-            *TINY,
-        ]
-    )
+    result = run_train(run, "--epochs", "1", "--quiet")
     assert result.returncode == 0, result.stderr[-3000:]
     for name in (
         "config.yaml",
@@ -68,27 +79,12 @@ def test_run_folder_resume_and_refusal(tmp_path):
     assert "size: 64" in saved and "epochs: 1" in saved
 
     # A second run into the same folder is refused ...
-    again = run_python(
-        ["train.py", "--config", "configs/demo.yaml", "--out", str(run), "--epochs", "1", *TINY]
-    )
+    again = run_train(run, "--epochs", "1")
     assert again.returncode == 2
     assert "already holds a run" in again.stderr and "--resume" in again.stderr
 
     # ... and --resume continues at the next epoch.
-    resumed = run_python(
-        [
-            "train.py",
-            "--config",
-            "configs/demo.yaml",
-            "--out",
-            str(run),
-            "--epochs",
-            "2",
-            "--resume",
-            "--quiet",
-            "--no-eval",
-        ]
-    )
+    resumed = run_train(run, "--epochs", "2", "--resume", "--quiet", "--no-eval", tiny=False)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "at epoch 2 of 2" in resumed.stdout
     assert [row["epoch"] for row in read_history(run / "history.csv")] == [1, 2]
@@ -110,19 +106,7 @@ def _wait_for_epoch(path: Path, epoch: int, proc, timeout: float = 240) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill"])
 def test_interrupted_run_resumes_at_the_right_epoch(tmp_path, sig):
     run = tmp_path / "run"
-    cmd = [
-        sys.executable,
-        "train.py",
-        "--config",
-        "configs/demo.yaml",
-        "--out",
-        str(run),
-        "--epochs",
-        "50",
-        "--quiet",
-        "--no-eval",
-        *TINY,
-    ]
+    cmd = [sys.executable, *demo_args(run, "--epochs", "50", "--quiet", "--no-eval")]
     proc = subprocess.Popen(
         cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -137,19 +121,8 @@ def test_interrupted_run_resumes_at_the_right_epoch(tmp_path, sig):
     done = read_state(run)["epoch"]
     assert keras.saving.load_model(run / "last.keras") is not None
     assert not list(run.glob(".*.tmp*")), "a temporary file was left behind"
-    resumed = run_python(
-        [
-            "train.py",
-            "--config",
-            "configs/demo.yaml",
-            "--out",
-            str(run),
-            "--epochs",
-            str(done + 1),
-            "--resume",
-            "--quiet",
-            "--no-eval",
-        ]
+    resumed = run_train(
+        run, "--epochs", str(done + 1), "--resume", "--quiet", "--no-eval", tiny=False
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"at epoch {done + 1} of {done + 1}" in resumed.stdout
@@ -192,23 +165,11 @@ def test_same_seed_same_run(tmp_path):
 
 
 def test_bad_flags(tmp_path):
-    result = run_python(
-        [
-            "train.py",
-            "--config",
-            "configs/demo.yaml",
-            "--out",
-            str(tmp_path / "r"),
-            "--set",
-            "train.epochz=2",
-        ]
-    )
+    result = run_train(tmp_path / "r", "--set", "train.epochz=2", tiny=False)
     assert result.returncode == 2 and "'train.epochz' does not exist" in result.stderr
     result = run_python(["train.py", "--config", str(tmp_path / "nope.yaml")])
     assert result.returncode == 2 and "nope.yaml does not exist" in result.stderr
-    result = run_python(
-        ["train.py", "--config", "configs/demo.yaml", "--out", str(tmp_path / "r2"), "--resume"]
-    )
+    result = run_train(tmp_path / "r2", "--resume", tiny=False)
     assert result.returncode == 2 and "no run to resume" in result.stderr
 
 
@@ -216,10 +177,16 @@ def test_bad_flags(tmp_path):
 def test_distribute_on_two_cpu_devices(tmp_path, backend):
     if not backend_available(backend):
         pytest.skip(f"{backend} is not installed")
-    result = run_python(
-        ["train.py", "--config", "configs/demo.yaml", "--out", str(tmp_path / "run"), "--epochs", "1",
-         "--quiet", "--no-eval", "--distribute", "--backend", backend, *TINY]
-    )  # fmt: skip
+    result = run_train(
+        tmp_path / "run",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--no-eval",
+        "--distribute",
+        "--backend",
+        backend,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     strategy = "MirroredStrategy" if backend == "tensorflow" else "DataParallel"
     assert f"{strategy} over 2 devices" in result.stdout
@@ -230,31 +197,16 @@ def test_jax_backend_trains_and_evaluates(tmp_path):
     if not backend_available("jax"):
         pytest.skip("jax is not installed")
     run = tmp_path / "run"
-    result = run_python(
-        [
-            "train.py",
-            "--config",
-            "configs/demo.yaml",
-            "--out",
-            str(run),
-            "--epochs",
-            "1",
-            "--quiet",
-            "--backend",
-            "jax",
-            *TINY,
-        ]
-    )
+    result = run_train(run, "--epochs", "1", "--quiet", "--backend", "jax")
     assert result.returncode == 0, result.stderr[-3000:]
     assert (run / "eval" / "metrics.json").is_file()
 
 
 def test_mixed_precision_bfloat16(tmp_path):
     run = tmp_path / "run"
-    result = run_python(
-        ["train.py", "--config", "configs/demo.yaml", "--out", str(run), "--epochs", "1", "--quiet", "--no-eval",
-         "--mixed-precision", "mixed_bfloat16", *TINY]
-    )  # fmt: skip
+    result = run_train(
+        run, "--epochs", "1", "--quiet", "--no-eval", "--mixed-precision", "mixed_bfloat16"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     model = keras.saving.load_model(run / "last.keras")
     assert model.get_layer("enc1_step1_conv").dtype_policy.name == "mixed_bfloat16"
@@ -276,21 +228,23 @@ def test_training_path_needs_no_tensorflow(tmp_path):
     if not backend_available("jax"):
         pytest.skip("jax is not installed")
     run = tmp_path / "run"
-    result = run_python(
-        [
-            "-c",
-            GPU_MACHINE,
-            "--config",
-            "configs/demo.yaml",
-            "--out",
-            str(run),
-            "--epochs",
-            "1",
-            "--quiet",
-            *TINY,
-        ],
-        backend="jax",
-    )
+    args = demo_args(run, "--epochs", "1", "--quiet")[1:]  # runpy runs train.py itself
+    result = run_python(["-c", GPU_MACHINE, *args], backend="jax")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "with the keras engine" in result.stdout
     assert (run / "last.keras").is_file() and (run / "eval" / "metrics.json").is_file()
+
+
+def test_callback_counters_are_restored_on_resume():
+    saved = {"wait": 4, "best": 0.25, "cooldown_counter": 1}
+    reduce_lr = ResumableReduceLROnPlateau(monitor="val_loss", patience=10, initial_state=saved)
+    reduce_lr.on_train_begin()
+    assert reduce_lr.state() == saved
+    early = ResumableEarlyStopping(
+        monitor="val_loss", patience=20, initial_state={"wait": 7, "best": 0.5}
+    )
+    early.on_train_begin()
+    assert (early.wait, early.best) == (7, 0.5)
+    fresh = ResumableEarlyStopping(monitor="val_loss", patience=20)
+    fresh.on_train_begin()
+    assert fresh.wait == 0

@@ -17,6 +17,7 @@ import math
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from utils.io import atomic_path, write_json, write_text
 
@@ -61,35 +62,41 @@ def read_state(run_dir: Path) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def _number(value) -> float | None:
-    """A callback's `best` as a JSON-safe float (None before the first epoch)."""
-    return None if value is None else float(value)
+def _plain(value):
+    """A counter as a JSON value: None, int or float."""
+    if value is None:
+        return None
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    return float(value)
 
 
-class ResumableReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
-    """ReduceLROnPlateau whose counters survive a resume."""
+class _ResumableCounters:
+    """Mixin for a Keras callback: its COUNTERS go into state.json and come back on resume."""
+
+    COUNTERS: tuple[str, ...] = ()
 
     def __init__(self, *args, initial_state: dict | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self._initial_state = initial_state
+        self._initial_state = initial_state or {}
 
     def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        if self._initial_state:
-            self.wait = self._initial_state["wait"]
-            if self._initial_state["best"] is not None:
-                self.best = self._initial_state["best"]
-            self.cooldown_counter = self._initial_state["cooldown_counter"]
+        super().on_train_begin(logs)  # resets the counters ...
+        for key in self.COUNTERS:  # ... to those saved with the run, when resuming
+            if self._initial_state.get(key) is not None:
+                setattr(self, key, self._initial_state[key])
 
     def state(self) -> dict:
-        return {
-            "wait": self.wait,
-            "best": float(self.best),
-            "cooldown_counter": self.cooldown_counter,
-        }
+        return {key: _plain(getattr(self, key)) for key in self.COUNTERS}
 
 
-class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+class ResumableReduceLROnPlateau(_ResumableCounters, keras.callbacks.ReduceLROnPlateau):
+    """ReduceLROnPlateau whose counters survive a resume (the learning rate is in last.keras)."""
+
+    COUNTERS = ("wait", "best", "cooldown_counter")
+
+
+class ResumableEarlyStopping(_ResumableCounters, keras.callbacks.EarlyStopping):
     """EarlyStopping whose counters survive a resume.
 
     After a resume the best weights seen before the interruption are not in
@@ -97,19 +104,7 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     `best.keras` (by the checkpoint monitor) is what evaluation uses either way.
     """
 
-    def __init__(self, *args, initial_state: dict | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._initial_state = initial_state
-
-    def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        if self._initial_state:
-            self.wait = self._initial_state["wait"]
-            if self._initial_state["best"] is not None:
-                self.best = self._initial_state["best"]
-
-    def state(self) -> dict:
-        return {"wait": self.wait, "best": _number(self.best)}
+    COUNTERS = ("wait", "best")
 
 
 class RunCheckpoint(keras.callbacks.Callback):

@@ -267,7 +267,9 @@ def train(
     if history:
         try:
             plot_history(history, run_dir / "curves.png")
-        except ImportError:  # e.g. the GPU machine, which has no matplotlib: history.csv has the numbers
+        except (
+            ImportError
+        ):  # e.g. the GPU machine, which has no matplotlib: history.csv has the numbers
             print("matplotlib is not installed: curves.png not drawn (history.csv has the numbers)")
     if checkpoint.nan_at is not None:
         epoch, batch = checkpoint.nan_at
