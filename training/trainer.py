@@ -188,7 +188,9 @@ def make_callbacks(
     )
     # The checkpoint runs last, so the state it saves includes this epoch's plateau/stopping update.
     callbacks = [reduce_lr, early, checkpoint]
-    if train["tensorboard"] and importlib.util.find_spec("tensorboard") is not None:
+    # Keras writes TensorBoard logs through tf.summary: both packages are needed.
+    has_tensorboard = all(importlib.util.find_spec(name) for name in ("tensorboard", "tensorflow"))
+    if train["tensorboard"] and has_tensorboard:
         callbacks.insert(0, keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs")))
     return callbacks, checkpoint
 
