@@ -124,7 +124,7 @@ def main(argv=None) -> int:
     if "eval" in summary:
         f1 = summary["eval"]["whole_image"]["mean"]["f1"]
         print(
-            f"test F1 (whole image, mean over images): {f1:.4f}; overlays in {run_dir / 'eval' / 'images'}"
+            f"test F1 (whole image, mean over images): {f1:.4f}; report and images in {run_dir / 'eval'}"
         )
     return 0
 

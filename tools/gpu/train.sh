@@ -4,7 +4,9 @@
 # run's small files to $OUT (the device tool brings back at most 8 files).
 #     bash tools/gpu/train.sh drive [train.py flags...]
 #     bash tools/gpu/train.sh stare --fold 1 [...]
-#     bash tools/gpu/train.sh drive --resume      # with the run folder carried back in .gpu/runs
+#     bash tools/gpu/train.sh drive --resume      # continues .gpu/runs/drive: on the same warm
+#         machine it is still there; on a fresh one, first copy the fetched last.keras,
+#         state.json, history.csv and config.yaml (and best.keras) into .gpu/runs/drive here.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 dataset=${1:?usage: tools/gpu/train.sh drive|stare [train.py flags]}
