@@ -130,3 +130,8 @@ def default_cache_dir() -> Path:
     """`$SAUNETV2_CACHE`, else `~/.cache/sa-unetv2`: where augmented arrays and FOV masks go."""
     env = os.environ.get("SAUNETV2_CACHE")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "sa-unetv2"
+
+
+def to_unit_float(images: np.ndarray) -> np.ndarray:
+    """uint8 images (any shape) -> float32 in [0, 1], the network's input scale."""
+    return np.asarray(images).astype(np.float32) / np.float32(255.0)

@@ -30,7 +30,6 @@ import numpy as np
 
 from data import augment as augment_module
 from data.augment import AUGMENT_PARAMS, N_AUGMENTED, augment_sample
-from data.geometry import pad_to
 from data.io import default_cache_dir
 from data.readers import DATASET_NAMES, Dataset, Sample, load_dataset, resolve_config
 from data.splits import VAL_SPLITS, validation_split
@@ -184,15 +183,6 @@ def prepare_training_data(
         summary=summary,
         cache=path,
     )
-
-
-def padded_test_arrays(
-    test: list[Sample], pad_shape: tuple[int, int]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Test images uint8 (N, H, W, 3) and labels uint8 (N, H, W, 1), zero-padded to `pad_shape`."""
-    x = np.stack([pad_to(s.image, pad_shape) for s in test])
-    y = np.stack([pad_to(s.label, pad_shape) for s in test])[..., None]
-    return x, y
 
 
 def main(argv: list[str] | None = None) -> int:

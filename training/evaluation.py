@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from data.geometry import crop_to, pad_shape_for, pad_to, padded_shape
+from data.io import to_unit_float
 from metrics import METRIC_KEYS, METRIC_LABELS, PROTOCOLS, format_table, summarize
 from utils.io import write_image, write_json, write_text
 
@@ -35,7 +36,7 @@ def segment(predictor, image: np.ndarray, pad_shape: tuple[int, int] | None = No
     """
     height, width = image.shape[:2]
     pad_shape = pad_shape or padded_shape((height, width))
-    batch = pad_to(image, pad_shape)[None].astype("float32") / np.float32(255.0)
+    batch = to_unit_float(pad_to(image, pad_shape)[None])
     prob = np.asarray(predictor.predict(batch), dtype="float32")[0, ..., 0]
     return crop_to(prob, (height, width))
 
@@ -103,8 +104,12 @@ def evaluate_predictions(
     threshold: float,
     title: str,
     save_images: bool = True,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Score `probs` against the samples' labels and write the report files into `out_dir`."""
+    """Score `probs` against the samples' labels and write the report files into `out_dir`.
+
+    `extra` items (e.g. timing) are added to the summary and metrics.json.
+    """
     out_dir = Path(out_dir)
     names = [s.name for s in samples]
     summary = summarize(
@@ -120,6 +125,7 @@ def evaluate_predictions(
             binary=True,
         )
         summary["second_observer"] = {p: second[p] for p in PROTOCOLS}
+    summary.update(extra or {})
     write_json(out_dir / "metrics.json", summary)
     write_text(out_dir / "per_image.csv", per_image_csv(summary))
     write_text(out_dir / "results.md", results_markdown(title, summary, second, "second manual"))
@@ -160,6 +166,12 @@ def evaluate_checkpoint(
     seconds = time.perf_counter() - start
     threshold = cfg["evaluate"]["threshold"]
     title = f"{cfg['model']['name']} on {dataset.name} test ({Path(weights).name})"
+    timing = {
+        "engine": predictor.name,
+        "images": len(probs),
+        "predict_seconds": round(seconds, 3),
+        "seconds_per_image": round(seconds / max(len(probs), 1), 4),
+    }
     summary = evaluate_predictions(
         dataset.test,
         probs,
@@ -167,14 +179,8 @@ def evaluate_checkpoint(
         threshold,
         title,
         save_images=cfg["evaluate"]["save_images"],
+        extra={"timing": timing},
     )
-    summary["timing"] = {
-        "engine": predictor.name,
-        "images": len(probs),
-        "predict_seconds": round(seconds, 3),
-        "seconds_per_image": round(seconds / max(len(probs), 1), 4),
-    }
-    write_json(Path(out_dir) / "metrics.json", summary)
     if verbose:
         print_per_image(summary)
         print()

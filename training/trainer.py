@@ -23,6 +23,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from data.io import to_unit_float
 from losses import BceMccLoss
 from models import build_model, load_model
 from training.callbacks import (
@@ -106,11 +107,6 @@ def set_determinism(seed: int) -> None:
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
-
-
-def to_float(images: np.ndarray) -> np.ndarray:
-    """uint8 (N, H, W, C) -> float32 in [0, 1]."""
-    return images.astype("float32") / np.float32(255.0)
 
 
 def fill_last_batch(x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -228,8 +224,10 @@ def train(
     data = prepare_training_data(cfg["dataset"], cache_dir=cache_dir)
     if state is None:
         save_config(cfg, run_dir / CONFIG_FILE)
-    x_train, y_train = to_float(data.x_train), data.y_train.astype("float32")
-    validation = (to_float(data.x_val), data.y_val.astype("float32")) if len(data.x_val) else None
+    x_train, y_train = to_unit_float(data.x_train), data.y_train.astype("float32")
+    validation = (
+        (to_unit_float(data.x_val), data.y_val.astype("float32")) if len(data.x_val) else None
+    )
     if validation is None:
         raise UserError(
             "the validation split is empty; raise dataset.val_fraction or add training images"
