@@ -249,3 +249,19 @@ def test_callback_counters_are_restored_on_resume():
     fresh = ResumableEarlyStopping(monitor="val_loss", patience=20)
     fresh.on_train_begin()
     assert fresh.wait == 0
+
+
+def test_drive_run_on_real_data(real_data_root, tmp_path):
+    """train.py on the real DRIVE files at 592 x 592 (two steps an epoch), then the test evaluation."""
+    run = tmp_path / "drive"
+    result = run_python(
+        ["train.py", "--config", "configs/drive.yaml", "--data-root", str(real_data_root), "--out", str(run),
+         "--epochs", "1", "--batch-size", "2", "--quiet", "--set", "train.steps_per_epoch=2",
+         "--set", "train.validation_steps=2", "--set", "evaluate.save_images=false"]
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [row["epoch"] for row in read_history(run / "history.csv")] == [1]
+    metrics = json.loads((run / "eval" / "metrics.json").read_text())
+    assert metrics["n_images"] == 20 and "second_observer" in metrics
+    saved = (run / "config.yaml").read_text()
+    assert "name: drive" in saved and "steps_per_epoch: 2" in saved

@@ -41,6 +41,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "tensorboard": True,
         "shuffle": True,
         "steps_per_execution": 1,
+        # null: whole epochs. A number caps the batches per epoch (quick checks on real data).
+        "steps_per_epoch": None,
+        "validation_steps": None,
     },
     "evaluate": {"threshold": 0.5, "engine": "auto", "weights": "best", "save_images": True},
 }

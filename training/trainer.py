@@ -260,6 +260,8 @@ def train(
             initial_epoch=initial_epoch,
             validation_data=validation,
             shuffle=train_cfg["shuffle"],
+            steps_per_epoch=train_cfg["steps_per_epoch"],
+            validation_steps=train_cfg["validation_steps"],
             callbacks=callbacks,
             verbose=verbose,
         )
