@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from training.config import DEFAULT_CONFIG, resolve_config
 from utils.config import load_config
 
-CONFIGS = ["configs/drive.yaml", "configs/stare.yaml", "configs/demo.yaml"]
+CONFIGS = [
+    "configs/drive.yaml",
+    "configs/stare.yaml",
+    "configs/demo.yaml",
+    "configs/chase_db1.yaml",
+]
 
 
 @pytest.mark.parametrize("path", CONFIGS)
@@ -75,3 +81,20 @@ def test_unknown_key_in_file(tmp_path):
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     with pytest.raises(ValueError, match="mapping"):
         load_config(tmp_path / "list.yaml")
+
+
+def test_own_data_template_reads_a_chase_like_folder(tmp_path):
+    from PIL import Image
+
+    from data import load_dataset
+    from data.synthetic import synthetic_sample
+
+    for i in range(5):
+        sample = synthetic_sample(64, 0, 0, i)
+        Image.fromarray(sample.image).save(tmp_path / f"Image_0{i}L.jpg")
+        Image.fromarray(sample.label * 255).save(tmp_path / f"Image_0{i}L_1stHO.png")
+    cfg = resolve_config("configs/chase_db1.yaml")
+    cfg["dataset"]["data_root"] = str(tmp_path)
+    dataset = load_dataset(cfg["dataset"])
+    assert len(dataset.train) + len(dataset.test) == 5 and len(dataset.test) == 1
+    assert set(np.unique(dataset.train[0].label)) <= {0, 1}
