@@ -64,6 +64,8 @@ def test_overrides_and_types():
         ("train.mixed_precision=fp8", "mixed_precision"),
         ("evaluate.threshold=2", r"\[0, 1\]"),
         ("train.epochs", "section.key=value"),
+        ("model.name=resnet", "sa_unetv2, sa_unet, unet"),
+        ("model.dropblock_rate=1.5", r"model.dropblock_rate must be in \[0, 1\)"),
     ],
 )
 def test_bad_overrides(override, match):

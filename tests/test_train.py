@@ -90,6 +90,12 @@ def test_run_folder_resume_and_refusal(tmp_path):
     assert [row["epoch"] for row in read_history(run / "history.csv")] == [1, 2]
     assert read_state(run)["epoch"] == 2
 
+    # --overwrite replaces the run.
+    replaced = run_train(run, "--epochs", "1", "--quiet", "--no-eval", "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr[-3000:]
+    assert [row["epoch"] for row in read_history(run / "history.csv")] == [1]
+    assert not (run / "eval").exists()
+
 
 def _wait_for_epoch(path: Path, epoch: int, proc, timeout: float = 240) -> None:
     deadline = time.time() + timeout
@@ -171,6 +177,9 @@ def test_bad_flags(tmp_path):
     assert result.returncode == 2 and "nope.yaml does not exist" in result.stderr
     result = run_train(tmp_path / "r2", "--resume", tiny=False)
     assert result.returncode == 2 and "no run to resume" in result.stderr
+    result = run_train(tmp_path / "r3", "--set", "model.dropblock_rate=1.5", tiny=False)
+    assert result.returncode == 2 and "[0, 1)" in result.stderr
+    assert not (tmp_path / "r3").exists()  # refused before anything was written
 
 
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])

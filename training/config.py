@@ -90,6 +90,14 @@ def validate(cfg: dict[str, Any]) -> None:
         raise UserError(
             f"train.mixed_precision must be one of {choices}, got {train['mixed_precision']!r}"
         )
+    from models import MODEL_NAMES
+    from models.layers import check_rate
+
+    if cfg["model"]["name"] not in MODEL_NAMES:
+        raise UserError(
+            f"unknown model '{cfg['model']['name']}'; choose one of: {', '.join(MODEL_NAMES)}"
+        )
+    check_rate(cfg["model"]["dropblock_rate"], "model.dropblock_rate")
     threshold = cfg["evaluate"]["threshold"]
     if not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
         raise UserError(f"evaluate.threshold must be in [0, 1], got {threshold!r}")
