@@ -66,9 +66,7 @@ def main(argv=None) -> int:
         overrides.append(f"evaluate.threshold={args.threshold}")
     if args.no_images:
         overrides.append("evaluate.save_images=false")
-    cfg = resolve_config(args.config, overrides)
-    if args.data_root is not None:
-        cfg["dataset"]["data_root"] = args.data_root
+    cfg = resolve_config(args.config, overrides, data_root=args.data_root)
 
     from training.evaluation import evaluate_checkpoint
 

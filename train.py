@@ -98,9 +98,7 @@ def main(argv=None) -> int:
     select_backend(args.backend, distribute=args.distribute)
     from training.config import resolve_config
 
-    cfg = resolve_config(args.config, flag_overrides(args) + args.set)
-    if args.data_root is not None:  # a path is text, not YAML: set it as given
-        cfg["dataset"]["data_root"] = args.data_root
+    cfg = resolve_config(args.config, flag_overrides(args) + args.set, data_root=args.data_root)
 
     from training.trainer import TrainingFailed, train
 

@@ -62,14 +62,21 @@ def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def resolve_config(path: str | os.PathLike, overrides: list[str] | None = None) -> dict[str, Any]:
-    """Load `path`, check its keys, merge it onto DEFAULT_CONFIG and apply `key=value` overrides."""
+def resolve_config(
+    path: str | os.PathLike, overrides: list[str] | None = None, data_root: str | None = None
+) -> dict[str, Any]:
+    """Load `path`, check its keys, merge it onto DEFAULT_CONFIG and apply `key=value` overrides.
+
+    data_root (a --data-root flag) is set as given: a path is text, not YAML.
+    """
     raw = load_config(path)
     reference = copy.deepcopy(DEFAULT_CONFIG)
     reference["dataset"] = {}  # checked by data.load_dataset
     check_keys(raw, reference)
     cfg = merge(DEFAULT_CONFIG, raw)
     cfg = apply_overrides(cfg, overrides)
+    if data_root is not None:
+        cfg["dataset"]["data_root"] = data_root
     validate(cfg)
     return cfg
 
