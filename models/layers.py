@@ -130,10 +130,11 @@ class _AttentionMap(layers.Layer):
             use_bias=False,
             kernel_initializer="he_normal",
             activation="sigmoid",
+            dtype=self.dtype_policy,
             name="conv",
         )
-        self.channel_mean = ChannelMean(name="channel_mean")
-        self.channel_max = ChannelMax(name="channel_max")
+        self.channel_mean = ChannelMean(dtype=self.dtype_policy, name="channel_mean")
+        self.channel_max = ChannelMax(dtype=self.dtype_policy, name="channel_max")
 
     def build_conv(self, input_shape):
         self.conv.build((*input_shape[:-1], 2))

@@ -83,6 +83,16 @@ def test_cross_scale_attention_uses_means_of_both_inputs():
     )
 
 
+@pytest.mark.parametrize("cls", [SpatialAttention, CrossScaleSpatialAttention])
+def test_attention_sublayers_follow_the_layer_dtype(cls):
+    """A float64 attention (e.g. a float64 copy of a model, for precision checks) runs in float64."""
+    layer = cls(3, dtype="float64")
+    x = np.random.default_rng(2).normal(size=(1, 8, 8, 4))
+    out = layer(x) if cls is SpatialAttention else layer([x, x[..., :2]])
+    assert keras.backend.standardize_dtype(out.dtype) == "float64"
+    assert layer.conv.kernel.dtype == "float64"
+
+
 def test_dropblock_identity_at_inference():
     x = np.random.default_rng(2).normal(size=(2, 32, 32, 3)).astype("float32")
     layer = DropBlock2D(0.3, 7, seed=1)
