@@ -4,8 +4,18 @@ Keras' own ONNX export keeps the channels-last layout, where GroupNormalization
 becomes a 5-D reshape plus strided reductions that dominate ONNX Runtime's
 time. Here every layer is written in NCHW, where a group of channels is one
 contiguous block; GroupNorm is computed from per-channel moments and applied
-as one per-channel multiply-add (no reshape of the feature map). The interface stays NHWC like the Keras model
-(one Transpose at the input, one at the output), with dynamic batch, H and W.
+as one per-channel multiply-add (no reshape of the feature map). The interface
+stays NHWC like the Keras model (one Transpose at the input, one at the
+output), with dynamic batch, H and W (multiples of 8, as for the Keras model).
+
+Two rewrites avoid operations that CPU runtimes execute slowly, computing the
+same sums of products (docs/inference.md has the timings):
+- A Concatenate whose only consumers are Conv2D layers is never materialized:
+  each convolution is split into one convolution per concatenated part (its
+  slice of the kernel), summed.
+- The attention maps' k x k convolution with one output channel is computed on
+  b x b pixel blocks (SpaceToDepth -> a small convolution with b*b outputs ->
+  DepthToSpace), which runtimes vectorize over channels like any other conv.
 
 Supported layers (all that the registered architectures use): InputLayer,
 Conv2D, Conv2DTranspose (stride 2, 'same'), DropBlock2D (identity at
@@ -31,6 +41,8 @@ class _GraphBuilder:
         self.nodes = []
         self.initializers = []
         self._count = 0
+        # Deferred concatenations (read by one Conv2D): placeholder -> [(tensor, channels)].
+        self.concats: dict[str, list[tuple[str, int]]] = {}
 
     def name(self, hint: str) -> str:
         self._count += 1
@@ -82,29 +94,39 @@ def _activation_name(layer) -> str:
 
 
 def _conv2d(g: _GraphBuilder, layer, x: str) -> str:
+    """Conv2D of `x`; a deferred concatenation is convolved part by part and summed."""
     cfg = layer.get_config()
     if cfg["data_format"] != "channels_last" or cfg["groups"] != 1:
         raise UserError(
             f"the ONNX export supports channels-last, ungrouped Conv2D only ({layer.name})"
         )
     kernel = np.asarray(layer.kernel.numpy(), np.float32).transpose(3, 2, 0, 1)  # (O, I, kh, kw)
-    inputs = [x, g.const(kernel, f"{layer.name}_w")]
-    if layer.use_bias:
-        inputs.append(g.const(np.asarray(layer.bias.numpy(), np.float32), f"{layer.name}_b"))
+    bias = (
+        [g.const(np.asarray(layer.bias.numpy(), np.float32), f"{layer.name}_b")]
+        if layer.use_bias
+        else []
+    )
     pads = (
         _same_pads(cfg["kernel_size"], cfg["strides"], cfg["dilation_rate"])
         if cfg["padding"] == "same"
         else [0, 0, 0, 0]
     )
-    y = g.op(
-        "Conv",
-        inputs,
-        layer.name,
-        kernel_shape=list(cfg["kernel_size"]),
-        strides=list(cfg["strides"]),
-        dilations=list(cfg["dilation_rate"]),
-        pads=pads,
-    )
+    attrs = {
+        "kernel_shape": list(cfg["kernel_size"]),
+        "strides": list(cfg["strides"]),
+        "dilations": list(cfg["dilation_rate"]),
+        "pads": pads,
+    }
+    parts = g.concats.pop(x, [(x, kernel.shape[1])])
+    y, start = None, 0
+    for part, channels in parts:
+        w = g.const(kernel[:, start : start + channels], f"{layer.name}_w")
+        start += channels
+        # The bias goes with the last part; the partial convolutions are summed.
+        term = g.op(
+            "Conv", [part, w, *(bias if start == kernel.shape[1] else [])], layer.name, **attrs
+        )
+        y = term if y is None else g.op("Add", [y, term], f"{layer.name}_sum")
     return _activation(g, y, _activation_name(layer), layer.name)
 
 
@@ -200,7 +222,66 @@ def _channel_reduce(g: _GraphBuilder, op_type: str, x: str, hint: str) -> str:
     return g.op(op_type, [x], hint, axes=[1], keepdims=1)
 
 
-def _attention(g: _GraphBuilder, layer, inputs: list[str]) -> str:
+def _block_kernel(kernel: np.ndarray, b: int) -> np.ndarray:
+    """The k x k kernel (kh, kw, I, 1) of a one-output convolution, rewritten for b x b blocks.
+
+    With x' the per-channel SpaceToDepth(x_c, b) concatenated (channel c * b*b + i * b + j
+    holds x[c, b*Y + i, b*X + j]) and y' = conv(x', K) with padding R,
+    DepthToSpace(y', b) equals the 'same' convolution of x with `kernel`. Returns K, shape (b*b, b*b*I, 2R+1, 2R+1)
+    (R = ceil((k // 2) / b)); every product of the original convolution
+    appears once, the other taps are zero.
+    """
+    kh, kw, n_in, _ = kernel.shape
+    if kh != kw or kh % 2 == 0:
+        raise UserError("the blocked attention convolution needs a square, odd kernel")
+    r = kh // 2
+    big_r = -(-r // b)
+    out = np.zeros((b * b, b * b * n_in, 2 * big_r + 1, 2 * big_r + 1), np.float32)
+    for oy in range(b):
+        for ox in range(b):
+            for iy in range(b):
+                for ix in range(b):
+                    for dy in range(-big_r, big_r + 1):
+                        ky = b * dy + iy - oy + r
+                        if not 0 <= ky < kh:
+                            continue
+                        for dx in range(-big_r, big_r + 1):
+                            kx = b * dx + ix - ox + r
+                            if 0 <= kx < kw:  # channels iy*b+ix, + b*b, ...: one per input
+                                out[oy * b + ox, iy * b + ix :: b * b, dy + big_r, dx + big_r] = (
+                                    kernel[ky, kx, :, 0]
+                                )
+    return out
+
+
+def _attention_map(g: _GraphBuilder, conv, parts: list[str], block: int, hint: str) -> str:
+    """sigmoid(conv(concat(parts))) for one-channel maps, on block x block tiles when block > 1."""
+    if block == 1:
+        descriptor = g.op("Concat", parts, f"{hint}_descriptor", axis=1)
+        return _conv2d(g, conv, descriptor)  # the conv carries the sigmoid activation
+    kernel = np.asarray(conv.kernel.numpy(), np.float32)
+    big = _block_kernel(kernel, block)
+    pad = (big.shape[-1] - 1) // 2
+    # Tiles of each one-channel map, then concatenated: concatenating the full-size maps
+    # first ran as a slow reference kernel in OpenVINO.
+    tiles = [g.op("SpaceToDepth", [part], f"{hint}_tiles", blocksize=block) for part in parts]
+    tiles = g.op("Concat", tiles, f"{hint}_descriptor", axis=1)
+    bias = []
+    if conv.use_bias:
+        value = np.asarray(conv.bias.numpy(), np.float32)
+        bias = [g.const(np.repeat(value, block * block), f"{hint}_block_b")]
+    y = g.op(
+        "Conv",
+        [tiles, g.const(big, f"{hint}_block_w"), *bias],
+        f"{hint}_block_conv",
+        kernel_shape=list(big.shape[2:]),
+        pads=[pad] * 4,
+    )
+    y = g.op("DepthToSpace", [y], f"{hint}_map", blocksize=block, mode="DCR")
+    return _activation(g, y, _activation_name(conv), hint)
+
+
+def _attention(g: _GraphBuilder, layer, inputs: list[str], block: int) -> str:
     from models.layers import CrossScaleSpatialAttention
 
     if isinstance(layer, CrossScaleSpatialAttention):
@@ -215,9 +296,27 @@ def _attention(g: _GraphBuilder, layer, inputs: list[str]) -> str:
             _channel_reduce(g, "ReduceMean", enc, f"{layer.name}_mean"),
             _channel_reduce(g, "ReduceMax", enc, f"{layer.name}_max"),
         ]
-    descriptor = g.op("Concat", parts, f"{layer.name}_descriptor", axis=1)
-    weights = _conv2d(g, layer.conv, descriptor)  # the conv carries the sigmoid activation
+    weights = _attention_map(g, layer.conv, parts, block, layer.name)
     return g.op("Mul", [enc, weights], f"{layer.name}_out")
+
+
+def _attention_block(scale: int) -> int:
+    """Tile size for an attention map at `scale` (input pixels per pixel): H and W of the
+    input are multiples of 8, so at scale s they are multiples of 8 / s."""
+    multiple = 8 // scale if 8 % scale == 0 else 1
+    return 4 if multiple % 4 == 0 else 2 if multiple % 2 == 0 else 1
+
+
+def _only_reader_is_conv(layer) -> bool:
+    """True when the layer's output is read by exactly one (non-transposed) Conv2D."""
+    import keras
+
+    readers = [node.operation for node in layer._outbound_nodes]
+    return (
+        len(readers) == 1
+        and isinstance(readers[0], keras.layers.Conv2D)
+        and not isinstance(readers[0], keras.layers.Conv2DTranspose)
+    )
 
 
 def build_onnx_model(model, opset: int = OPSET):
@@ -241,6 +340,7 @@ def build_onnx_model(model, opset: int = OPSET):
         raise UserError("the ONNX export supports models with one input and one output")
     g = _GraphBuilder()
     names = {id(model.inputs[0]): g.op("Transpose", [INPUT_NAME], "to_nchw", perm=[0, 3, 1, 2])}
+    scales = {names[id(model.inputs[0])]: 1}  # tensor -> input pixels per pixel (H and W)
 
     for layer in model.operations:
         if isinstance(layer, keras.layers.InputLayer):
@@ -250,7 +350,9 @@ def build_onnx_model(model, opset: int = OPSET):
             raise UserError(f"the ONNX export cannot place layer '{layer.name}' (shared or nested)")
         node = nodes[0]
         inputs = [names[id(t)] for t in node.input_tensors]
+        scale = max(scales[x] for x in inputs)
         if isinstance(layer, keras.layers.Conv2DTranspose):
+            scale = max(scale // layer.strides[0], 1)
             y = _conv2d_transpose(g, layer, inputs[0])
         elif isinstance(layer, keras.layers.Conv2D):
             y = _conv2d(g, layer, inputs[0])
@@ -264,6 +366,7 @@ def build_onnx_model(model, opset: int = OPSET):
             cfg = layer.get_config()
             if cfg["padding"] != "valid":
                 raise UserError(f"the ONNX export supports 'valid' max pooling only ({layer.name})")
+            scale *= cfg["strides"][0]
             y = g.op(
                 "MaxPool",
                 inputs,
@@ -276,9 +379,15 @@ def build_onnx_model(model, opset: int = OPSET):
                 raise UserError(
                     f"the ONNX export supports channel concatenation only ({layer.name})"
                 )
-            y = g.op("Concat", inputs, layer.name, axis=1)
+            if _only_reader_is_conv(layer):
+                y = g.name(layer.name)
+                g.concats[y] = [
+                    (x, int(t.shape[-1])) for x, t in zip(inputs, node.input_tensors, strict=True)
+                ]
+            else:
+                y = g.op("Concat", inputs, layer.name, axis=1)
         elif isinstance(layer, SpatialAttention | CrossScaleSpatialAttention):
-            y = _attention(g, layer, inputs)
+            y = _attention(g, layer, inputs, _attention_block(scale))
         elif isinstance(layer, ChannelMean):
             y = _channel_reduce(g, "ReduceMean", inputs[0], layer.name)
         elif isinstance(layer, ChannelMax):
@@ -291,6 +400,7 @@ def build_onnx_model(model, opset: int = OPSET):
         if len(outputs) != 1:
             raise UserError(f"the ONNX export supports single-output layers only ({layer.name})")
         names[id(outputs[0])] = y
+        scales[y] = scale
 
     g.nodes.append(
         helper.make_node(
