@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ from inference.engines import (
     resolve_engine,
 )
 from models import MODEL_NAMES, build_model
+from tests.helpers import run_python
 from utils.errors import UserError
 
 SHAPES = [(2, 64, 64), (1, 64, 96)]  # square with batch 2, and non-square
@@ -121,3 +124,34 @@ def test_user_errors(tmp_path):
         predictor.predict(np.zeros((1, 60, 64, 3), np.float32))
     with pytest.raises(UserError, match=r"\(B, H, W, 3\)"):
         predictor.predict(np.zeros((64, 64, 3), np.float32))
+
+
+def test_float64_copy_is_float64_with_the_same_weights():
+    from inference.precision import float64_copy
+
+    keras.utils.set_random_seed(0)
+    model = randomize_group_norms(build_model("sa_unetv2", start_neurons=8))
+    exact = float64_copy(model)
+    assert {v.dtype for v in exact.weights} == {"float64"}
+    images = np.random.default_rng(3).random((1, 32, 48, 3))
+    p64 = np.asarray(exact.predict_on_batch(images))
+    assert p64.dtype == np.float64
+    p32 = model.predict_on_batch(images.astype(np.float32))
+    assert np.max(np.abs(p64 - p32)) < 1e-4
+
+
+def test_precision_benchmark_json():
+    """benchmarks/precision.py on two synthetic test images: every engine near float64."""
+    result = run_python(
+        ["benchmarks/precision.py", "--dataset", "synthetic", "--limit", "2", "--json"]
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    assert report["images"] == 2 and report["shape"] == [96, 96]
+    rows = {r["engine"]: r for r in report["engines"]}
+    assert set(rows) == set(available_engines())
+    for name, row in rows.items():
+        assert row["vs_float64"] < 1e-3 and row["vs_keras_batch2"] < 1e-3, (name, row)
+    assert rows["keras"]["vs_keras_batch1"] == 0.0
+    if "tf_group_mean_relative_error" in report:
+        assert report["tf_group_mean_relative_error"]["batch2"] < 1e-6
