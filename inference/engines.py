@@ -186,7 +186,7 @@ class OpenVinoPredictor(Predictor):
 
     def _run(self, images):
         request = self._request(images.shape)
-        request.infer({0: images})
+        request.infer({0: images}, share_inputs=True)  # contiguous, read during the call only
         return request.get_output_tensor(0).data.copy()
 
 
