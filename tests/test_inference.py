@@ -155,3 +155,21 @@ def test_precision_benchmark_json():
     assert rows["keras"]["vs_keras_batch1"] == 0.0
     if "tf_group_mean_relative_error" in report:
         assert report["tf_group_mean_relative_error"]["batch2"] < 1e-6
+
+
+def test_default_engine_is_exact_on_real_drive_images(real_data_root):
+    """Two DRIVE test images at 592 x 592: the default engine within 1e-4 of float64 and of
+    the Keras path at batch 2 (the plain path at batch 1 has TensorFlow's GroupNorm-mean
+    error: docs/inference.md)."""
+    from data.geometry import pad_to
+    from data.readers import load_dataset
+    from inference.precision import compare_engines
+
+    dataset = load_dataset({"name": "drive", "data_root": str(real_data_root)})
+    images = [pad_to(s.image.astype("float32") / 255.0, (592, 592)) for s in dataset.test[:2]]
+    keras.utils.set_random_seed(0)
+    model = randomize_group_norms(build_model("sa_unetv2"))
+    default = resolve_engine("auto")
+    (row,) = compare_engines(model, [default], images)
+    assert row["vs_float64"] < 1e-4 and row["vs_keras_batch2"] < 1e-4, row
+    assert row["flips"] == 0, row
