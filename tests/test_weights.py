@@ -1,0 +1,98 @@
+"""Shipped weights (weights/*.keras): each loads, matches its config, and reproduces its
+recorded per-image results on real test images when the data is present."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = sorted((ROOT / "weights").glob("*.keras"))
+N_IMAGES = 3  # real test images re-predicted per weights file (CPU time)
+
+
+@pytest.fixture(params=SHIPPED, ids=[p.stem for p in SHIPPED])
+def shipped(request):
+    path = request.param
+    config, record = path.with_suffix(".yaml"), path.with_suffix(".eval.json")
+    assert config.is_file(), f"{path.name} has no {config.name} beside it"
+    assert record.is_file(), f"{path.name} has no {record.name} beside it"
+    return path, config, json.loads(record.read_text(encoding="utf-8"))
+
+
+def test_weights_load_with_their_config(shipped):
+    from models import build_model, load_model
+    from training.config import resolve_config
+
+    path, config, record = shipped
+    cfg = resolve_config(config)
+    assert cfg["dataset"]["data_root"] is None, "a shipped config must not name a local folder"
+    model = load_model(path)
+    assert path.stat().st_size < 4 * 2**20
+    m = cfg["model"]
+    reference = build_model(
+        m["name"],
+        start_neurons=m["start_neurons"],
+        dropblock_rate=m["dropblock_rate"],
+        dropblock_size=m["dropblock_size"],
+        gn_groups=m["gn_groups"],
+    )
+    assert model.count_params() == reference.count_params()
+    assert record["n_images"] == len(record["per_image"]) > 0
+
+
+def test_weights_reproduce_their_recorded_results(shipped, real_data_root):
+    from data import load_dataset
+    from data.geometry import pad_shape_for
+    from inference.engines import make_predictor
+    from metrics import image_metrics
+    from models import load_model
+    from training.config import resolve_config
+    from training.evaluation import segment
+
+    path, config, record = shipped
+    cfg = resolve_config(config, data_root=str(real_data_root))
+    dataset = load_dataset(cfg["dataset"])
+    predictor = make_predictor(load_model(path))
+    recorded = {row["name"]: row for row in record["per_image"]}
+    for sample in dataset.test[:N_IMAGES]:
+        prob = segment(predictor, sample.image, pad_shape_for(dataset.name, sample.image.shape[:2]))
+        got = image_metrics(prob, sample.label, threshold=cfg["evaluate"]["threshold"])
+        expected = recorded[sample.name]["whole_image"]
+        for key in ("f1", "acc", "auc"):
+            assert np.isclose(got[key], expected[key], atol=1e-3), (sample.name, key)
+
+
+def test_ship_weights_writes_a_loadable_evaluated_set(tmp_path):
+    """tools/ship_weights.py on a run folder (a random-weights demo model, synthetic data)."""
+    import keras
+
+    from models import build_model, load_model
+    from tests.helpers import run_python
+    from training.config import resolve_config
+    from utils.config import save_config
+
+    run, out = tmp_path / "run", tmp_path / "weights"
+    run.mkdir()
+    cfg = resolve_config(ROOT / "configs" / "demo.yaml")
+    cfg["dataset"]["n_test"] = 2
+    save_config(cfg, run / "config.yaml")
+    (run / "history.csv").write_text("epoch,loss\n1,0.7\n", encoding="utf-8")
+    keras.utils.set_random_seed(0)
+    build_model("sa_unetv2").save(run / "best.keras")
+
+    args = ["tools/ship_weights.py", "--run", str(run), "--stem", "demo_probe", "--out", str(out)]
+    result = run_python(args)
+    assert result.returncode == 0, result.stderr[-2000:]
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [f"demo_probe.{s}" for s in ("eval.json", "history.csv", "keras", "yaml")]
+    assert resolve_config(out / "demo_probe.yaml")["dataset"]["data_root"] is None
+    assert load_model(out / "demo_probe.keras").count_params() == 260_521
+    record = json.loads((out / "demo_probe.eval.json").read_text(encoding="utf-8"))
+    assert record["n_images"] == 2 and len(record["per_image"]) == 2
+
+    missing = run_python(["tools/ship_weights.py", "--run", str(tmp_path), "--stem", "x"])
+    assert missing.returncode == 2 and "must be a folder train.py wrote" in missing.stderr

@@ -1,0 +1,74 @@
+"""Copy a finished run into weights/ as a shippable set, evaluated on its test split.
+
+    python tools/ship_weights.py --run runs/drive --stem sa_unetv2_drive --data-root DIR
+
+writes, each atomically:
+  weights/<stem>.keras         the run's best.keras without optimizer state (safe-mode loadable)
+  weights/<stem>.yaml          the run's resolved config, data_root cleared
+  weights/<stem>.history.csv   the run's per-epoch history
+  weights/<stem>.eval.json     evaluate.py's metrics of these weights (per image and summary)
+so that `python evaluate.py --config weights/<stem>.yaml --weights weights/<stem>.keras
+--data-root DIR` reproduces the recorded row (tests/test_weights.py checks a few images).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from utils.cli import run_cli  # noqa: E402
+from utils.errors import UserError  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", required=True, help="a run folder written by train.py")
+    parser.add_argument("--stem", required=True, help="file stem under weights/")
+    parser.add_argument("--data-root", help="dataset folder (or $SAUNETV2_DATA_ROOT)")
+    parser.add_argument("--checkpoint", default="best.keras", help="best.keras or last.keras")
+    parser.add_argument("--out", default=str(ROOT / "weights"), help="target folder")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    run = Path(args.run)
+    for name in (args.checkpoint, "config.yaml", "history.csv"):
+        if not (run / name).is_file():
+            raise UserError(f"{run / name} does not exist; --run must be a folder train.py wrote")
+    if not args.stem.replace("_", "").replace("-", "").isalnum():
+        raise UserError(f"--stem may hold letters, digits, '_' and '-' only, got '{args.stem}'")
+
+    from models import load_model
+    from training.config import resolve_config
+    from training.evaluation import evaluate_checkpoint
+    from utils.config import save_config
+    from utils.io import atomic_path, write_json
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = resolve_config(run / "config.yaml")
+    cfg["dataset"]["data_root"] = None
+    model = load_model(run / args.checkpoint)  # compile=False: no optimizer state
+    with atomic_path(out / f"{args.stem}.keras") as tmp:
+        model.save(tmp)
+    save_config(cfg, out / f"{args.stem}.yaml")
+    with atomic_path(out / f"{args.stem}.history.csv") as tmp:
+        shutil.copyfile(run / "history.csv", tmp)
+    eval_cfg = resolve_config(out / f"{args.stem}.yaml", data_root=args.data_root)
+    eval_cfg["evaluate"]["save_images"] = False
+    with tempfile.TemporaryDirectory() as scratch:
+        summary = evaluate_checkpoint(eval_cfg, out / f"{args.stem}.keras", scratch)
+    write_json(out / f"{args.stem}.eval.json", summary)
+    print(f"wrote {out}/{args.stem}.{{keras,yaml,history.csv,eval.json}}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
