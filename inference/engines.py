@@ -1,8 +1,10 @@
 """Inference engines behind one interface: `make_predictor(model, engine).predict(images)`.
 
 Engines (all float32; on random inputs they agree with the plain Keras path
-within 1e-4; on real 592 x 592 images the plain TensorFlow path is itself up
-to 5.6e-3 from a float64 run, the OpenVINO graph 1e-5: docs/inference.md):
+within 1e-4; on real 592 x 592 images the plain TensorFlow path at batch 1 is
+itself up to 5.6e-3 from a float64 run, because TensorFlow's CPU mean over
+GroupNorm's axes loses precision at batch 1, while the OpenVINO graph is 1e-5
+from it: docs/inference.md, `benchmarks/precision.py`):
 
 - "keras":       `model.predict_on_batch` (Keras' compiled predict step; any backend).
 - "xla":         the Keras model under `tf.function(jit_compile=True)` (TensorFlow backend).
