@@ -111,24 +111,14 @@ def main(argv=None) -> int:
         raise UserError(f"--size must be a positive multiple of 8, got {args.size}")
 
     from inference.engines import (
-        ENGINES,
-        available_engines,
         default_threads,
         make_predictor,
+        parse_engines,
         resolve_engine,
     )
     from models import build_model, load_model
 
-    if args.engines == "all":
-        engines = available_engines()
-    else:
-        engines = [name.strip() for name in args.engines.split(",") if name.strip()]
-        for name in engines:
-            if name not in ENGINES:
-                raise UserError(
-                    f"unknown engine '{name}' in --engines; choose from {', '.join(ENGINES)}"
-                )
-    engines = ["keras"] + [name for name in engines if name != "keras"]
+    engines = ["keras"] + [name for name in parse_engines(args.engines) if name != "keras"]
 
     if args.weights:
         model = load_model(args.weights)

@@ -43,20 +43,18 @@ def main(argv=None) -> int:
     import keras
 
     from data.geometry import pad_to
+    from data.io import to_unit_float
     from data.readers import load_dataset
-    from inference.engines import ENGINES, available_engines
+    from inference.engines import parse_engines
     from inference.precision import compare_engines, tf_mean_error
     from models import build_model, load_model
 
     if args.dataset not in ("drive", "stare", "synthetic"):
         raise UserError(f"--dataset must be drive, stare or synthetic, got '{args.dataset}'")
-    engines = available_engines() if args.engines == "all" else args.engines.split(",")
-    for name in engines:
-        if name not in ENGINES:
-            raise UserError(f"unknown engine '{name}'; choose from {', '.join(ENGINES)}")
+    engines = parse_engines(args.engines)
     dataset = load_dataset({"name": args.dataset, "data_root": args.data_root, "fold": args.fold})
     samples = dataset.test[: args.limit] if args.limit > 0 else dataset.test
-    images = (pad_to(s.image.astype("float32") / 255.0, dataset.pad_shape) for s in samples)
+    images = (pad_to(to_unit_float(s.image), dataset.pad_shape) for s in samples)
     if args.weights:
         model, source = load_model(args.weights), args.weights
     else:

@@ -59,6 +59,19 @@ def available_engines() -> list[str]:
     return [engine for engine in ENGINES if engine_available(engine)]
 
 
+def parse_engines(text: str) -> list[str]:
+    """A command line's `--engines` value: "all" (those available here) or comma-separated names."""
+    if text == "all":
+        return available_engines()
+    engines = [name.strip() for name in text.split(",") if name.strip()]
+    for name in engines:
+        if name not in ENGINES:
+            raise UserError(
+                f"unknown engine '{name}' in --engines; choose from {', '.join(ENGINES)}"
+            )
+    return engines
+
+
 def resolve_engine(engine: str = DEFAULT_ENGINE) -> str:
     """The engine that `engine` stands for: the first available of AUTO_ORDER for "auto"."""
     if engine == "auto":

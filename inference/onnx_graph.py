@@ -25,6 +25,8 @@ MaxPooling2D, Concatenate, SpatialAttention, CrossScaleSpatialAttention.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from utils.errors import UserError
@@ -237,20 +239,13 @@ def _block_kernel(kernel: np.ndarray, b: int) -> np.ndarray:
     r = kh // 2
     big_r = -(-r // b)
     out = np.zeros((b * b, b * b * n_in, 2 * big_r + 1, 2 * big_r + 1), np.float32)
-    for oy in range(b):
-        for ox in range(b):
-            for iy in range(b):
-                for ix in range(b):
-                    for dy in range(-big_r, big_r + 1):
-                        ky = b * dy + iy - oy + r
-                        if not 0 <= ky < kh:
-                            continue
-                        for dx in range(-big_r, big_r + 1):
-                            kx = b * dx + ix - ox + r
-                            if 0 <= kx < kw:  # channels iy*b+ix, + b*b, ...: one per input
-                                out[oy * b + ox, iy * b + ix :: b * b, dy + big_r, dx + big_r] = (
-                                    kernel[ky, kx, :, 0]
-                                )
+    phases, offsets = range(b), range(-big_r, big_r + 1)
+    for oy, ox, iy, ix, dy, dx in itertools.product(
+        phases, phases, phases, phases, offsets, offsets
+    ):
+        ky, kx = b * dy + iy - oy + r, b * dx + ix - ox + r
+        if 0 <= ky < kh and 0 <= kx < kw:  # input channels iy*b+ix, + b*b, ...: one per map
+            out[oy * b + ox, iy * b + ix :: b * b, dy + big_r, dx + big_r] = kernel[ky, kx, :, 0]
     return out
 
 

@@ -162,11 +162,12 @@ def test_default_engine_is_exact_on_real_drive_images(real_data_root):
     the Keras path at batch 2 (the plain path at batch 1 has TensorFlow's GroupNorm-mean
     error: docs/inference.md)."""
     from data.geometry import pad_to
+    from data.io import to_unit_float
     from data.readers import load_dataset
     from inference.precision import compare_engines
 
     dataset = load_dataset({"name": "drive", "data_root": str(real_data_root)})
-    images = [pad_to(s.image.astype("float32") / 255.0, (592, 592)) for s in dataset.test[:2]]
+    images = [pad_to(to_unit_float(s.image), dataset.pad_shape) for s in dataset.test[:2]]
     keras.utils.set_random_seed(0)
     model = randomize_group_norms(build_model("sa_unetv2"))
     default = resolve_engine("auto")
