@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     from training.backend import select_backend
 
     select_backend(args.backend)
-    from training.config import resolve_config
+    from training.config import resolve_run_config
 
     overrides = list(args.set)
     if args.fold is not None:
@@ -66,7 +66,7 @@ def main(argv=None) -> int:
         overrides.append(f"evaluate.threshold={args.threshold}")
     if args.no_images:
         overrides.append("evaluate.save_images=false")
-    cfg = resolve_config(args.config, overrides, data_root=args.data_root)
+    cfg = resolve_run_config(args.config, overrides, data_root=args.data_root)
 
     from training.evaluation import evaluate_checkpoint
 

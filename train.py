@@ -96,9 +96,9 @@ def main(argv=None) -> int:
     from training.backend import select_backend
 
     select_backend(args.backend, distribute=args.distribute)
-    from training.config import resolve_config
+    from training.config import resolve_run_config
 
-    cfg = resolve_config(args.config, flag_overrides(args) + args.set, data_root=args.data_root)
+    cfg = resolve_run_config(args.config, flag_overrides(args) + args.set, data_root=args.data_root)
 
     from training.trainer import TrainingFailed, train
 

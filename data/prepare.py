@@ -31,7 +31,8 @@ import numpy as np
 from data import augment as augment_module
 from data.augment import AUGMENT_PARAMS, N_AUGMENTED, augment_sample
 from data.io import default_cache_dir
-from data.readers import DATASET_NAMES, Dataset, Sample, load_dataset, resolve_config
+from data.readers import DATASET_NAMES, load_dataset, resolve_dataset_config
+from data.samples import Dataset, Sample
 from data.splits import VAL_SPLITS, validation_split
 from utils.cli import run_cli
 from utils.errors import UserError
@@ -136,7 +137,7 @@ def prepare_training_data(
     cfg: dict | None = None, cache_dir: str | os.PathLike | None = None, progress: bool = True
 ) -> TrainingData:
     """Read the dataset that `cfg` names, build or load its augmented cache, split off validation."""
-    cfg = resolve_config(cfg)
+    cfg = resolve_dataset_config(cfg)
     cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     dataset = load_dataset(cfg, cache_dir=cache_dir)
     if not dataset.train:

@@ -40,7 +40,6 @@ from __future__ import annotations
 import glob
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +47,7 @@ import numpy as np
 from data import fov
 from data.geometry import pad_shape_for
 from data.io import default_cache_dir, file_stem, is_image_name, read_image, read_label, read_mask
+from data.samples import Dataset, Sample
 from data.splits import VAL_SPLITS, drive_split, stare_split
 from data.trees import DirTree, TarTree, ZipTree, zip_prefix
 from utils.errors import UserError
@@ -75,33 +75,7 @@ DEFAULTS: dict = {
 }
 
 
-@dataclass
-class Sample:
-    """One image with its reference: image uint8 (H, W, 3), label uint8 (H, W) in {0, 1},
-    mask bool (H, W) field of view, second uint8 (H, W) in {0, 1} or None (second
-    observer), source: the source image id."""
-
-    name: str
-    image: np.ndarray
-    label: np.ndarray
-    mask: np.ndarray
-    second: np.ndarray | None = None
-    source: str = ""
-
-
-@dataclass
-class Dataset:
-    """A dataset split into train and test samples; `image_shape` is the largest (H, W),
-    `pad_shape` the (H, W) every image is zero-padded to (bottom/right)."""
-
-    name: str
-    pad_shape: tuple[int, int]
-    train: list[Sample] = field(default_factory=list)
-    test: list[Sample] = field(default_factory=list)
-    image_shape: tuple[int, int] = (0, 0)
-
-
-def resolve_config(cfg: dict | None) -> dict:
+def resolve_dataset_config(cfg: dict | None) -> dict:
     """`cfg` with defaults filled in; unknown keys and bad names are UserErrors."""
     cfg = dict(cfg or {})
     unknown = sorted(set(cfg) - set(DEFAULTS))
@@ -140,7 +114,7 @@ def load_dataset(cfg: dict | None = None, cache_dir: str | os.PathLike | None = 
     `cache_dir` is where generated FOV masks are cached as PNG files
     (default `data.io.default_cache_dir()`).
     """
-    cfg = resolve_config(cfg)
+    cfg = resolve_dataset_config(cfg)
     name = cfg["name"]
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     if name == "synthetic":
@@ -433,4 +407,4 @@ def _folder_split(root: Path, cfg: dict, stems: list[str]) -> tuple[list[str], l
     return [s for s in stems if s not in test], [s for s in stems if s in test]
 
 
-__all__ = ["Sample", "Dataset", "load_dataset", "resolve_data_root", "resolve_config"]
+__all__ = ["load_dataset", "resolve_data_root", "resolve_dataset_config"]

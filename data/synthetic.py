@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from data.readers import Sample
+from data.samples import Sample
 
 
 def make_synthetic(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.config import DEFAULT_CONFIG, resolve_config
+from training.config import DEFAULT_CONFIG, resolve_run_config
 from utils.config import load_config
 
 CONFIGS = [
@@ -18,15 +18,15 @@ CONFIGS = [
 
 @pytest.mark.parametrize("path", CONFIGS)
 def test_shipped_configs_resolve(path):
-    cfg = resolve_config(path)
+    cfg = resolve_run_config(path)
     assert set(cfg) == set(DEFAULT_CONFIG)
     assert cfg["model"]["name"] == "sa_unetv2"
     assert cfg["train"]["learning_rate"] == pytest.approx(1e-3)
 
 
 def test_paper_settings():
-    drive = resolve_config("configs/drive.yaml")["train"]
-    stare = resolve_config("configs/stare.yaml")["train"]
+    drive = resolve_run_config("configs/drive.yaml")["train"]
+    stare = resolve_run_config("configs/stare.yaml")["train"]
     assert (drive["batch_size"], stare["batch_size"]) == (8, 2)
     assert drive["epochs"] == stare["epochs"] == 150
     assert drive["reduce_lr"] == {
@@ -46,7 +46,7 @@ def test_paper_settings():
 
 
 def test_overrides_and_types():
-    cfg = resolve_config(
+    cfg = resolve_run_config(
         "configs/drive.yaml",
         ["train.epochs=3", "train.learning_rate=5e-4", "dataset.val_split=random"],
     )
@@ -70,14 +70,14 @@ def test_overrides_and_types():
 )
 def test_bad_overrides(override, match):
     with pytest.raises(ValueError, match=match):
-        resolve_config("configs/drive.yaml", [override])
+        resolve_run_config("configs/drive.yaml", [override])
 
 
 def test_unknown_key_in_file(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("train:\n  epochz: 3\n")
     with pytest.raises(ValueError, match="'train.epochz' does not exist"):
-        resolve_config(bad)
+        resolve_run_config(bad)
     with pytest.raises(ValueError, match="does not exist"):
         load_config(tmp_path / "missing.yaml")
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
@@ -95,7 +95,7 @@ def test_own_data_template_reads_a_chase_like_folder(tmp_path):
         sample = synthetic_sample(64, 0, 0, i)
         Image.fromarray(sample.image).save(tmp_path / f"Image_0{i}L.jpg")
         Image.fromarray(sample.label * 255).save(tmp_path / f"Image_0{i}L_1stHO.png")
-    cfg = resolve_config("configs/chase_db1.yaml")
+    cfg = resolve_run_config("configs/chase_db1.yaml")
     cfg["dataset"]["data_root"] = str(tmp_path)
     dataset = load_dataset(cfg["dataset"])
     assert len(dataset.train) + len(dataset.test) == 5 and len(dataset.test) == 1

@@ -20,7 +20,7 @@ from training.callbacks import (
     read_history,
     read_state,
 )
-from training.config import resolve_config
+from training.config import resolve_run_config
 from training.trainer import TrainingFailed, train
 
 # 3 synthetic training images of 64 x 64 -> 39 augmented (1 source held out for validation).
@@ -52,7 +52,7 @@ def run_train(run, *args, tiny=True, **kwargs):
 
 
 def tiny_cfg(**train):
-    cfg = resolve_config(ROOT / "configs" / "demo.yaml", TINY_OVERRIDES)
+    cfg = resolve_run_config(ROOT / "configs" / "demo.yaml", TINY_OVERRIDES)
     cfg["train"].update(train)
     cfg["train"]["tensorboard"] = False
     return cfg

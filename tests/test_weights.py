@@ -25,10 +25,10 @@ def shipped(request):
 
 def test_weights_load_with_their_config(shipped):
     from models import build_model, load_model
-    from training.config import resolve_config
+    from training.config import resolve_run_config
 
     path, config, record = shipped
-    cfg = resolve_config(config)
+    cfg = resolve_run_config(config)
     assert cfg["dataset"]["data_root"] is None, "a shipped config must not name a local folder"
     model = load_model(path)
     assert path.stat().st_size < 4 * 2**20
@@ -50,11 +50,11 @@ def test_weights_reproduce_their_recorded_results(shipped, real_data_root):
     from inference.engines import make_predictor
     from metrics import image_metrics
     from models import load_model
-    from training.config import resolve_config
+    from training.config import resolve_run_config
     from training.evaluation import segment
 
     path, config, record = shipped
-    cfg = resolve_config(config, data_root=str(real_data_root))
+    cfg = resolve_run_config(config, data_root=str(real_data_root))
     dataset = load_dataset(cfg["dataset"])
     predictor = make_predictor(load_model(path))
     recorded = {row["name"]: row for row in record["per_image"]}
@@ -72,12 +72,12 @@ def test_ship_weights_writes_a_loadable_evaluated_set(tmp_path):
 
     from models import build_model, load_model
     from tests.helpers import run_python
-    from training.config import resolve_config
+    from training.config import resolve_run_config
     from utils.config import save_config
 
     run, out = tmp_path / "run", tmp_path / "weights"
     run.mkdir()
-    cfg = resolve_config(ROOT / "configs" / "demo.yaml")
+    cfg = resolve_run_config(ROOT / "configs" / "demo.yaml")
     cfg["dataset"]["n_test"] = 2
     save_config(cfg, run / "config.yaml")
     (run / "history.csv").write_text("epoch,loss\n1,0.7\n", encoding="utf-8")
@@ -89,7 +89,7 @@ def test_ship_weights_writes_a_loadable_evaluated_set(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     names = sorted(p.name for p in out.iterdir())
     assert names == [f"demo_probe.{s}" for s in ("eval.json", "history.csv", "keras", "yaml")]
-    assert resolve_config(out / "demo_probe.yaml")["dataset"]["data_root"] is None
+    assert resolve_run_config(out / "demo_probe.yaml")["dataset"]["data_root"] is None
     assert load_model(out / "demo_probe.keras").count_params() == 260_521
     record = json.loads((out / "demo_probe.eval.json").read_text(encoding="utf-8"))
     assert record["n_images"] == 2 and len(record["per_image"]) == 2

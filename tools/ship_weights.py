@@ -46,14 +46,14 @@ def main(argv=None) -> int:
         raise UserError(f"--stem may hold letters, digits, '_' and '-' only, got '{args.stem}'")
 
     from models import load_model
-    from training.config import resolve_config
+    from training.config import resolve_run_config
     from training.evaluation import evaluate_checkpoint
     from utils.config import save_config
     from utils.io import atomic_path, write_json
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = resolve_config(run / "config.yaml")
+    cfg = resolve_run_config(run / "config.yaml")
     cfg["dataset"]["data_root"] = None
     model = load_model(run / args.checkpoint)  # compile=False: no optimizer state
     with atomic_path(out / f"{args.stem}.keras") as tmp:
@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     save_config(cfg, out / f"{args.stem}.yaml")
     with atomic_path(out / f"{args.stem}.history.csv") as tmp:
         shutil.copyfile(run / "history.csv", tmp)
-    eval_cfg = resolve_config(out / f"{args.stem}.yaml", data_root=args.data_root)
+    eval_cfg = resolve_run_config(out / f"{args.stem}.yaml", data_root=args.data_root)
     eval_cfg["evaluate"]["save_images"] = False
     with tempfile.TemporaryDirectory() as scratch:
         summary = evaluate_checkpoint(eval_cfg, out / f"{args.stem}.keras", scratch)

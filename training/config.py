@@ -62,7 +62,7 @@ def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def resolve_config(
+def resolve_run_config(
     path: str | os.PathLike, overrides: list[str] | None = None, data_root: str | None = None
 ) -> dict[str, Any]:
     """Load `path`, check its keys, merge it onto DEFAULT_CONFIG and apply `key=value` overrides.

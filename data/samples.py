@@ -1,0 +1,33 @@
+"""The data classes every reader returns: `Sample` (one image and its references) and `Dataset`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Sample:
+    """One image with its reference: image uint8 (H, W, 3), label uint8 (H, W) in {0, 1},
+    mask bool (H, W) field of view, second uint8 (H, W) in {0, 1} or None (second
+    observer), source: the source image id."""
+
+    name: str
+    image: np.ndarray
+    label: np.ndarray
+    mask: np.ndarray
+    second: np.ndarray | None = None
+    source: str = ""
+
+
+@dataclass
+class Dataset:
+    """A dataset split into train and test samples; `image_shape` is the largest (H, W),
+    `pad_shape` the (H, W) every image is zero-padded to (bottom/right)."""
+
+    name: str
+    pad_shape: tuple[int, int]
+    train: list[Sample] = field(default_factory=list)
+    test: list[Sample] = field(default_factory=list)
+    image_shape: tuple[int, int] = (0, 0)
