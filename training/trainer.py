@@ -82,14 +82,19 @@ def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> dict | None
             raise UserError(
                 f"run folder {run_dir} already holds a run; pass --resume to continue it or --overwrite to replace it"
             )
-        for name in RUN_FILES:
-            path = run_dir / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
+        clear_run(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     return None
+
+
+def clear_run(run_dir: Path) -> None:
+    """Delete a run's files (RUN_FILES) from `run_dir`; other files stay."""
+    for name in RUN_FILES:
+        path = run_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
 
 
 def resolve_resume_config(run_dir: Path, cfg: dict[str, Any], epochs_given: bool) -> dict[str, Any]:
