@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import tempfile
+import zipfile
+from pathlib import Path
+
 import keras
 
 from models.layers import CUSTOM_OBJECTS
@@ -34,19 +40,67 @@ def build_model(name: str, input_shape=(None, None, 3), **hparams) -> keras.Mode
     return BUILDERS[name](tuple(input_shape), **kwargs)
 
 
+# Files written before the project's GroupNormalization name Keras' own; it holds the same weights.
+_UPGRADES = {
+    ("keras.layers", "GroupNormalization"): {
+        "module": "models.layers",
+        "class_name": "GroupNormalization",
+        "registered_name": "sa_unetv2>GroupNormalization",
+    },
+}
+
+
+def _upgrade_layers(config) -> bool:
+    """Rename upgradable layer classes in a saved model config, in place; True if any was."""
+    changed = False
+    if isinstance(config, dict):
+        target = _UPGRADES.get((config.get("module"), config.get("class_name")))
+        if target is not None and "config" in config:
+            config.update(target)
+            changed = True
+        for value in config.values():
+            changed = _upgrade_layers(value) or changed
+    elif isinstance(config, list):
+        for value in config:
+            changed = _upgrade_layers(value) or changed
+    return changed
+
+
+@contextlib.contextmanager
+def upgraded_keras_file(path: Path):
+    """`path`, or a temporary copy whose Keras GroupNormalization layers load as the project's.
+
+    Layer names and weights are unchanged, so a checkpoint of an earlier version
+    (a run in progress included) loads, predicts and resumes with the faster layer.
+    """
+    with zipfile.ZipFile(path) as archive:
+        config = json.loads(archive.read("config.json"))
+        if not _upgrade_layers(config):
+            yield path
+            return
+        with tempfile.TemporaryDirectory() as folder:
+            copy = Path(folder) / path.name
+            with zipfile.ZipFile(copy, "w", compression=zipfile.ZIP_STORED) as out:
+                for info in archive.infolist():
+                    data = archive.read(info.filename)
+                    if info.filename == "config.json":
+                        data = json.dumps(config).encode()
+                    out.writestr(info, data)
+            yield copy
+
+
 def load_model(path, compile: bool = False) -> keras.Model:
     """Load a `.keras` file of any registered model in safe mode; one sentence if it cannot be read."""
-    from pathlib import Path
-
     path = Path(path)
     if not path.is_file():
         raise UserError(f"weights file {path} does not exist")
     if path.suffix != ".keras":
         raise UserError(f"weights file {path} must be a Keras 3 '.keras' file")
     try:
-        return keras.saving.load_model(
-            path, custom_objects=CUSTOM_OBJECTS, compile=compile, safe_mode=True
-        )
+        with upgraded_keras_file(path) as readable:
+            return keras.saving.load_model(
+                readable, custom_objects=CUSTOM_OBJECTS, compile=compile, safe_mode=True
+            )
     except Exception as exc:  # zip, JSON and HDF5 errors of a damaged file all land here
         raise UserError(
             f"weights file {path} could not be loaded as a Keras model ({exc.__class__.__name__}: {exc})"

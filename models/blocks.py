@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from keras import layers
 
-from models.layers import DropBlock2D
+from models.layers import DropBlock2D, GroupNormalization
 
 
 def conv_step(
@@ -15,7 +15,7 @@ def conv_step(
         filters, 3, padding="same", kernel_initializer="he_normal", name=f"{name}_conv"
     )(x)
     x = DropBlock2D(dropblock_rate, dropblock_size, name=f"{name}_dropblock")(x)
-    x = layers.GroupNormalization(groups=gn_groups, epsilon=1e-3, name=f"{name}_gn")(x)
+    x = GroupNormalization(groups=gn_groups, epsilon=1e-3, name=f"{name}_gn")(x)
     return layers.Activation("silu", name=f"{name}_silu")(x)
 
 

@@ -58,13 +58,44 @@ class DropBlock2D(layers.Layer):
     def call(self, inputs, training=None):
         if not training or self.rate == 0.0:
             return inputs
+        height, width = inputs.shape[1], inputs.shape[2]
+        if height is None or width is None:
+            dropped = self._dropped_dynamic(inputs)
+        else:
+            dropped = self._dropped(inputs, height, width)
+        kept_fraction = ops.maximum(1.0 - ops.mean(dropped), 1e-6)
+        scale = ops.where(dropped > 0.0, 0.0, 1.0 / kept_fraction)
+        return inputs * ops.cast(scale, inputs.dtype)
+
+    def _dropped(self, inputs, height: int, width: int):
+        """1.0 where a unit is dropped, for a map of static size (B, height, width, C).
+
+        Uniform noise is drawn only where a seed can fall (the block fits), and
+        the block around each seed is a max-pool of the seeds done one axis at a
+        time: the same masks, with a fraction of the noise and comparisons.
+        """
+        block_h, block_w = min(self.block_size, height), min(self.block_size, width)
+        valid_h, valid_w = height - block_h + 1, width - block_w + 1
+        gamma = self.rate * height * width / (block_h * block_w) / (valid_h * valid_w)
+        channels = inputs.shape[3] if inputs.shape[3] is not None else ops.shape(inputs)[3]
+        noise_shape = (ops.shape(inputs)[0], valid_h, valid_w, channels)
+        noise = keras.random.uniform(noise_shape, dtype="float32", seed=self.seed_generator)
+        seeds = ops.cast(noise < gamma, "float32")
+        pads = [
+            [0, 0],
+            [block_h // 2, (block_h - 1) // 2],
+            [block_w // 2, (block_w - 1) // 2],
+            [0, 0],
+        ]
+        dropped = ops.pad(seeds, pads)
+        dropped = ops.max_pool(dropped, pool_size=(block_h, 1), strides=1, padding="same")
+        return ops.max_pool(dropped, pool_size=(1, block_w), strides=1, padding="same")
+
+    def _dropped_dynamic(self, inputs):
+        """As `_dropped`, for maps whose height or width is only known when the graph runs."""
         shape = ops.shape(inputs)
         height, width = shape[1], shape[2]
-        static_h, static_w = inputs.shape[1], inputs.shape[2]
-        # The pooling window must be static; shrink it only for maps known to be smaller.
-        block_h = min(self.block_size, static_h) if static_h is not None else self.block_size
-        block_w = min(self.block_size, static_w) if static_w is not None else self.block_size
-
+        block_h = block_w = self.block_size
         h_f = ops.cast(height, "float32")
         w_f = ops.cast(width, "float32")
         valid_area = ops.maximum((h_f - block_h + 1.0) * (w_f - block_w + 1.0), 1.0)
@@ -75,16 +106,11 @@ class DropBlock2D(layers.Layer):
         cols = ops.arange(width)
         valid_rows = ops.logical_and(rows >= block_h // 2, rows < height - (block_h - 1) // 2)
         valid_cols = ops.logical_and(cols >= block_w // 2, cols < width - (block_w - 1) // 2)
-        valid = ops.logical_and(valid_rows[:, None], valid_cols[None, :])
-        valid = ops.cast(valid, "float32")[None, :, :, None]
+        valid = ops.logical_and(valid_rows[:, None], valid_cols[None, :])[None, :, :, None]
 
         noise = keras.random.uniform(shape, dtype="float32", seed=self.seed_generator)
-        keep = ops.cast((1.0 - valid + (1.0 - gamma) + noise) >= 1.0, "float32")
-        # Min-pool of the keep mask = every unit within a block of a seed is dropped.
-        keep = -ops.max_pool(-keep, pool_size=(block_h, block_w), strides=1, padding="same")
-        kept_fraction = ops.maximum(ops.mean(keep), 1e-6)
-        scale = keep / kept_fraction
-        return inputs * ops.cast(scale, inputs.dtype)
+        seeds = ops.cast(ops.logical_and(valid, noise < gamma), "float32")
+        return ops.max_pool(seeds, pool_size=(block_h, block_w), strides=1, padding="same")
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -93,6 +119,84 @@ class DropBlock2D(layers.Layer):
         config = super().get_config()
         config.update({"rate": self.rate, "block_size": self.block_size, "seed": self.seed})
         return config
+
+
+def _group_mean(per_channel, groups: int):
+    """(B, C) -> (B, 1, 1, C): each channel gets the mean of its group's values."""
+    channels = per_channel.shape[-1]
+    grouped = ops.reshape(per_channel, (-1, groups, channels // groups))
+    mean = ops.mean(grouped, axis=-1, keepdims=True)
+    return ops.reshape(ops.repeat(mean, channels // groups, axis=-1), (-1, 1, 1, channels))
+
+
+def _group_norm_forward(x, gamma, beta, groups: int, epsilon: float):
+    """GroupNorm of (B, H, W, C) from per-channel moments: no (B, H, W, G, C/G) reshape.
+
+    Returns the output, the centred input and the per-channel inverse standard deviation.
+    """
+    centred = x - _group_mean(ops.mean(x, axis=(1, 2)), groups)
+    variance = _group_mean(ops.mean(ops.square(centred), axis=(1, 2)), groups)
+    inv = ops.rsqrt(variance + epsilon)
+    return centred * (inv * gamma) + beta, centred, inv
+
+
+def _group_norm_with_gradient(x, gamma, beta, groups: int, epsilon: float):
+    """GroupNorm whose backward pass is the closed form: two reductions and one pass over the map.
+
+    dx = inv * (g - mean_group(g) - xhat * mean_group(g * xhat)), g = dy * gamma, xhat = centred * inv.
+    """
+
+    @ops.custom_gradient
+    def forward(x, gamma, beta):
+        out, centred, inv = _group_norm_forward(x, gamma, beta, groups, epsilon)
+
+        def grad(*args, upstream=None):
+            upstream = args[0] if upstream is None else upstream
+            sum_dy = ops.sum(upstream, axis=(1, 2))  # (B, C)
+            sum_dy_centred = ops.sum(upstream * centred, axis=(1, 2))  # (B, C)
+            inv_c = ops.reshape(inv, (-1, inv.shape[-1]))
+            d_beta = ops.sum(sum_dy, axis=0)
+            d_gamma = ops.sum(sum_dy_centred * inv_c, axis=0)
+            pixels = ops.cast(ops.shape(upstream)[1] * ops.shape(upstream)[2], x.dtype)
+            mean_g = _group_mean(sum_dy * gamma, groups) / pixels
+            mean_g_xhat = _group_mean(sum_dy_centred * inv_c * gamma, groups) / pixels
+            d_x = inv * (gamma * upstream - mean_g) - centred * (inv * inv * mean_g_xhat)
+            return d_x, d_gamma, d_beta
+
+        return out, grad
+
+    return forward(x, gamma, beta)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class GroupNormalization(layers.GroupNormalization):
+    """keras.layers.GroupNormalization (same weights, epsilon and result), computed faster.
+
+    It keeps Keras' class name, so a `.keras` file stores its weights under the
+    same paths (`layers/group_normalization_N`) as one written with Keras' layer:
+    files of either kind load into the other.
+
+    Channels-last (B, H, W, C) with scale and offset: the mean and variance of
+    each group come from per-channel moments (no 5-D reshape, whose reduction
+    over axes (1, 2, 4) is slow on the CPU), the variance from the centred map
+    (two passes, as Keras does), and on TensorFlow and JAX the gradient is the
+    closed form (PyTorch, which Keras gives no custom gradients, differentiates
+    the forward pass). Anything else falls back to Keras' own computation.
+    """
+
+    def call(self, inputs):
+        if self.axis not in (-1, 3) or len(inputs.shape) != 4 or not (self.scale and self.center):
+            return super().call(inputs)
+        # At least float32, as Keras does (float16 inputs would overflow the variance).
+        dtype = keras.backend.result_type(inputs.dtype, "float32")
+        x = ops.cast(inputs, dtype)
+        gamma = ops.cast(self.gamma, dtype)
+        beta = ops.cast(self.beta, dtype)
+        if keras.backend.backend() in ("tensorflow", "jax"):
+            out = _group_norm_with_gradient(x, gamma, beta, self.groups, self.epsilon)
+        else:
+            out = _group_norm_forward(x, gamma, beta, self.groups, self.epsilon)[0]
+        return ops.cast(out, self.compute_dtype)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -187,5 +291,12 @@ class CrossScaleSpatialAttention(_AttentionMap):
 
 CUSTOM_OBJECTS = {
     cls.__name__: cls
-    for cls in (DropBlock2D, ChannelMean, ChannelMax, SpatialAttention, CrossScaleSpatialAttention)
+    for cls in (
+        DropBlock2D,
+        GroupNormalization,
+        ChannelMean,
+        ChannelMax,
+        SpatialAttention,
+        CrossScaleSpatialAttention,
+    )
 }
