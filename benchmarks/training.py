@@ -50,6 +50,11 @@ def parse_args(argv=None):
     parser.add_argument("--ablation", action="store_true", help="also time the two mixed variants")
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     parser.add_argument("--progress", action="store_true", help="print each timed step on stderr")
+    parser.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="enable TensorFlow's op determinism for every variant, as train.py does",
+    )
     args = parser.parse_args(argv)
     if args.size < 16 or args.size % 8:
         raise UserError(f"--size must be a multiple of 8 of at least 16, got {args.size}")
@@ -156,6 +161,10 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     import keras
 
+    if args.deterministic and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
     x, y = make_batch(args.batch, args.size)
     variants = build_variants(args.ablation)
     times = time_steps(variants, x, y, args.steps, args.warmup, progress=args.progress)

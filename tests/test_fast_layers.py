@@ -189,6 +189,19 @@ BACKEND_SCRIPT = textwrap.dedent(
         layer.set_weights(weights)
     diff = np.abs(keras.ops.convert_to_numpy(fast(x)) - keras.ops.convert_to_numpy(plain(x))).max()
     assert diff < 1e-5, diff
+    w = rng.normal(size=x.shape).astype("float32")
+    if keras.backend.backend() == "jax":
+        import jax
+        grads = [jax.grad(lambda v, f=f: (f(v) * w).sum())(x) for f in (fast, plain)]
+    else:
+        import torch
+        grads = []
+        for f in (fast, plain):
+            v = torch.tensor(x, requires_grad=True)
+            (f(v) * torch.tensor(w)).sum().backward()
+            grads.append(v.grad)
+    gdiff = np.abs(keras.ops.convert_to_numpy(grads[0]) - keras.ops.convert_to_numpy(grads[1])).max()
+    assert gdiff < 1e-5, gdiff
     model = keras.Sequential([keras.Input((12, 10, 16)), fast])
     model.compile(optimizer="sgd", loss="mse")
     before = model.get_weights()[0].copy()
