@@ -2,39 +2,55 @@
 
     python benchmarks/training.py                    # batch 8 at 592 x 592, table
     python benchmarks/training.py --json             # JSON list, one object per step
-    python benchmarks/training.py --size 128 --batch 4 --steps 5 --ablation
+    python benchmarks/training.py --size 256 --batch 2 --ablation
 
-"project" is what `train.py` runs: SA-UNetv2 with the project's `GroupNormalization` and `DropBlock2D`
-(models/layers.py), Adam 1e-3 and the 0.5 BCE + 0.5 MCC loss, compiled as
-`training.trainer.build_and_compile` does. "plain" is the same network with the
-same weights, loss and optimizer, built from `keras.layers.GroupNormalization`
-and the direct DropBlock (`models.reference`). `--ablation` adds the two mixes
-(project GroupNorm + direct DropBlock, and the reverse). Every step is one
-`train_on_batch` on the same random batch (images in [0, 1], about 12 % vessel
-pixels); after `--warmup` untimed steps each, the steps are timed in turns
-(step i of every variant before step i + 1), so a neighbour's load affects them
-alike. Reported: median seconds per step, images per second, seconds per image,
-and the speed-up over "plain". A benchmark, not a test: the figures depend on
-the machine (pause any background training while it runs).
+"project" is what `train.py` runs on TensorFlow: SA-UNetv2 with the project's
+`GroupNormalization` and `DropBlock2D` (models/layers.py), compiled as
+`training.trainer.build_and_compile` does (Adam 1e-3, 0.5 BCE + 0.5 MCC), in a
+process set up by `training.backend.select_backend` (TensorFlow's oneDNN
+kernels on). "plain" is the same network with the same initial weights, loss
+and optimizer, built from `keras.layers.GroupNormalization` and the direct
+DropBlock (`models.reference`), with TensorFlow's default kernels: what a
+straightforward Keras script gets. `--ablation` adds the two halves
+("layers only": the project's layers, default kernels; "oneDNN only": the
+plain layers with oneDNN).
+
+Each variant lives in a worker process of its own (the kernel choice is fixed
+when TensorFlow is imported); the workers build and warm up, then take one
+`train_on_batch` each in turns (step i of every variant before step i + 1), so
+a neighbour's load affects them alike, and only one computes at a time. The
+batch is random (images in [0, 1], about 12 % vessel pixels). Reported: median
+seconds per step, images per second, seconds per image, speed-up over "plain".
+A benchmark, not a test: pause any background training while it runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
+import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
 from utils.cli import run_cli  # noqa: E402
 from utils.errors import UserError  # noqa: E402
+
+# name -> (the project's layers?, the project's kernel setting?)
+VARIANTS = {
+    "plain": (False, False),
+    "project": (True, True),
+    "layers only": (True, False),
+    "oneDNN only": (False, True),
+}
 
 
 def parse_args(argv=None):
@@ -47,14 +63,15 @@ def parse_args(argv=None):
     )
     parser.add_argument("--steps", type=int, default=5, help="timed steps per variant (at least 5)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per variant")
-    parser.add_argument("--ablation", action="store_true", help="also time the two mixed variants")
+    parser.add_argument("--ablation", action="store_true", help="also time the two halves")
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     parser.add_argument("--progress", action="store_true", help="print each timed step on stderr")
     parser.add_argument(
         "--deterministic",
         action="store_true",
-        help="enable TensorFlow's op determinism for every variant, as train.py does",
+        help="enable TensorFlow's op determinism in every variant, as train.py does",
     )
+    parser.add_argument("--worker", choices=list(VARIANTS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.size < 16 or args.size % 8:
         raise UserError(f"--size must be a multiple of 8 of at least 16, got {args.size}")
@@ -75,66 +92,98 @@ def make_batch(batch: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.nda
     return x, y
 
 
-def build_variants(ablation: bool) -> dict:
-    """name -> compiled model; every variant holds the project model's initial weights."""
+def build_variant(project_layers: bool):
+    """The compiled model: train.py's, or the same network and weights with the plain layers."""
+    import copy
+
     import keras
 
-    from models import layers as project_layers
-    from models.layers import DropBlock2D
-    from models.reference import DirectDropBlock2D, plain_copy
+    from models.reference import plain_copy
     from training.config import DEFAULT_CONFIG
     from training.trainer import build_and_compile
 
     cfg = copy.deepcopy(DEFAULT_CONFIG)
     keras.utils.set_random_seed(cfg["train"]["seed"])
-    project = build_and_compile(cfg)
-
-    def compiled(model):
-        model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=cfg["train"]["learning_rate"]),
-            loss=project.loss,
-            metrics=["accuracy"],
-            jit_compile=project.jit_compile,
-        )
+    model = build_and_compile(cfg)
+    if project_layers:
         return model
-
-    def mixed(keep):
-        def swap(layer):
-            if type(layer) is keep:
-                return layer.__class__.from_config(layer.get_config())
-            if type(layer) is project_layers.GroupNormalization:
-                return keras.layers.GroupNormalization.from_config(layer.get_config())
-            if type(layer) is DropBlock2D:
-                return DirectDropBlock2D.from_config(layer.get_config())
-            return layer.__class__.from_config(layer.get_config())
-
-        model = keras.models.clone_model(project, clone_function=swap)
-        model.set_weights(project.get_weights())
-        return compiled(model)
-
-    variants = {"plain": compiled(plain_copy(project)), "project": project}
-    if ablation:
-        variants["groupnorm only"] = mixed(project_layers.GroupNormalization)
-        variants["dropblock only"] = mixed(DropBlock2D)
-    return variants
+    plain = plain_copy(model)
+    plain.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=cfg["train"]["learning_rate"]),
+        loss=model.loss,
+        metrics=["accuracy"],
+        jit_compile=model.jit_compile,
+    )
+    return plain
 
 
-def time_steps(
-    variants: dict, x, y, steps: int, warmup: int, progress: bool = False
-) -> dict[str, list[float]]:
-    """Seconds of each timed train_on_batch, per variant, in turns after the warm-up."""
-    for model in variants.values():
-        for _ in range(warmup):
-            model.train_on_batch(x, y)
-    times = {name: [] for name in variants}
-    for _ in range(steps):
-        for name, model in variants.items():
-            start = time.perf_counter()
-            model.train_on_batch(x, y)
-            times[name].append(time.perf_counter() - start)
-            if progress:
-                print(f"  {name}: {times[name][-1]:.2f} s", file=sys.stderr, flush=True)
-    return times
+def worker(args) -> int:
+    """Build one variant, warm it up, then time one step per 'step' line read from stdin."""
+    project_layers, project_kernels = VARIANTS[args.worker]
+    if project_kernels:
+        from training.backend import select_backend
+
+        select_backend("tensorflow")
+    else:
+        os.environ.pop("TF_ENABLE_ONEDNN_OPTS", None)  # TensorFlow's own default
+        os.environ["KERAS_BACKEND"] = "tensorflow"
+    import tensorflow as tf
+
+    if args.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    x, y = make_batch(args.batch, args.size)
+    model = build_variant(project_layers)
+    for _ in range(args.warmup):
+        model.train_on_batch(x, y)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        if line.strip() != "step":
+            break
+        start = time.perf_counter()
+        model.train_on_batch(x, y)
+        print(f"{time.perf_counter() - start:.6f}", flush=True)
+    return 0
+
+
+def start_worker(name: str, args) -> subprocess.Popen:
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", name]
+    command += ["--size", str(args.size), "--batch", str(args.batch), "--warmup", str(args.warmup)]
+    if args.deterministic:
+        command.append("--deterministic")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+    return subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT
+    )
+
+
+def read_line(name: str, process: subprocess.Popen) -> str:
+    line = process.stdout.readline()
+    if not line:
+        raise RuntimeError(f"the {name} worker stopped (exit status {process.wait()})")
+    return line.strip()
+
+
+def time_steps(names: list[str], args) -> dict[str, list[float]]:
+    """Seconds of each timed step, per variant, in turns after every worker has warmed up."""
+    workers = {}
+    try:
+        for name in names:  # one at a time, so compilation and warm-up do not overlap
+            workers[name] = start_worker(name, args)
+            assert read_line(name, workers[name]) == "ready"
+        times = {name: [] for name in names}
+        for _ in range(args.steps):
+            for name, process in workers.items():
+                process.stdin.write("step\n")
+                process.stdin.flush()
+                times[name].append(float(read_line(name, process)))
+                if args.progress:
+                    print(f"  {name}: {times[name][-1]:.2f} s", file=sys.stderr, flush=True)
+        return times
+    finally:
+        for process in workers.values():
+            if process.poll() is None:
+                process.stdin.close()
+                process.wait()
 
 
 def summarise(times: dict[str, list[float]], batch: int, size: int) -> list[dict]:
@@ -159,27 +208,21 @@ def summarise(times: dict[str, list[float]], batch: int, size: int) -> list[dict
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import keras
-
-    if args.deterministic and keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
-    x, y = make_batch(args.batch, args.size)
-    variants = build_variants(args.ablation)
-    times = time_steps(variants, x, y, args.steps, args.warmup, progress=args.progress)
-    rows = summarise(times, args.batch, args.size)
+    if args.worker:
+        return worker(args)
+    names = list(VARIANTS) if args.ablation else ["plain", "project"]
+    rows = summarise(time_steps(names, args), args.batch, args.size)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     print(
         f"training step, batch {args.batch} at {args.size} x {args.size}, median of {args.steps} "
-        f"steps ({keras.backend.backend()}, Keras {keras.__version__}, {platform.processor() or platform.machine()})"
+        f"steps (TensorFlow, {platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
     )
-    print(f"{'step':<16} {'s/step':>8} {'images/s':>9} {'s/image':>8} {'speed-up':>9}")
+    print(f"{'step':<12} {'s/step':>8} {'images/s':>9} {'s/image':>8} {'speed-up':>9}")
     for row in rows:
         print(
-            f"{row['step']:<16} {row['median_s_per_step']:>8.3f} {row['images_per_s']:>9.3f} "
+            f"{row['step']:<12} {row['median_s_per_step']:>8.3f} {row['images_per_s']:>9.3f} "
             f"{row['s_per_image']:>8.3f} {row['speedup_vs_plain']:>8.2f}x"
         )
     return 0
