@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import textwrap
 import zipfile
 
@@ -15,7 +18,7 @@ from models import build_model, load_model
 from models.layers import DropBlock2D
 from models.layers import GroupNormalization as GroupNorm
 from models.reference import DirectDropBlock2D, plain_copy
-from tests.helpers import backend_available, run_python
+from tests.helpers import ROOT, backend_available, run_python
 
 
 def _pair(groups=8, channels=16, seed=0):
@@ -219,3 +222,36 @@ def test_group_norm_on_other_backends(backend):
     result = run_python(["-c", BACKEND_SCRIPT.format(backend=backend)], backend=backend)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "ok" in result.stdout
+
+
+ONEDNN_SCRIPT = textwrap.dedent(
+    """
+    import os
+    from training.backend import select_backend
+    select_backend({backend!r}, distribute={distribute})
+    print("onednn=" + os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset"))
+    """
+)
+
+
+@pytest.mark.parametrize(
+    "backend, distribute, preset, expected",
+    [
+        ("tensorflow", False, None, "1"),  # the project's default
+        ("tensorflow", False, "0", "0"),  # the user's choice is kept
+        ("tensorflow", True, None, "0"),  # MirroredStrategy on the CPU needs them off
+        ("jax", False, None, "unset"),  # nothing to set without TensorFlow
+    ],
+)
+def test_select_backend_turns_onednn_on_for_tensorflow(backend, distribute, preset, expected):
+    env = {"KERAS_BACKEND": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    script = ONEDNN_SCRIPT.format(backend=backend, distribute=distribute)
+    base = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    if preset is not None:
+        base["TF_ENABLE_ONEDNN_OPTS"] = preset
+    base.update(env)
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=base, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"onednn={expected}" in result.stdout
