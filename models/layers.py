@@ -34,6 +34,23 @@ def check_positive_int(value, name: str) -> int:
     return value
 
 
+def seed_rate_and_region(rate: float, height, width, block_h: int, block_w: int):
+    """DropBlock's seed probability gamma and where seeds may fall, for a map of any (even traced) size.
+
+    gamma = rate * H * W / (block area) / (area where a whole block fits), so about
+    `rate` of the units are dropped; the region is a (1, H, W, 1) boolean mask.
+    """
+    h_f = ops.cast(height, "float32")
+    w_f = ops.cast(width, "float32")
+    valid_area = ops.maximum((h_f - block_h + 1.0) * (w_f - block_w + 1.0), 1.0)
+    gamma = rate * h_f * w_f / float(block_h * block_w) / valid_area
+    rows = ops.arange(height)
+    cols = ops.arange(width)
+    valid_rows = ops.logical_and(rows >= block_h // 2, rows < height - (block_h - 1) // 2)
+    valid_cols = ops.logical_and(cols >= block_w // 2, cols < width - (block_w - 1) // 2)
+    return gamma, ops.logical_and(valid_rows[:, None], valid_cols[None, :])[None, :, :, None]
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class DropBlock2D(layers.Layer):
     """DropBlock (Ghiasi et al., 2018) for channels-last feature maps (B, H, W, C).
@@ -94,23 +111,13 @@ class DropBlock2D(layers.Layer):
     def _dropped_dynamic(self, inputs):
         """As `_dropped`, for maps whose height or width is only known when the graph runs."""
         shape = ops.shape(inputs)
-        height, width = shape[1], shape[2]
-        block_h = block_w = self.block_size
-        h_f = ops.cast(height, "float32")
-        w_f = ops.cast(width, "float32")
-        valid_area = ops.maximum((h_f - block_h + 1.0) * (w_f - block_w + 1.0), 1.0)
-        gamma = self.rate * h_f * w_f / float(block_h * block_w) / valid_area
-
-        # Seeds only where the whole block fits inside the map.
-        rows = ops.arange(height)
-        cols = ops.arange(width)
-        valid_rows = ops.logical_and(rows >= block_h // 2, rows < height - (block_h - 1) // 2)
-        valid_cols = ops.logical_and(cols >= block_w // 2, cols < width - (block_w - 1) // 2)
-        valid = ops.logical_and(valid_rows[:, None], valid_cols[None, :])[None, :, :, None]
-
+        gamma, valid = seed_rate_and_region(
+            self.rate, shape[1], shape[2], self.block_size, self.block_size
+        )
         noise = keras.random.uniform(shape, dtype="float32", seed=self.seed_generator)
         seeds = ops.cast(ops.logical_and(valid, noise < gamma), "float32")
-        return ops.max_pool(seeds, pool_size=(block_h, block_w), strides=1, padding="same")
+        block = (self.block_size, self.block_size)
+        return ops.max_pool(seeds, pool_size=block, strides=1, padding="same")
 
     def compute_output_shape(self, input_shape):
         return input_shape

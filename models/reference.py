@@ -13,7 +13,7 @@ import keras
 from keras import layers, ops
 
 from models import layers as project_layers
-from models.layers import PACKAGE, DropBlock2D
+from models.layers import PACKAGE, DropBlock2D, seed_rate_and_region
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -29,17 +29,8 @@ class DirectDropBlock2D(DropBlock2D):
         block_h = min(self.block_size, static_h) if static_h is not None else self.block_size
         block_w = min(self.block_size, static_w) if static_w is not None else self.block_size
 
-        h_f = ops.cast(height, "float32")
-        w_f = ops.cast(width, "float32")
-        valid_area = ops.maximum((h_f - block_h + 1.0) * (w_f - block_w + 1.0), 1.0)
-        gamma = self.rate * h_f * w_f / float(block_h * block_w) / valid_area
-
-        rows = ops.arange(height)
-        cols = ops.arange(width)
-        valid_rows = ops.logical_and(rows >= block_h // 2, rows < height - (block_h - 1) // 2)
-        valid_cols = ops.logical_and(cols >= block_w // 2, cols < width - (block_w - 1) // 2)
-        valid = ops.logical_and(valid_rows[:, None], valid_cols[None, :])
-        valid = ops.cast(valid, "float32")[None, :, :, None]
+        gamma, valid = seed_rate_and_region(self.rate, height, width, block_h, block_w)
+        valid = ops.cast(valid, "float32")
 
         noise = keras.random.uniform(shape, dtype="float32", seed=self.seed_generator)
         keep = ops.cast((1.0 - valid + (1.0 - gamma) + noise) >= 1.0, "float32")

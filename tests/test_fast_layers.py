@@ -255,3 +255,17 @@ def test_select_backend_turns_onednn_on_for_tensorflow(backend, distribute, pres
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"onednn={expected}" in result.stdout
+
+
+def test_dropblock_on_maps_of_unknown_size():
+    # Inside a graph traced for any height and width, the layer takes its dynamic path.
+    layer = DropBlock2D(0.15, 7, seed=5)
+    run = tf.function(
+        lambda x: layer(x, training=True),
+        input_signature=[tf.TensorSpec((None, None, None, 8), tf.float32)],
+    )
+    x = np.ones((4, 64, 64, 8), dtype="float32")
+    out = run(tf.constant(x)).numpy()
+    dropped = out == 0
+    assert abs(dropped.mean() - 0.15) < 0.04
+    np.testing.assert_allclose(np.unique(out[~dropped]), [1.0 / (1.0 - dropped.mean())], rtol=1e-4)
