@@ -32,6 +32,7 @@ from data import augment as augment_module
 from data.augment import AUGMENT_PARAMS, N_AUGMENTED, augment_sample
 from data.io import default_cache_dir
 from data.readers import DATASET_NAMES, Dataset, Sample, load_dataset, resolve_config
+from data.scale import median_fov_diameter
 from data.splits import VAL_SPLITS, validation_split
 from utils.cli import run_cli
 from utils.errors import UserError
@@ -169,6 +170,7 @@ def prepare_training_data(
         if cfg["val_split"] == "by_source"
         else None,
         "vessel_fraction": round(float(np.mean([s.label.mean() for s in dataset.train])), 4),
+        "train_fov_diameter": median_fov_diameter([s.mask for s in dataset.train]),
         "seed": int(cfg["seed"]),
         "cache": str(path),
         "cache_hit": hit,
