@@ -28,6 +28,10 @@ def select_backend(backend: str | None, distribute: bool = False) -> str:
             )
         return chosen
     os.environ["KERAS_BACKEND"] = chosen
+    if chosen == "tensorflow":
+        from utils.cli import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
     if distribute and chosen == "jax":
         # Only affects the CPU platform: two host devices where there is no accelerator.
         flags = os.environ.get("XLA_FLAGS", "")
