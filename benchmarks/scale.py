@@ -5,9 +5,9 @@
     python benchmarks/scale.py --weights W --dataset drive --upsample 4 --factors auto,1
 
 Each factor spec is a number (every image resampled by it), `auto` (the
-rule of `data.scale.scale_factor`), `ratio` (the plain ratio train FOV
+rule of `--scale auto`: `data.scale.scale_factor` and `prediction_factors`), `ratio` (the plain ratio train FOV
 diameter / image FOV diameter, no unit band), `ratio^P` (the ratio to the
-power P), `floorF` (the ratio, at least F), or two specs joined by `&` (mean
+power P), `ratio*K` (K times the ratio), `floorF` (the ratio, at least F), or two specs joined by `&` (mean
 of the two probability maps) or `|` (their maximum). `--upsample K` enlarges the test images K times first (labels and
 masks nearest neighbour: a stand-in for a high-resolution camera). Prints
 mean F1 inside the FOV and over the whole image (threshold 0.5, the paper's
@@ -32,10 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def factor_for(spec: str, mask, train_diameter: float, name: str) -> float:
     from data.scale import fov_diameter, image_factor
 
-    if spec == "auto":
+    if spec == "auto":  # the rule's first factor; run_spec adds its second
         return image_factor("auto", mask, train_diameter, name)
     if spec.startswith("floor"):
         return max(float(spec[5:]), factor_for("ratio", mask, train_diameter, name))
+    if spec.startswith("ratio*"):
+        return float(spec[6:]) * factor_for("ratio", mask, train_diameter, name)
     if spec.startswith("ratio"):
         power = float(spec.split("^", 1)[1]) if "^" in spec else 1.0
         diameter = fov_diameter(mask)
@@ -65,7 +67,12 @@ def main() -> int:
     select_backend(None)
     from data import load_dataset
     from data.geometry import pad_shape_for
-    from data.scale import training_fov_diameter, upsample_sample, weights_config
+    from data.scale import (
+        prediction_factors,
+        training_fov_diameter,
+        upsample_sample,
+        weights_config,
+    )
     from inference.engines import make_predictor
     from metrics import binary_scores
     from training.evaluation import segment
@@ -87,7 +94,8 @@ def main() -> int:
             for part in spec.split(joint):
                 factor = factor_for(part, s.mask, train_diameter, s.name)
                 pad = pad_shape_for(args.dataset, s.image.shape[:2]) if factor == 1.0 else None
-                maps.append(segment(predictor, s.image, pad, factor))
+                scales = prediction_factors("auto", factor) if part == "auto" else factor
+                maps.append(segment(predictor, s.image, pad, scales))
                 factors.append(factor)
             probs.append(np.mean(maps, axis=0) if joint == "&" else np.max(maps, axis=0))
         fov_f1 = [

@@ -16,6 +16,7 @@ from data.scale import (
     image_factor,
     median_fov_diameter,
     parse_scale,
+    prediction_factors,
     resize_nearest,
     scale_factor,
     training_fov_diameter,
@@ -92,6 +93,11 @@ def test_scale_factor_rule():
     assert scale_factor(650.0, 538.67) == 1.0  # STARE: inside the unit band
     assert scale_factor(None, 538.67) == 1.0
     assert image_factor(0.5, None, 538.67, "x") == 0.5  # a given number is used as it is
+    assert prediction_factors("auto", 1.0) == (1.0,)
+    assert prediction_factors("auto", 0.25) == (0.25, pytest.approx(0.25 * 2**0.5))
+    assert prediction_factors("auto", 0.8) == (0.8, 1.0)
+    assert prediction_factors("auto", 2.0) == (2.0,)
+    assert prediction_factors(0.5, 0.5) == (0.5,)
 
 
 @pytest.mark.parametrize("bad", ["0", "-1", "abc", "nan", "inf", ""])
@@ -194,7 +200,7 @@ def test_upsampled_drive_keeps_its_f1_with_auto(real_data_root):
         scores = []
         for s in items:
             factor = image_factor(scale, s.mask, diameter, s.name)
-            prob = segment(predictor, s.image, factor=factor)
+            prob = segment(predictor, s.image, factor=prediction_factors(scale, factor))
             scores.append(binary_scores(prob > 0.5, s.label, s.mask)["f1"])
         return float(np.mean(scores))
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from data.geometry import crop_to, pad_shape_for, pad_to, padded_shape
 from data.io import to_unit_float
-from data.scale import resize_image, resize_probability, scaled_shape
+from data.scale import SECOND_SCALE, resize_image, resize_probability, scaled_shape
 from metrics import METRIC_KEYS, METRIC_LABELS, PROTOCOLS, format_table, summarize
 from utils.io import write_image, write_json, write_text
 
@@ -34,7 +34,10 @@ TILE, TILE_MARGIN = 1024, 64
 
 
 def segment(
-    predictor, image: np.ndarray, pad_shape: tuple[int, int] | None = None, factor: float = 1.0
+    predictor,
+    image: np.ndarray,
+    pad_shape: tuple[int, int] | None = None,
+    factor: float | tuple[float, ...] = 1.0,
 ) -> np.ndarray:
     """Vessel probability of one image.
 
@@ -42,8 +45,12 @@ def segment(
     (None: the next multiples of 8). factor: the image is resampled by it
     (`data.scale.resize_image`), predicted at that size (padded to multiples
     of 8) and the probabilities resampled back to (H, W); 1: predicted as it
-    is. Over MAX_WHOLE_PIXELS it is predicted in tiles. Returns float32 (H, W) in [0, 1].
+    is; a tuple of factors (`data.scale.prediction_factors`): the mean of their
+    maps. Over MAX_WHOLE_PIXELS it is predicted in tiles. Returns float32 (H, W) in [0, 1].
     """
+    if isinstance(factor, tuple):
+        maps = [segment(predictor, image, pad_shape, f) for f in factor]
+        return maps[0] if len(maps) == 1 else np.mean(maps, axis=0, dtype=np.float32)
     height, width = image.shape[:2]
     if factor != 1.0:
         scaled = resize_image(image, scaled_shape((height, width), factor))
@@ -188,14 +195,20 @@ def describe_factors(scale, factors: dict[str, float], train_diameter: float) ->
     """One line: the scale mode and the factors used (min-max, how many images were resampled)."""
     values = list(factors.values())
     resampled = sum(value != 1.0 for value in values)
+    shrunk = sum(value < 1.0 for value in values)
     mode = (
         f"--scale auto (weights trained at a FOV diameter of {train_diameter:.1f} px)"
         if scale == "auto"
         else f"--scale {scale:g}"
     )
+    second = (
+        f" ({shrunk} shrunk ones also at x{SECOND_SCALE:.2f} that, maps averaged)"
+        if scale == "auto" and shrunk
+        else ""
+    )
     return (
         f"{mode}: factor {min(values):.3f}-{max(values):.3f}, "
-        f"{resampled} of {len(values)} images resampled"
+        f"{resampled} of {len(values)} images resampled{second}"
     )
 
 
@@ -219,6 +232,7 @@ def evaluate_checkpoint(
     from data.scale import (
         image_factor,
         parse_scale,
+        prediction_factors,
         training_fov_diameter,
         upsample_sample,
         weights_config,
@@ -239,7 +253,7 @@ def evaluate_checkpoint(
             predictor,
             sample.image,
             pad_shape_for(dataset.name, sample.image.shape[:2]),
-            factors[sample.name],
+            prediction_factors(scale, factors[sample.name]),
         )
         for sample in samples
     ]

@@ -51,7 +51,13 @@ def predict_files(
     as the weights' training images', `data.scale`; the probabilities are
     resampled back and thresholded at the input's size) or a factor (1: off).
     """
-    from data.scale import fov_diameter, image_factor, training_fov_diameter, weights_config
+    from data.scale import (
+        fov_diameter,
+        image_factor,
+        prediction_factors,
+        training_fov_diameter,
+        weights_config,
+    )
     from inference.engines import make_predictor
     from models import load_model
 
@@ -70,7 +76,7 @@ def predict_files(
             )
         factor = image_factor(scale, fov, train_diameter, str(path))
         start = time.perf_counter()
-        prob = segment(predictor, image, factor=factor)
+        prob = segment(predictor, image, factor=prediction_factors(scale, factor))
         seconds = time.perf_counter() - start
         vessels = prob > threshold
         if use_fov:
@@ -84,8 +90,9 @@ def predict_files(
         share = vessels[fov].mean() if fov.any() else 0.0
         diameter = fov_diameter(fov)
         where = f"FOV {diameter:.0f} px across" if diameter else "no FOV found"
+        scales = " and ".join(f"{f:.3f}" for f in prediction_factors(scale, factor))
         print(
-            f"{path}: {image.shape[1]} x {image.shape[0]}, {where}, scale factor {factor:.3f}, "
+            f"{path}: {image.shape[1]} x {image.shape[0]}, {where}, scale factor {scales}, "
             f"vessels {100 * share:.1f} % of the FOV, {seconds:.2f} s ({predictor.name}) "
             f"-> {stem}_*.png"
         )
