@@ -202,7 +202,7 @@ def describe_factors(scale, factors: dict[str, float], train_diameter: float) ->
         else f"--scale {scale:g}"
     )
     second = (
-        f" ({shrunk} shrunk ones also at x{SECOND_SCALE:.2f} that, maps averaged)"
+        f"; the {shrunk} shrunk also at {SECOND_SCALE:.2f} times their factor, maps averaged"
         if scale == "auto" and shrunk
         else ""
     )
