@@ -2,9 +2,12 @@
 
     python evaluate.py --config configs/drive.yaml --weights runs/drive/best.keras --data-root DIR
     python evaluate.py --config weights/sa_unetv2_drive.yaml --weights weights/sa_unetv2_drive.keras
+    python evaluate.py --config configs/stare.yaml --fold all --weights W_DRIVE.keras   # cross-dataset
 
-Pads each test image to the paper's size (DRIVE 592 x 592, STARE 704 x 704),
-predicts, crops back, and scores per image at threshold 0.5 over the whole
+Brings each test image to the scale the weights were trained at (--scale auto,
+the default: factor = training FOV diameter / the image's, 1 on DRIVE and
+STARE; the factors are printed), pads it to the paper's size (DRIVE 592 x 592,
+STARE 704 x 704), predicts, crops back (and resamples back to the image's size), and scores per image at threshold 0.5 over the whole
 image and inside the FOV mask; prints a per-image table and the summary, and
 writes metrics.json, per_image.csv, results.md and per-image probability,
 binary and overlay PNGs (true positives green, false positives red, false
@@ -18,6 +21,7 @@ import sys
 from pathlib import Path
 
 from utils.cli import run_cli
+from utils.errors import UserError
 
 
 def parse_args(argv):
@@ -36,7 +40,22 @@ def parse_args(argv):
         "--data-root", help="dataset folder or archive (default: $SAUNETV2_DATA_ROOT)"
     )
     parser.add_argument("--out", help="output folder (default: runs/eval/<weights stem>)")
-    parser.add_argument("--fold", help="STARE fold 1..5 or loo:<image id> (overrides dataset.fold)")
+    parser.add_argument(
+        "--fold",
+        help="STARE fold 1..5, loo:<image id>, or all (the 20 images; overrides dataset.fold)",
+    )
+    parser.add_argument(
+        "--scale",
+        help="auto (default: each image brought to the FOV diameter the weights were trained at), "
+        "or a factor (1 = off); overrides evaluate.scale",
+    )
+    parser.add_argument(
+        "--upsample",
+        type=int,
+        default=1,
+        metavar="K",
+        help="enlarge the test images K times first (a stand-in for a high-resolution camera)",
+    )
     parser.add_argument(
         "--threshold", type=float, help="overrides evaluate.threshold (default 0.5)"
     )
@@ -54,6 +73,12 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from data.scale import parse_scale
+
+    if args.scale is not None:
+        parse_scale(args.scale)  # a bad value is refused before anything is loaded
+    if args.upsample < 1:
+        raise UserError(f"--upsample must be a positive whole number, got {args.upsample}")
     from training.backend import select_backend
 
     select_backend(args.backend)
@@ -72,7 +97,9 @@ def main(argv=None) -> int:
 
     weights = Path(args.weights)
     out = Path(args.out) if args.out else Path("runs") / "eval" / weights.stem
-    evaluate_checkpoint(cfg, weights, out, engine=args.engine)
+    evaluate_checkpoint(
+        cfg, weights, out, engine=args.engine, scale=args.scale, upsample=args.upsample
+    )
     return 0
 
 

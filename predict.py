@@ -2,7 +2,11 @@
 
     python predict.py --weights weights/sa_unetv2_drive.keras --out predictions photo1.jpg folder/
 
-Any size: each image is padded to a multiple of 8 and the output cropped back.
+Any size and camera: with --scale auto (the default) each photograph is
+resampled so that its field of view is as wide as in the images the weights
+were trained on (the factor is printed per image; DRIVE-sized photographs
+keep factor 1), padded to a multiple of 8, predicted, and the probabilities
+resampled back and thresholded at the input's size.
 Writes, per input, PNGs of the input's size: <stem>_prob.png (probability
 0..255), <stem>_binary.png (vessels 255 inside the field of view),
 <stem>_overlay.png (vessels drawn on the photograph) and <stem>_fov.png
@@ -37,6 +41,12 @@ def parse_args(argv):
     parser.add_argument(
         "--no-fov", action="store_true", help="do not restrict the binary map to the field of view"
     )
+    parser.add_argument(
+        "--scale",
+        default="auto",
+        help="auto (default): resample each photograph so its field of view is as wide as the "
+        "training images' (factor printed per image); a number: that factor; 1: off",
+    )
     parser.add_argument("--engine", default="auto", help="inference engine (auto, keras, ...)")
     parser.add_argument("--backend", choices=("tensorflow", "jax", "torch"), help="Keras backend")
     return parser.parse_args(argv)
@@ -46,6 +56,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if not 0.0 <= args.threshold <= 1.0:
         raise UserError(f"--threshold must be in [0, 1], got {args.threshold}")
+    from data.scale import parse_scale
+
+    scale = parse_scale(args.scale)
     from training.backend import select_backend
 
     select_backend(args.backend)
@@ -62,6 +75,7 @@ def main(argv=None) -> int:
         engine=args.engine,
         mask_path=Path(args.mask) if args.mask else None,
         use_fov=not args.no_fov,
+        scale=scale,
     )
     return 0
 

@@ -33,6 +33,7 @@ from data.augment import AUGMENT_PARAMS, N_AUGMENTED, augment_sample
 from data.io import default_cache_dir
 from data.readers import DATASET_NAMES, load_dataset, resolve_dataset_config
 from data.samples import Dataset, Sample
+from data.scale import median_fov_diameter
 from data.splits import VAL_SPLITS, validation_split
 from utils.cli import run_cli
 from utils.errors import UserError
@@ -170,6 +171,7 @@ def prepare_training_data(
         if cfg["val_split"] == "by_source"
         else None,
         "vessel_fraction": round(float(np.mean([s.label.mean() for s in dataset.train])), 4),
+        "train_fov_diameter": median_fov_diameter([s.mask for s in dataset.train]),
         "seed": int(cfg["seed"]),
         "cache": str(path),
         "cache_hit": hit,

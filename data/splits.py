@@ -2,7 +2,8 @@
 
 - `data/splits/drive.json`: DRIVE's official split (train 21-40, test 01-20).
 - `data/splits/stare.json`: the 20 STARE image ids and 5 folds of 4 test images
-  (the other 16 train); `fold="loo:im0044"` tests on that one image only.
+  (the other 16 train); `fold="loo:im0044"` tests on that one image only;
+  `fold="all"` tests on all 20 (cross-dataset evaluation).
 - `validation_split`: which augmented training images go to validation.
   `by_source` (default) holds out whole source images with all 13 of their
   augmented copies, so no source image sits on both sides; `random` is the
@@ -39,9 +40,12 @@ def drive_split() -> tuple[list[str], list[str]]:
 
 
 def stare_split(fold: int | str = 1) -> tuple[list[str], list[str]]:
-    """STARE (train ids, test ids) for fold 1..5 or "loo:<image id>"."""
+    """STARE (train ids, test ids) for fold 1..5, "loo:<image id>" or "all" (no training images,
+    all 20 to test: weights trained on another dataset)."""
     split = load_split("stare")
     ids = list(split["images"])
+    if str(fold) == "all":
+        return [], ids
     if isinstance(fold, str) and fold.startswith("loo:"):
         held = fold[4:]
         if held not in ids:
@@ -53,7 +57,7 @@ def stare_split(fold: int | str = 1) -> tuple[list[str], list[str]]:
         key = str(fold)
         if key not in split["folds"]:
             raise UserError(
-                f"dataset.fold {fold!r} is not a STARE fold; expected 1..{len(split['folds'])} or loo:<image id>"
+                f"dataset.fold {fold!r} is not a STARE fold; expected 1..{len(split['folds'])}, loo:<image id> or all"
             )
         test = list(split["folds"][key]["test"])
     return [i for i in ids if i not in test], test

@@ -89,6 +89,21 @@ def upgraded_keras_file(path: Path):
             yield copy
 
 
+def _damaged_archive(path) -> str | None:
+    """Why `path` is not a complete zip archive (a `.keras` file is one), or None if it is.
+
+    Keras reports such a file as "File not found", which it is not.
+    """
+    if not zipfile.is_zipfile(path):
+        return "is not a complete zip archive, which a .keras file is"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        return f"its zip archive cannot be read ({exc})"
+    return f"its member {bad} fails its checksum" if bad else None
+
+
 def load_model(path, compile: bool = False) -> keras.Model:
     """Load a `.keras` file of any registered model in safe mode; one sentence if it cannot be read."""
     path = Path(path)
@@ -96,6 +111,12 @@ def load_model(path, compile: bool = False) -> keras.Model:
         raise UserError(f"weights file {path} does not exist")
     if path.suffix != ".keras":
         raise UserError(f"weights file {path} must be a Keras 3 '.keras' file")
+    damaged = _damaged_archive(path)
+    if damaged:
+        raise UserError(
+            f"weights file {path} could not be loaded: it exists ({path.stat().st_size} bytes) "
+            f"but {damaged}; it is damaged or truncated, so copy or download it again"
+        )
     try:
         with upgraded_keras_file(path) as readable:
             return keras.saving.load_model(

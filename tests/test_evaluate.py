@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import time
 
 import numpy as np
@@ -56,6 +57,8 @@ def test_evaluate_bad_input(tmp_path, random_weights):
     broken.write_bytes(b"PK\x03\x04 not really a zip")
     bad = run_python(["evaluate.py", "--config", "configs/demo.yaml", "--weights", str(broken)])
     assert bad.returncode == 2 and "could not be loaded" in bad.stderr
+    assert "damaged or truncated" in bad.stderr and "File not found" not in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
     key = run_python(
         [
             "evaluate.py",
@@ -211,3 +214,27 @@ def test_demo_trains_to_f1_070_within_10_minutes(tmp_path):
     f1 = json.loads((run / "eval" / "metrics.json").read_text())["whole_image"]["mean"]["f1"]
     assert f1 >= 0.70, f1
     assert seconds < 600, seconds
+
+
+def test_tensorflow_log_lines_are_hidden_unless_asked(monkeypatch):
+    """The entry points' TensorFlow import prints nothing; a user's own level is kept."""
+    from utils.cli import quiet_tensorflow_logs
+
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    monkeypatch.setenv("SAUNETV2_TF_LOGS", "1")
+    quiet_tensorflow_logs()
+    assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ
+    monkeypatch.setenv("SAUNETV2_TF_LOGS", "0")
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "1")
+    quiet_tensorflow_logs()
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "1"
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL")
+    code = (
+        "from utils.cli import quiet_tensorflow_logs; quiet_tensorflow_logs(); "
+        "from training.backend import select_backend; select_backend('tensorflow'); "
+        "import keras; keras.ops.convert_to_tensor([1.0]) + 1"
+    )
+    env = {"SAUNETV2_TF_LOGS": "0", "KERAS_BACKEND": "tensorflow"}
+    result = run_python(["-c", code], env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stderr.strip() == "", result.stderr[-2000:]

@@ -33,15 +33,18 @@ def select_backend(backend: str | None, distribute: bool = False) -> str:
         flags = os.environ.get("XLA_FLAGS", "")
         if "xla_force_host_platform_device_count" not in flags:
             os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count=2".strip()
-    if chosen == "tensorflow" and not distribute:
-        # TensorFlow turns its oneDNN kernels on only for some CPUs (not on this project's
-        # AMD machines); without them a convolution's backward pass is several times slower
-        # (benchmarks/training.py). TF_ENABLE_ONEDNN_OPTS=0 in the environment keeps them off.
-        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+    if chosen == "tensorflow":
+        # TensorFlow reads this when it is imported. It turns its oneDNN kernels on only for
+        # some CPUs (not on this project's AMD machines), and without them a convolution's
+        # backward pass is several times slower (benchmarks/training.py); a value the user
+        # set is kept. With --distribute they stay off: MirroredStrategy hands a replica an
+        # empty batch at the end of an epoch, and the oneDNN convolution returns a wrong
+        # shape for an empty batch.
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0" if distribute else "1")
+        from utils.cli import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
     if distribute and chosen == "tensorflow":
-        # MirroredStrategy hands a replica an empty batch at the end of an epoch, and
-        # TensorFlow's oneDNN CPU convolution returns a wrong shape for an empty batch.
-        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
         import tensorflow as tf
 
         if not tf.config.list_physical_devices("GPU"):

@@ -45,7 +45,16 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "steps_per_epoch": None,
         "validation_steps": None,
     },
-    "evaluate": {"threshold": 0.5, "engine": "auto", "weights": "best", "save_images": True},
+    "evaluate": {
+        "threshold": 0.5,
+        "engine": "auto",
+        "weights": "best",
+        "save_images": True,
+        "scale": "auto",  # "auto", or a number: the factor images are predicted at (1: off)
+    },
+    # The training images' median FOV diameter (px), recorded by train.py (data.scale);
+    # null: the dataset's known value (data.scale.KNOWN_FOV_DIAMETERS).
+    "scale": {"train_fov_diameter": None},
 }
 
 MIXED_PRECISION_POLICIES = (None, "mixed_bfloat16", "mixed_float16")
@@ -108,6 +117,9 @@ def validate(cfg: dict[str, Any]) -> None:
     threshold = cfg["evaluate"]["threshold"]
     if not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
         raise UserError(f"evaluate.threshold must be in [0, 1], got {threshold!r}")
+    from data.scale import parse_scale
+
+    parse_scale(cfg["evaluate"]["scale"], "evaluate.scale")
 
 
 def model_hparams(cfg: dict[str, Any]) -> dict[str, Any]:

@@ -43,8 +43,21 @@ def predict_files(
     engine: str = "auto",
     mask_path: Path | None = None,
     use_fov: bool = True,
+    scale: str | float = "auto",
 ) -> list[Path]:
-    """Segment each file; returns the written binary-map paths."""
+    """Segment each file; returns the written binary-map paths.
+
+    scale: "auto" (each photograph resampled so its field of view is as wide
+    as the weights' training images', `data.scale`; the probabilities are
+    resampled back and thresholded at the input's size) or a factor (1: off).
+    """
+    from data.scale import (
+        fov_diameter,
+        image_factor,
+        prediction_factors,
+        training_fov_diameter,
+        weights_config,
+    )
     from inference.engines import make_predictor
     from models import load_model
 
@@ -53,16 +66,18 @@ def predict_files(
     ]  # read all first: a bad file fails before any output
     mask = read_mask(mask_path) if mask_path else None
     predictor = make_predictor(load_model(weights), engine)
+    train_diameter = training_fov_diameter(weights_config(weights))
     written = []
     for path, image in images:
-        start = time.perf_counter()
-        prob = segment(predictor, image)
-        seconds = time.perf_counter() - start
         fov = mask if mask is not None else generate_fov_mask(image)
-        if fov.shape != prob.shape:
+        if fov.shape != image.shape[:2]:
             raise UserError(
-                f"mask {mask_path} is {fov.shape[1]} x {fov.shape[0]}, but image {path} is {prob.shape[1]} x {prob.shape[0]}"
+                f"mask {mask_path} is {fov.shape[1]} x {fov.shape[0]}, but image {path} is {image.shape[1]} x {image.shape[0]}"
             )
+        factor = image_factor(scale, fov, train_diameter, str(path))
+        start = time.perf_counter()
+        prob = segment(predictor, image, factor=prediction_factors(scale, factor))
+        seconds = time.perf_counter() - start
         vessels = prob > threshold
         if use_fov:
             vessels &= fov
@@ -73,8 +88,12 @@ def predict_files(
         write_image(f"{stem}_fov.png", fov.astype(np.uint8) * 255)
         written.append(Path(f"{stem}_binary.png"))
         share = vessels[fov].mean() if fov.any() else 0.0
+        diameter = fov_diameter(fov)
+        where = f"FOV {diameter:.0f} px across" if diameter else "no FOV found"
+        scales = " and ".join(f"{f:.3f}" for f in prediction_factors(scale, factor))
         print(
-            f"{path}: {image.shape[1]} x {image.shape[0]}, vessels {100 * share:.1f} % of the FOV, "
-            f"{seconds:.2f} s ({predictor.name}) -> {stem}_*.png"
+            f"{path}: {image.shape[1]} x {image.shape[0]}, {where}, scale factor {scales}, "
+            f"vessels {100 * share:.1f} % of the FOV, {seconds:.2f} s ({predictor.name}) "
+            f"-> {stem}_*.png"
         )
     return written

@@ -228,6 +228,7 @@ def train(
 
     data = prepare_training_data(cfg["dataset"], cache_dir=cache_dir)
     if state is None:
+        cfg.setdefault("scale", {})["train_fov_diameter"] = data.summary["train_fov_diameter"]
         save_config(cfg, run_dir / CONFIG_FILE)
     x_train, y_train = to_unit_float(data.x_train), data.y_train.astype("float32")
     validation = (

@@ -1,0 +1,244 @@
+"""Resolution normalisation: a photograph's field-of-view diameter and the factor to the training scale.
+
+A network trained on DRIVE has learnt vessels as wide as they are in DRIVE,
+whose field of view is about 539 px across. A photograph is brought to that
+scale by the factor `train diameter / its FOV diameter` (`scale_factor`),
+predicted there, and its probability map resampled back to the input size,
+where it is thresholded (`training.evaluation.segment`).
+
+- `fov_diameter`: a circle fitted (least squares) to the left and right ends
+  of the mask's rows. Those ends lie on the circle even where the field of
+  view is cut off at the top and bottom (wide sensors, STARE), so the
+  diameter does not come from the height; rows that touch the image's side
+  are left out. None where no field of view can be found.
+- Resampling: the photograph with Pillow's Lanczos filter (antialiased when
+  shrinking: the kernel widens with the factor), the probability map back up
+  with a bilinear filter on float32 (smooth, no overshoot outside [0, 1]).
+- Factors within `UNIT_BAND` of 1 are 1 (DRIVE's own images: 0.998-1.007, so
+  every DRIVE result is unchanged; STARE: 0.83, measured to score better
+  unscaled; README "Photographs from any camera").
+- `auto` predicts a shrunk photograph twice, at the factor and
+  `SECOND_SCALE` (sqrt 2) times milder, and averages the probabilities
+  (`prediction_factors`): measured better on DRIVE enlarged 2 and 4 times.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from utils.errors import UserError
+
+# Median FOV diameter (px) of each dataset's training images, by `fov_diameter` (README
+# "Photographs from any camera"): the fallback for configs written before it was recorded.
+KNOWN_FOV_DIAMETERS = {"drive": 538.29, "stare": 649.96}
+DEFAULT_FOV_DIAMETER = KNOWN_FOV_DIAMETERS["drive"]
+# Factors in [1 / UNIT_BAND, UNIT_BAND] are taken as exactly 1 (no resampling).
+UNIT_BAND = 1.25
+# `auto` also predicts a shrunk photograph SECOND_SCALE times larger (at most at its own size)
+# and averages the two probability maps (README "Photographs from any camera").
+SECOND_SCALE = 2.0**0.5
+MIN_BOUNDARY_ROWS = 16  # row ends inside the image needed for a circle fit
+MIN_SIDE = 8  # the smallest side (px) an image is scaled to
+
+
+def _boundary_points(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 2) x, y of the left ends and of the right ends of the rows of `mask`, at the pixel
+    edges; ends on the image's side are left out."""
+    height, width = mask.shape
+    rows = np.flatnonzero(mask.any(axis=1))
+    inside = mask[rows]
+    left = np.argmax(inside, axis=1)
+    right = width - 1 - np.argmax(inside[:, ::-1], axis=1)
+    keep_left, keep_right = left > 0, right < width - 1
+    return (
+        np.c_[left[keep_left] - 0.5, rows[keep_left]].astype(np.float64),
+        np.c_[right[keep_right] + 0.5, rows[keep_right]].astype(np.float64),
+    )
+
+
+def _fit_circle(points: np.ndarray) -> tuple[float, float, float]:
+    """Least-squares circle (cx, cy, r) through (N, 2) points (algebraic fit)."""
+    x, y = points[:, 0], points[:, 1]
+    design = np.c_[x, y, np.ones_like(x)]
+    (a, b, c), *_ = np.linalg.lstsq(design, x * x + y * y, rcond=None)
+    cx, cy = a / 2, b / 2
+    return cx, cy, float(np.sqrt(max(c + cx * cx + cy * cy, 0.0)))
+
+
+def _robust_diameter(points: np.ndarray) -> float | None:
+    """Diameter of the circle fitted to `points`, refitted twice without the points more than 3
+    median deviations off it; None with too few points or a shape that is not a circle."""
+    if len(points) < MIN_BOUNDARY_ROWS:
+        return None
+    kept = points
+    cx, cy, radius = _fit_circle(kept)
+    for _ in range(2):
+        deviation = np.abs(np.hypot(points[:, 0] - cx, points[:, 1] - cy) - radius)
+        kept = points[deviation <= 3 * max(float(np.median(deviation)), 0.5)]
+        if len(kept) < MIN_BOUNDARY_ROWS:
+            return None
+        cx, cy, radius = _fit_circle(kept)
+    deviation = np.abs(np.hypot(kept[:, 0] - cx, kept[:, 1] - cy) - radius)
+    if radius <= 0 or np.median(deviation) > 0.02 * radius:
+        return None
+    return 2.0 * radius
+
+
+def fov_diameter(mask: np.ndarray) -> float | None:
+    """Diameter (px) of the circular field of view in a bool (H, W) mask, or None if none is found.
+
+    A circle is fitted to the rows' left and right ends (those on the image's
+    side are left out) and refitted without outliers (a notch, a speck).
+    None when fewer than `MIN_BOUNDARY_ROWS` row ends are inside the image,
+    or when they do not follow a circle (median deviation over 2 % of the
+    radius).
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 2:
+        raise ValueError(f"expected a (H, W) mask, got shape {mask.shape}")
+    if not mask.any():
+        return None
+    return _robust_diameter(np.concatenate(_boundary_points(mask)))
+
+
+def median_fov_diameter(masks: Sequence[np.ndarray]) -> float | None:
+    """Median `fov_diameter` over masks (those without a field of view left out), rounded to 0.01 px."""
+    found = [d for d in (fov_diameter(m) for m in masks) if d is not None]
+    return round(float(np.median(found)), 2) if found else None
+
+
+def training_fov_diameter(cfg: dict) -> float:
+    """The FOV diameter the weights of a run were trained at, from its resolved config.
+
+    `scale.train_fov_diameter` when recorded (train.py records it); else the
+    known value of the config's dataset (`KNOWN_FOV_DIAMETERS`); else DRIVE's.
+    """
+    recorded = (cfg.get("scale") or {}).get("train_fov_diameter")
+    if recorded:
+        return float(recorded)
+    name = str((cfg.get("dataset") or {}).get("name", "")).lower()
+    return KNOWN_FOV_DIAMETERS.get(name, DEFAULT_FOV_DIAMETER)
+
+
+def weights_config(weights: str | os.PathLike) -> dict:
+    """The config saved with a `.keras` file: `<stem>.yaml` beside it (shipped weights) or the run
+    folder's `config.yaml`; {} when there is none or it cannot be read."""
+    from utils.config import load_config
+
+    weights = Path(weights)
+    for path in (weights.with_suffix(".yaml"), weights.parent / "config.yaml"):
+        if path.is_file():
+            try:
+                return load_config(path)
+            except UserError:
+                return {}
+    return {}
+
+
+def parse_scale(value, what: str = "--scale") -> str | float:
+    """A `--scale` / `evaluate.scale` value: "auto" or a positive finite number (1: off)."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if isinstance(value, bool) or not np.isfinite(number) or number <= 0:
+        raise UserError(f"{what} must be 'auto' or a positive number (1 = off), got {value!r}")
+    return number
+
+
+def scale_factor(diameter: float | None, train_diameter: float) -> float:
+    """The automatic factor: `train_diameter / diameter`, 1 inside the unit band or without a FOV."""
+    if diameter is None:
+        return 1.0
+    factor = float(train_diameter) / float(diameter)
+    if 1.0 / UNIT_BAND <= factor <= UNIT_BAND:
+        return 1.0
+    return factor
+
+
+def image_factor(scale, mask: np.ndarray | None, train_diameter: float, name: str) -> float:
+    """The factor for one image: `scale` when it is a number, else from its FOV mask.
+
+    Where no field of view can be found, a warning naming `name` and factor 1.
+    """
+    if scale != "auto":
+        return float(scale)
+    diameter = fov_diameter(mask) if mask is not None else None
+    if diameter is None:
+        print(
+            f"warning: no field of view found in {name}; predicting it at its own scale (factor 1)",
+            file=sys.stderr,
+        )
+    return scale_factor(diameter, train_diameter)
+
+
+def prediction_factors(scale, factor: float) -> tuple[float, ...]:
+    """The factors an image is predicted at (their probability maps averaged).
+
+    With `--scale auto` a photograph that is shrunk (factor < 1) is also
+    predicted at min(1, SECOND_SCALE * factor); otherwise only at `factor`.
+    """
+    if scale == "auto" and factor < 1.0:
+        return (factor, min(1.0, SECOND_SCALE * factor))
+    return (factor,)
+
+
+def scaled_shape(shape: tuple[int, int], factor: float) -> tuple[int, int]:
+    """(h, w) multiplied by `factor`, rounded, at least MIN_SIDE."""
+    return tuple(max(MIN_SIDE, int(round(side * factor))) for side in shape[:2])
+
+
+def resize_image(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """uint8 (H, W, 3) -> uint8 (h, w, 3), Lanczos (antialiased when shrinking)."""
+    if tuple(image.shape[:2]) == tuple(shape):
+        return image
+    resized = Image.fromarray(image).resize((shape[1], shape[0]), Image.Resampling.LANCZOS)
+    return np.asarray(resized)
+
+
+def resize_probability(prob: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """float32 (h, w) in [0, 1] -> float32 (H, W), bilinear (antialiased when shrinking)."""
+    if tuple(prob.shape) == tuple(shape):
+        return prob
+    resized = Image.fromarray(np.asarray(prob, dtype=np.float32), mode="F").resize(
+        (shape[1], shape[0]), Image.Resampling.BILINEAR
+    )
+    return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
+
+
+def resize_nearest(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Labels and masks (H, W) of any dtype -> (h, w), nearest neighbour."""
+    array = np.asarray(array)
+    rows = np.minimum((np.arange(shape[0]) + 0.5) * array.shape[0] / shape[0], array.shape[0] - 1)
+    cols = np.minimum((np.arange(shape[1]) + 0.5) * array.shape[1] / shape[1], array.shape[1] - 1)
+    return array[rows.astype(int)][:, cols.astype(int)]
+
+
+def upsample_sample(sample, times: int):
+    """A stand-in for a high-resolution camera: `sample` (a data.Sample) `times` larger.
+
+    The photograph is enlarged with Lanczos, the label, mask and second
+    observer with nearest neighbour; the name gets a `_x<times>` suffix.
+    """
+    import dataclasses
+
+    if times == 1:
+        return sample
+    shape = (sample.image.shape[0] * times, sample.image.shape[1] * times)
+    second = None if sample.second is None else resize_nearest(sample.second, shape)
+    return dataclasses.replace(
+        sample,
+        name=f"{sample.name}_x{times}",
+        image=resize_image(sample.image, shape),
+        label=resize_nearest(sample.label, shape),
+        mask=resize_nearest(sample.mask, shape),
+        second=second,
+    )

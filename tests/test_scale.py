@@ -1,0 +1,210 @@
+"""Resolution normalisation (data/scale.py): FOV diameter, the auto factor, resampling, --scale."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from data.fov import generate_fov_mask
+from data.scale import (
+    KNOWN_FOV_DIAMETERS,
+    fov_diameter,
+    image_factor,
+    median_fov_diameter,
+    parse_scale,
+    prediction_factors,
+    resize_nearest,
+    scale_factor,
+    training_fov_diameter,
+    upsample_sample,
+    weights_config,
+)
+from tests.helpers import run_python
+from utils.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+DRIVE_WEIGHTS = ROOT / "weights" / "sa_unetv2_drive_interim.keras"
+
+
+def disc(shape, centre, diameter, keep_rows=None):
+    """bool mask of a disc; rows outside `keep_rows` = (first, last) cut off (a wide sensor)."""
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    mask = (xx + 0.5 - centre[1]) ** 2 + (yy + 0.5 - centre[0]) ** 2 <= (diameter / 2) ** 2
+    if keep_rows is not None:
+        mask[: keep_rows[0]] = False
+        mask[keep_rows[1] + 1 :] = False
+    return mask
+
+
+def photograph(mask, surround=0, seed=0):
+    """A fundus-like uint8 (H, W, 3) image: reddish, darker at the rim, noisy; `surround` grey."""
+    rng = np.random.default_rng(seed)
+    h, w = mask.shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    rim = 1 - 0.5 * np.hypot((yy - h / 2) / h, (xx - w / 2) / w)
+    colour = np.stack([170 * rim, 80 * rim, 40 * rim], axis=-1) + rng.normal(0, 4, (h, w, 3))
+    image = np.where(mask[..., None], colour, surround + rng.normal(0, 2, (h, w, 3)))
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def test_fov_diameter_of_cut_off_discs():
+    """Whole discs and discs cut off at the top and bottom: within 2 % of the true diameter."""
+    for shape, centre, diameter, keep in [
+        ((600, 620), (300, 310), 540, None),
+        ((600, 620), (290, 330), 400, None),
+        ((1400, 2100), (700, 1050), 1800, (250, 1150)),  # a 3:2 sensor, top and bottom cut
+        ((605, 700), (302, 350), 650, (12, 592)),  # STARE-like
+    ]:
+        estimate = fov_diameter(disc(shape, centre, diameter, keep))
+        assert estimate == pytest.approx(diameter, rel=0.02), (shape, diameter, estimate)
+
+
+@pytest.mark.parametrize("surround", [0, 35])
+@pytest.mark.parametrize("jpeg", [False, True])
+@pytest.mark.parametrize("grey", [False, True])
+def test_fov_diameter_of_generated_masks(surround, jpeg, grey):
+    """Dark and slightly lit surrounds, JPEG artefacts, grey images, cut-off fields of view."""
+    mask = disc((700, 1050), (350, 525), 820, (60, 640))
+    image = photograph(mask, surround)
+    if grey:
+        image = np.repeat(image.mean(axis=2, keepdims=True), 3, axis=2).astype(np.uint8)
+    if jpeg:
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="JPEG", quality=60)
+        image = np.asarray(Image.open(buffer).convert("RGB"))
+    assert fov_diameter(generate_fov_mask(image)) == pytest.approx(820, rel=0.02)
+
+
+def test_no_field_of_view_warns_with_factor_1(capsys):
+    assert fov_diameter(np.zeros((100, 100), bool)) is None
+    assert fov_diameter(np.ones((100, 100), bool)) is None  # no edge inside the image
+    assert image_factor("auto", np.ones((100, 100), bool), 538.67, "photo.jpg") == 1.0
+    err = capsys.readouterr().err
+    assert "photo.jpg" in err and "no field of view" in err and "factor 1" in err
+
+
+def test_scale_factor_rule():
+    assert scale_factor(1078.0, 539.0) == 0.5
+    assert scale_factor(2156.0, 539.0) == 0.25
+    assert scale_factor(650.0, 538.67) == 1.0  # STARE: inside the unit band
+    assert scale_factor(None, 538.67) == 1.0
+    assert image_factor(0.5, None, 538.67, "x") == 0.5  # a given number is used as it is
+    assert prediction_factors("auto", 1.0) == (1.0,)
+    assert prediction_factors("auto", 0.25) == (0.25, pytest.approx(0.25 * 2**0.5))
+    assert prediction_factors("auto", 0.8) == (0.8, 1.0)
+    assert prediction_factors("auto", 2.0) == (2.0,)
+    assert prediction_factors(0.5, 0.5) == (0.5,)
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "abc", "nan", "inf", ""])
+def test_parse_scale_refuses(bad):
+    with pytest.raises(UserError, match="--scale must be 'auto' or a positive number"):
+        parse_scale(bad)
+
+
+def test_parse_scale_accepts():
+    assert parse_scale("auto") == "auto" and parse_scale("AUTO") == "auto"
+    assert parse_scale("1") == 1.0 and parse_scale("0.35") == 0.35
+
+
+@pytest.mark.parametrize("bad", ["0", "-2", "big"])
+def test_bad_scale_flag_is_one_sentence_and_status_2(tmp_path, bad):
+    image = tmp_path / "photo.png"
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(image)
+    for tool in (
+        ["predict.py", "--weights", str(DRIVE_WEIGHTS), str(image)],
+        ["evaluate.py", "--config", "configs/demo.yaml", "--weights", str(DRIVE_WEIGHTS)],
+    ):
+        result = run_python([*tool, "--out", str(tmp_path / "out"), f"--scale={bad}"])
+        assert result.returncode == 2, result.stderr[-2000:]
+        lines = result.stderr.strip().splitlines()
+        assert lines == [
+            f"error: --scale must be 'auto' or a positive number (1 = off), got '{bad}'"
+        ]
+
+
+def test_training_diameter_from_configs(tmp_path):
+    assert training_fov_diameter({"scale": {"train_fov_diameter": 612.5}}) == 612.5
+    assert training_fov_diameter({"dataset": {"name": "stare"}}) == KNOWN_FOV_DIAMETERS["stare"]
+    assert training_fov_diameter({}) == KNOWN_FOV_DIAMETERS["drive"]  # older files: DRIVE's
+    cfg = weights_config(DRIVE_WEIGHTS)
+    assert cfg["scale"]["train_fov_diameter"] == KNOWN_FOV_DIAMETERS["drive"]
+    assert weights_config(tmp_path / "lonely.keras") == {}
+
+
+def test_segment_resamples_back_and_tiles(monkeypatch):
+    """A factor gives an (H, W) map; tiles give what the whole image gives for a local network."""
+    import training.evaluation as ev
+
+    class Local:  # a per-pixel "network": tiling must not change it
+        def predict(self, batch):
+            return batch.mean(axis=-1, keepdims=True)
+
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (300, 410, 3), dtype=np.uint8)
+    whole = ev.segment(Local(), image)
+    assert ev.segment(Local(), image, factor=0.5).shape == (300, 410)
+    monkeypatch.setattr(ev, "MAX_WHOLE_PIXELS", 100 * 100)
+    monkeypatch.setattr(ev, "TILE", 128)
+    monkeypatch.setattr(ev, "TILE_MARGIN", 16)
+    np.testing.assert_array_equal(ev.segment(Local(), image), whole)
+
+
+def test_resize_nearest_keeps_labels():
+    label = np.array([[0, 1], [1, 0]], np.uint8)
+    np.testing.assert_array_equal(
+        resize_nearest(label, (4, 4)), np.kron(label, np.ones((2, 2), np.uint8))
+    )
+
+
+@pytest.mark.realdata
+def test_fov_diameter_on_drive_masks(real_data_root):
+    """DRIVE's 40 masks: within 2 % of their horizontal extent and of the area's diameter; the
+    recorded DRIVE diameter is the training masks' median; auto is exactly 1 on every image."""
+    from data.readers import read_drive
+
+    train, test = read_drive(real_data_root)
+    for sample in train + test:
+        estimate = fov_diameter(sample.mask)
+        width = sample.mask.sum(axis=1).max()
+        area = 2 * np.sqrt(sample.mask.sum() / np.pi)
+        assert estimate == pytest.approx(width, rel=0.02), sample.name
+        assert estimate == pytest.approx(area, rel=0.02), sample.name
+    assert median_fov_diameter([s.mask for s in train]) == KNOWN_FOV_DIAMETERS["drive"]
+    diameter = training_fov_diameter(weights_config(DRIVE_WEIGHTS))
+    for sample in train + test:
+        assert image_factor("auto", sample.mask, diameter, sample.name) == 1.0
+        assert image_factor("auto", generate_fov_mask(sample.image), diameter, sample.name) == 1.0
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_upsampled_drive_keeps_its_f1_with_auto(real_data_root):
+    """DRIVE test images upsampled x2 and x4 (a high-resolution camera's stand-in): with --scale
+    auto, FOV F1 within 0.01 of the native images' (3 images, the default engine)."""
+    from data.readers import read_drive
+    from inference.engines import make_predictor
+    from metrics import binary_scores
+    from training.evaluation import segment
+
+    _, test = read_drive(real_data_root)
+    samples = test[:3]
+    predictor = make_predictor(DRIVE_WEIGHTS)
+    diameter = training_fov_diameter(weights_config(DRIVE_WEIGHTS))
+
+    def mean_f1(items, scale):
+        scores = []
+        for s in items:
+            factor = image_factor(scale, s.mask, diameter, s.name)
+            prob = segment(predictor, s.image, factor=prediction_factors(scale, factor))
+            scores.append(binary_scores(prob > 0.5, s.label, s.mask)["f1"])
+        return float(np.mean(scores))
+
+    native = mean_f1(samples, "auto")
+    for times in (2, 4):
+        upsampled = [upsample_sample(s, times) for s in samples]
+        assert mean_f1(upsampled, "auto") == pytest.approx(native, abs=0.01), times
