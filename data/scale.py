@@ -113,17 +113,22 @@ def median_fov_diameter(masks: Sequence[np.ndarray]) -> float | None:
     return round(float(np.median(found)), 2) if found else None
 
 
-def training_fov_diameter(cfg: dict) -> float:
+def training_fov_diameter(cfg: dict) -> float | None:
     """The FOV diameter the weights of a run were trained at, from its resolved config.
 
     `scale.train_fov_diameter` when recorded (train.py records it); else the
-    known value of the config's dataset (`KNOWN_FOV_DIAMETERS`); else DRIVE's.
+    known value of the config's dataset (`KNOWN_FOV_DIAMETERS`); None for an
+    older run of another dataset (synthetic, a folder of images), whose
+    training scale is unknown (`--scale auto` then leaves images at factor 1);
+    DRIVE's for weights with no config at all.
     """
     recorded = (cfg.get("scale") or {}).get("train_fov_diameter")
     if recorded:
         return float(recorded)
     name = str((cfg.get("dataset") or {}).get("name", "")).lower()
-    return KNOWN_FOV_DIAMETERS.get(name, DEFAULT_FOV_DIAMETER)
+    if not name:
+        return DEFAULT_FOV_DIAMETER
+    return KNOWN_FOV_DIAMETERS.get(name)
 
 
 def weights_config(weights: str | os.PathLike) -> dict:
@@ -164,13 +169,16 @@ def scale_factor(diameter: float | None, train_diameter: float) -> float:
     return factor
 
 
-def image_factor(scale, mask: np.ndarray | None, train_diameter: float, name: str) -> float:
+def image_factor(scale, mask: np.ndarray | None, train_diameter: float | None, name: str) -> float:
     """The factor for one image: `scale` when it is a number, else from its FOV mask.
 
-    Where no field of view can be found, a warning naming `name` and factor 1.
+    Where no field of view can be found, a warning naming `name` and factor 1;
+    where the training scale is unknown (`train_diameter` None), factor 1.
     """
     if scale != "auto":
         return float(scale)
+    if train_diameter is None:
+        return 1.0
     diameter = fov_diameter(mask) if mask is not None else None
     if diameter is None:
         print(

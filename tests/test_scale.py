@@ -131,6 +131,9 @@ def test_training_diameter_from_configs(tmp_path):
     assert training_fov_diameter({"scale": {"train_fov_diameter": 612.5}}) == 612.5
     assert training_fov_diameter({"dataset": {"name": "stare"}}) == KNOWN_FOV_DIAMETERS["stare"]
     assert training_fov_diameter({}) == KNOWN_FOV_DIAMETERS["drive"]  # older files: DRIVE's
+    # An older run of a dataset of unknown scale (the demo's synthetic set) is left at factor 1.
+    assert training_fov_diameter({"dataset": {"name": "synthetic"}}) is None
+    assert image_factor("auto", np.ones((64, 64), bool), None, "x.png") == 1.0
     cfg = weights_config(DRIVE_WEIGHTS)
     assert cfg["scale"]["train_fov_diameter"] == KNOWN_FOV_DIAMETERS["drive"]
     assert weights_config(tmp_path / "lonely.keras") == {}

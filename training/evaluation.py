@@ -191,16 +191,17 @@ def evaluate_predictions(
     return summary
 
 
-def describe_factors(scale, factors: dict[str, float], train_diameter: float) -> str:
+def describe_factors(scale, factors: dict[str, float], train_diameter: float | None) -> str:
     """One line: the scale mode and the factors used (min-max, how many images were resampled)."""
     values = list(factors.values())
     resampled = sum(value != 1.0 for value in values)
     shrunk = sum(value < 1.0 for value in values)
-    mode = (
-        f"--scale auto (weights trained at a FOV diameter of {train_diameter:.1f} px)"
-        if scale == "auto"
-        else f"--scale {scale:g}"
-    )
+    if scale != "auto":
+        mode = f"--scale {scale:g}"
+    elif train_diameter is None:
+        mode = "--scale auto (the weights' training scale is not recorded: factor 1)"
+    else:
+        mode = f"--scale auto (weights trained at a FOV diameter of {train_diameter:.1f} px)"
     second = (
         f"; the {shrunk} shrunk also at {SECOND_SCALE:.2f} times their factor, maps averaged"
         if scale == "auto" and shrunk
