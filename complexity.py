@@ -7,7 +7,8 @@ GFLOPs are counted the way the keras-flops package did (it no longer imports
 on current TensorFlow): the TF v1 profiler's `total_float_ops` on the frozen
 inference graph at batch 1, a multiply-add counted as 2 FLOPs, plus
 keras-flops' rule for `Max` (a reduction: one comparison per input element
-less one per output element). Counting FLOPs needs the TensorFlow backend;
+less one per output element), on the network built with Keras' own
+GroupNormalization (`models.reference.plain_copy`), as the paper's figures were. Counting FLOPs needs the TensorFlow backend;
 under JAX or PyTorch the parameter counts are printed and `gflops` is null.
 """
 
@@ -77,6 +78,11 @@ def count_flops(model: keras.Model, input_size: int | tuple[int, int], channels:
         convert_variables_to_constants_v2_as_graph,
     )
 
+    from models.reference import plain_copy
+
+    # Counted on the network as the paper's authors built it, with Keras' own
+    # GroupNormalization: the project's computes the same function with other ops.
+    model = plain_copy(model)
     _register_max_rule()
     height, width = (input_size, input_size) if isinstance(input_size, int) else input_size
     spec = tf.TensorSpec([1, height, width, channels], tf.float32)
