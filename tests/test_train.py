@@ -274,3 +274,17 @@ def test_drive_run_on_real_data(real_data_root, tmp_path):
     assert metrics["n_images"] == 20 and "second_observer" in metrics
     saved = (run / "config.yaml").read_text()
     assert "name: drive" in saved and "steps_per_epoch: 2" in saved
+
+
+def test_resumed_config_gains_keys_added_since_the_run_started(tmp_path):
+    from training.trainer import resolve_resume_config
+    from utils.config import load_config, save_config
+
+    cfg = tiny_cfg(epochs=3)
+    older = {section: dict(values) for section, values in cfg.items() if section != "scale"}
+    del older["evaluate"]["scale"]  # a run started before --scale existed
+    save_config(older, tmp_path / "config.yaml")
+    resumed = resolve_resume_config(tmp_path, tiny_cfg(epochs=5), epochs_given=True)
+    assert resumed["evaluate"]["scale"] == "auto"
+    assert resumed["train"]["epochs"] == 5
+    assert resumed["dataset"] == load_config(tmp_path / "config.yaml")["dataset"]

@@ -37,7 +37,7 @@ from training.callbacks import (
     read_history,
     read_state,
 )
-from training.config import model_hparams
+from training.config import DEFAULT_CONFIG, merge, model_hparams
 from training.plots import plot_history
 from utils.config import load_config, save_config
 from utils.errors import UserError
@@ -98,8 +98,12 @@ def clear_run(run_dir: Path) -> None:
 
 
 def resolve_resume_config(run_dir: Path, cfg: dict[str, Any], epochs_given: bool) -> dict[str, Any]:
-    """A resumed run keeps its saved configuration; only a new epoch count is taken from the flags."""
-    saved = load_config(run_dir / CONFIG_FILE)
+    """A resumed run keeps its saved configuration; only a new epoch count is taken from the flags.
+
+    Keys added to the project since the run started (a run carried across
+    sessions may be older than the code) take their defaults.
+    """
+    saved = merge(DEFAULT_CONFIG, load_config(run_dir / CONFIG_FILE))
     if epochs_given:
         saved["train"]["epochs"] = cfg["train"]["epochs"]
     return saved
