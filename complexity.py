@@ -8,8 +8,9 @@ on current TensorFlow): the TF v1 profiler's `total_float_ops` on the frozen
 inference graph at batch 1, a multiply-add counted as 2 FLOPs, plus
 keras-flops' rule for `Max` (a reduction: one comparison per input element
 less one per output element), on the network built with Keras' own
-GroupNormalization (`models.reference.plain_copy`), as the paper's figures were. Counting FLOPs needs the TensorFlow backend;
-under JAX or PyTorch the parameter counts are printed and `gflops` is null.
+GroupNormalization (`models.reference.plain_copy`), as the paper's figures
+were. Counting FLOPs needs the TensorFlow backend; under JAX or PyTorch the
+parameter counts are printed and `gflops` is null.
 """
 
 from __future__ import annotations

@@ -168,14 +168,15 @@ def _group_norm_with_gradient(x, gamma, beta, groups: int, epsilon: float):
 
         def grad(*args, upstream=None):
             upstream = args[0] if upstream is None else upstream
-            sum_dy = ops.sum(upstream, axis=(1, 2))  # (B, C)
-            sum_dy_centred = ops.sum(upstream * centred, axis=(1, 2))  # (B, C)
+            # Per-channel means by the forward pass's two short sums (same precision).
+            mean_dy = _spatial_mean(upstream)  # (B, C)
+            mean_dy_centred = _spatial_mean(upstream * centred)  # (B, C)
             inv_c = ops.reshape(inv, (-1, inv.shape[-1]))
-            d_beta = ops.sum(sum_dy, axis=0)
-            d_gamma = ops.sum(sum_dy_centred * inv_c, axis=0)
             pixels = ops.cast(ops.shape(upstream)[1] * ops.shape(upstream)[2], x.dtype)
-            mean_g = _group_mean(sum_dy * gamma, groups) / pixels
-            mean_g_xhat = _group_mean(sum_dy_centred * inv_c * gamma, groups) / pixels
+            d_beta = ops.sum(mean_dy, axis=0) * pixels
+            d_gamma = ops.sum(mean_dy_centred * inv_c, axis=0) * pixels
+            mean_g = _group_mean(mean_dy * gamma, groups)
+            mean_g_xhat = _group_mean(mean_dy_centred * inv_c * gamma, groups)
             d_x = inv * (gamma * upstream - mean_g) - centred * (inv * inv * mean_g_xhat)
             return d_x, d_gamma, d_beta
 
@@ -203,9 +204,8 @@ class GroupNormalization(layers.GroupNormalization):
     """
 
     def call(self, inputs, training=None):
-        if not training or self.axis not in (-1, 3) or len(inputs.shape) != 4:
-            return super().call(inputs)
-        if not (self.scale and self.center):
+        fast_path = self.axis in (-1, 3) and len(inputs.shape) == 4 and self.scale and self.center
+        if not (training and fast_path):
             return super().call(inputs)
         # At least float32, as Keras does (float16 inputs would overflow the variance).
         dtype = keras.backend.result_type(inputs.dtype, "float32")
