@@ -23,11 +23,10 @@ from data.scale import (
     upsample_sample,
     weights_config,
 )
-from tests.helpers import run_python
+from tests.helpers import DRIVE_WEIGHTS, run_python
 from utils.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
-DRIVE_WEIGHTS = ROOT / "weights" / "sa_unetv2_drive_interim.keras"
 
 
 def disc(shape, centre, diameter, keep_rows=None):
