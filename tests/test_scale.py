@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,7 +25,6 @@ from data.scale import (
 from tests.helpers import DRIVE_WEIGHTS, run_python
 from utils.errors import UserError
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def disc(shape, centre, diameter, keep_rows=None):
