@@ -26,7 +26,6 @@ from tests.helpers import DRIVE_WEIGHTS, run_python
 from utils.errors import UserError
 
 
-
 def disc(shape, centre, diameter, keep_rows=None):
     """bool mask of a disc; rows outside `keep_rows` = (first, last) cut off (a wide sensor)."""
     yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
