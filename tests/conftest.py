@@ -41,3 +41,10 @@ def _cache_dir(tmp_path_factory) -> None:
     """Keep test caches out of the user's home unless CI chose a folder."""
     if "SAUNETV2_CACHE" not in os.environ:
         os.environ["SAUNETV2_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Tests that read the real DRIVE/STARE files carry the `realdata` mark (`-m "not realdata"`)."""
+    for item in items:
+        if "real_data_root" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.realdata)

@@ -170,6 +170,7 @@ def test_list_and_drop(tmp_path):
         carry.drop_carried("a", root)
 
 
+@pytest.mark.slow
 def test_command_line(tmp_path):
     carried = str(tmp_path / "carried")
     result = run_python(

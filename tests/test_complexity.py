@@ -20,6 +20,7 @@ def _json_rows(result):
     return {row["model"]: row for row in json.loads(result.stdout)}
 
 
+@pytest.mark.slow
 def test_all_models_at_592_match_the_paper():
     rows = _json_rows(run_python(["complexity.py", "--all", "--json"]))
     assert set(rows) == set(EXPECTED)
@@ -40,6 +41,7 @@ def test_table_output():
     assert "| sa_unetv2 | 64 x 64 x 3 | 260,521 |" in result.stdout
 
 
+@pytest.mark.slow
 def test_same_parameter_counts_under_jax():
     if not backend_available("jax"):
         pytest.skip("jax is not installed")

@@ -191,6 +191,7 @@ def test_real_drive_prepare_cli(real_data_root, real_cache):
     assert len(data.test) == 20 and data.test[0].image.shape == (584, 565, 3)
 
 
+@pytest.mark.slow
 def test_real_stare_prepare(real_data_root, real_cache):
     data = prepare_training_data(
         {"name": "stare", "data_root": str(real_data_root), "fold": 1},

@@ -25,6 +25,7 @@ def random_weights(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_evaluate_writes_the_report(tmp_path, random_weights):
     out = tmp_path / "eval"
     result = run_python(
@@ -48,6 +49,7 @@ def test_evaluate_writes_the_report(tmp_path, random_weights):
     assert "synthetic_test_000" in result.stdout
 
 
+@pytest.mark.slow
 def test_evaluate_bad_input(tmp_path, random_weights):
     missing = run_python(
         ["evaluate.py", "--config", "configs/demo.yaml", "--weights", str(tmp_path / "none.keras")]
@@ -73,6 +75,7 @@ def test_evaluate_bad_input(tmp_path, random_weights):
     assert key.returncode == 2 and "does not exist" in key.stderr
 
 
+@pytest.mark.slow
 def test_drive_protocol_on_real_data(real_data_root, tmp_path):
     """The shipped DRIVE weights on the 20 test images at 592 x 592, cropped back, with the second observer row.
 
@@ -96,12 +99,16 @@ def test_drive_protocol_on_real_data(real_data_root, tmp_path):
     assert second["acc"] == pytest.approx(
         0.9637, abs=0.01
     )  # 2nd observer accuracy, widely reported (FOV 0.947)
-    assert seconds < 120, f"DRIVE evaluation took {seconds:.0f} s"
+    # The paper's "about 1 s" CPU inference per image; the wall time is loose (CI runs tests two at a time).
+    assert metrics["timing"]["seconds_per_image"] < 1.0, metrics["timing"]
+    assert seconds < 300, f"DRIVE evaluation took {seconds:.0f} s"
     # The shipped weights score what their eval.json (and the README) says they score.
     published = json.loads(DRIVE_WEIGHTS.with_suffix(".eval.json").read_text())
     for protocol in ("whole_image", "fov"):
         for key in ("f1", "jaccard", "auc", "acc"):
-            assert metrics[protocol]["mean"][key] == pytest.approx(published[protocol]["mean"][key], abs=5e-4)
+            assert metrics[protocol]["mean"][key] == pytest.approx(
+                published[protocol]["mean"][key], abs=5e-4
+            )
 
     # The default (fast) engine and the plain Keras path give the same scores to three decimals.
     plain = run_python(
@@ -124,6 +131,7 @@ def _write_png(path, size_hw, seed=0):
     return path
 
 
+@pytest.mark.slow
 def test_predict_any_size_and_folders(tmp_path, random_weights):
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -155,6 +163,7 @@ def test_predict_any_size_and_folders(tmp_path, random_weights):
     assert not (out / "notes_prob.png").exists()
 
 
+@pytest.mark.slow
 def test_predict_bad_input(tmp_path, random_weights):
     missing = run_python(
         ["predict.py", "--weights", str(random_weights), str(tmp_path / "nope.png")]
@@ -199,29 +208,22 @@ def test_predict_bad_input(tmp_path, random_weights):
     assert weights.returncode == 2 and "w.keras does not exist" in weights.stderr
 
 
+@pytest.mark.slow
 def test_demo_trains_to_f1_070_within_10_minutes(tmp_path):
-    """The README's main job: the demo config, then evaluate.py on its best checkpoint."""
+    """The README's main job, as the README runs it: train.py on the demo config, which ends by evaluating
+    its best checkpoint (evaluate.weights: best) on the test images."""
     run = tmp_path / "demo"
     start = time.perf_counter()
     trained = run_python(
-        ["train.py", "--config", "configs/demo.yaml", "--out", str(run), "--quiet", "--no-eval"]
-    )
-    assert trained.returncode == 0, trained.stderr[-3000:]
-    evaluated = run_python(
-        [
-            "evaluate.py",
-            "--config",
-            "configs/demo.yaml",
-            "--weights",
-            str(run / "best.keras"),
-            "--out",
-            str(run / "eval"),
-        ]
+        ["train.py", "--config", "configs/demo.yaml", "--out", str(run), "--quiet"]
     )
     seconds = time.perf_counter() - start
-    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
-    f1 = json.loads((run / "eval" / "metrics.json").read_text())["whole_image"]["mean"]["f1"]
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    metrics = json.loads((run / "eval" / "metrics.json").read_text())
+    f1 = metrics["whole_image"]["mean"]["f1"]
     assert f1 >= 0.70, f1
+    assert f"{f1:.4f}" in trained.stdout  # the printed result is the saved one
+    assert len(list((run / "eval" / "images").glob("*_overlay.png"))) == 4
     assert seconds < 600, seconds
 
 

@@ -26,6 +26,7 @@ def small_model_file(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_onnx_and_savedmodel_round_trip(small_model_file, tmp_path):
     from models import load_model
 

@@ -140,6 +140,7 @@ def _as_old_file(model: keras.Model, path, old_path):
             dst.writestr(info, data)
 
 
+@pytest.mark.slow
 def test_older_checkpoints_load_with_the_fast_layer_and_resume(tmp_path):
     model = build_model("sa_unetv2")
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
@@ -224,6 +225,7 @@ BACKEND_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_group_norm_on_other_backends(backend):
     if not backend_available(backend):

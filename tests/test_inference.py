@@ -140,6 +140,7 @@ def test_float64_copy_is_float64_with_the_same_weights():
     assert np.max(np.abs(p64 - p32)) < 1e-4
 
 
+@pytest.mark.slow
 def test_precision_benchmark_json():
     """benchmarks/precision.py on two synthetic test images: every engine near float64."""
     result = run_python(
@@ -157,6 +158,7 @@ def test_precision_benchmark_json():
         assert report["tf_group_mean_relative_error"]["batch2"] < 1e-6
 
 
+@pytest.mark.slow
 def test_default_engine_is_exact_on_real_drive_images(real_data_root):
     """Two DRIVE test images at 592 x 592: the default engine within 1e-4 of float64 and of
     the Keras path at batch 2 (the plain path at batch 1 has TensorFlow's GroupNorm-mean

@@ -164,6 +164,7 @@ BACKEND_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_layers_on_other_backends(backend):
     if not backend_available(backend):

@@ -129,6 +129,7 @@ FIT_SCRIPT = textwrap.dedent(
 @pytest.mark.parametrize(
     "backend,jit", [("tensorflow", "False"), ("jax", "True"), ("torch", "False")]
 )
+@pytest.mark.slow
 def test_one_fit_step_per_backend(backend, jit):
     if not backend_available(backend):
         pytest.skip(f"{backend} is not installed")

@@ -160,6 +160,7 @@ def test_resize_nearest_keeps_labels():
     )
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_fov_diameter_on_drive_masks(real_data_root):
     """DRIVE's 40 masks: within 2 % of their horizontal extent and of the area's diameter; the

@@ -58,6 +58,7 @@ def tiny_cfg(**train):
     return cfg
 
 
+@pytest.mark.slow
 def test_run_folder_resume_and_refusal(tmp_path):
     run = tmp_path / "run"
     result = run_train(run, "--epochs", "1", "--quiet")
@@ -109,6 +110,7 @@ def _wait_for_epoch(path: Path, epoch: int, proc, timeout: float = 240) -> None:
     raise AssertionError("no checkpoint appeared in time")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill"])
 def test_interrupted_run_resumes_at_the_right_epoch(tmp_path, sig):
     run = tmp_path / "run"
@@ -145,6 +147,7 @@ class _PoisonWeights(keras.callbacks.Callback):
             )
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     run = tmp_path / "run"
     with pytest.raises(TrainingFailed, match=r"NaN.*epoch 2.*last good checkpoint.*epoch 1"):
@@ -157,6 +160,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     assert [row["epoch"] for row in read_history(run / "history.csv")] == [1]
 
 
+@pytest.mark.slow
 def test_same_seed_same_run(tmp_path):
     histories = []
     for name in ("a", "b"):
@@ -170,6 +174,7 @@ def test_same_seed_same_run(tmp_path):
         np.testing.assert_array_equal(w1, w2)
 
 
+@pytest.mark.slow
 def test_bad_flags(tmp_path):
     result = run_train(tmp_path / "r", "--set", "train.epochz=2", tiny=False)
     assert result.returncode == 2 and "'train.epochz' does not exist" in result.stderr
@@ -182,6 +187,7 @@ def test_bad_flags(tmp_path):
     assert not (tmp_path / "r3").exists()  # refused before anything was written
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
 def test_distribute_on_two_cpu_devices(tmp_path, backend):
     if not backend_available(backend):
@@ -202,15 +208,7 @@ def test_distribute_on_two_cpu_devices(tmp_path, backend):
     assert read_state(tmp_path / "run")["epoch"] == 1
 
 
-def test_jax_backend_trains_and_evaluates(tmp_path):
-    if not backend_available("jax"):
-        pytest.skip("jax is not installed")
-    run = tmp_path / "run"
-    result = run_train(run, "--epochs", "1", "--quiet", "--backend", "jax")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert (run / "eval" / "metrics.json").is_file()
-
-
+@pytest.mark.slow
 def test_mixed_precision_bfloat16(tmp_path):
     run = tmp_path / "run"
     result = run_train(
@@ -234,7 +232,9 @@ runpy.run_path("train.py", run_name="__main__")
 """
 
 
+@pytest.mark.slow
 def test_training_path_needs_no_tensorflow(tmp_path):
+    """train.py on the JAX backend, trains and evaluates, with TensorFlow, OpenVINO and matplotlib absent."""
     if not backend_available("jax"):
         pytest.skip("jax is not installed")
     run = tmp_path / "run"
@@ -260,6 +260,7 @@ def test_callback_counters_are_restored_on_resume():
     assert fresh.wait == 0
 
 
+@pytest.mark.slow
 def test_drive_run_on_real_data(real_data_root, tmp_path):
     """train.py on the real DRIVE files at 592 x 592 (two steps an epoch), then the test evaluation."""
     run = tmp_path / "drive"

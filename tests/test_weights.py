@@ -66,6 +66,7 @@ def test_weights_reproduce_their_recorded_results(shipped, real_data_root):
             assert np.isclose(got[key], expected[key], atol=1e-3), (sample.name, key)
 
 
+@pytest.mark.slow
 def test_ship_weights_writes_a_loadable_evaluated_set(tmp_path):
     """tools/ship_weights.py on a run folder (a random-weights demo model, synthetic data)."""
     import keras
