@@ -79,11 +79,10 @@ def main(argv=None) -> int:
         parse_scale(args.scale)  # a bad value is refused before anything is loaded
     if args.upsample < 1:
         raise UserError(f"--upsample must be a positive whole number, got {args.upsample}")
-    from training.backend import select_backend
-
-    select_backend(args.backend)
     from training.config import resolve_run_config
+    from utils.io import check_weights_file
 
+    weights = check_weights_file(args.weights)
     overrides = list(args.set)
     if args.fold is not None:
         overrides.append(f"dataset.fold={args.fold}")
@@ -92,10 +91,11 @@ def main(argv=None) -> int:
     if args.no_images:
         overrides.append("evaluate.save_images=false")
     cfg = resolve_run_config(args.config, overrides, data_root=args.data_root)
+    from training.backend import select_backend
 
+    select_backend(args.backend)  # after the checks above: a typo costs no TensorFlow import
     from training.evaluation import evaluate_checkpoint
 
-    weights = Path(args.weights)
     out = Path(args.out) if args.out else Path("runs") / "eval" / weights.stem
     evaluate_checkpoint(
         cfg, weights, out, engine=args.engine, scale=args.scale, upsample=args.upsample

@@ -59,17 +59,20 @@ def main(argv=None) -> int:
     from data.scale import parse_scale
 
     scale = parse_scale(args.scale)
-    from training.backend import select_backend
+    from utils.io import check_weights_file
 
-    select_backend(args.backend)
+    weights = check_weights_file(args.weights)
     from training.prediction import collect_inputs, predict_files
 
     files = collect_inputs(args.inputs)
     if args.mask and len(files) != 1:
         raise UserError(f"--mask applies to a single input image, got {len(files)} images")
+    from training.backend import select_backend
+
+    select_backend(args.backend)  # after the checks above: a typo costs no TensorFlow import
     predict_files(
         files,
-        weights=Path(args.weights),
+        weights=weights,
         out_dir=Path(args.out),
         threshold=args.threshold,
         engine=args.engine,

@@ -93,12 +93,13 @@ def flag_overrides(args) -> list[str]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from training.config import resolve_run_config
+
+    # The config is checked first: a typo costs no TensorFlow import.
+    cfg = resolve_run_config(args.config, flag_overrides(args) + args.set, data_root=args.data_root)
     from training.backend import select_backend
 
     select_backend(args.backend, distribute=args.distribute)
-    from training.config import resolve_run_config
-
-    cfg = resolve_run_config(args.config, flag_overrides(args) + args.set, data_root=args.data_root)
 
     from training.trainer import TrainingFailed, train
 

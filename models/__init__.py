@@ -13,14 +13,15 @@ import keras
 from models.layers import CUSTOM_OBJECTS
 from models.sa_unetv2 import build_sa_unetv2
 from models.unet import build_sa_unet, build_unet
+from utils.checks import MODEL_NAMES, check_model_name
 from utils.errors import UserError
+from utils.io import check_weights_file
 
 BUILDERS = {
     "sa_unetv2": build_sa_unetv2,
     "sa_unet": build_sa_unet,
     "unet": build_unet,
 }
-MODEL_NAMES = tuple(BUILDERS)
 HPARAMS = ("start_neurons", "dropblock_rate", "dropblock_size", "gn_groups")
 
 
@@ -29,8 +30,7 @@ def build_model(name: str, input_shape=(None, None, 3), **hparams) -> keras.Mode
 
     A value of None keeps the builder's default (the paper's setting).
     """
-    if name not in BUILDERS:
-        raise UserError(f"unknown model '{name}'; choose one of: {', '.join(MODEL_NAMES)}")
+    check_model_name(name)
     unknown = sorted(set(hparams) - set(HPARAMS))
     if unknown:
         raise UserError(
@@ -106,11 +106,7 @@ def _damaged_archive(path) -> str | None:
 
 def load_model(path, compile: bool = False) -> keras.Model:
     """Load a `.keras` file of any registered model in safe mode; one sentence if it cannot be read."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"weights file {path} does not exist")
-    if path.suffix != ".keras":
-        raise UserError(f"weights file {path} must be a Keras 3 '.keras' file")
+    path = check_weights_file(path)
     damaged = _damaged_archive(path)
     if damaged:
         raise UserError(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from keras import layers
 
-from models.layers import check_positive_int, check_rate
+from utils.checks import check_positive_int, check_rate
 from utils.errors import UserError
 
 

@@ -11,27 +11,9 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from utils.errors import UserError
+from utils.checks import check_positive_int, check_rate
 
 PACKAGE = "sa_unetv2"
-
-
-def check_rate(rate: float, name: str = "rate") -> float:
-    """Return `rate` as a float if it lies in [0, 1), else raise a UserError."""
-    try:
-        value = float(rate)
-    except (TypeError, ValueError):
-        raise UserError(f"{name} must be a number in [0, 1), got {rate!r}") from None
-    if not 0.0 <= value < 1.0:
-        raise UserError(f"{name} must be in [0, 1), got {rate!r}")
-    return value
-
-
-def check_positive_int(value, name: str) -> int:
-    """Return `value` as an int if it is a positive integer, else raise a UserError."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise UserError(f"{name} must be a positive integer, got {value!r}")
-    return value
 
 
 def seed_rate_and_region(rate: float, height, width, block_h: int, block_w: int):

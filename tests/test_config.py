@@ -100,3 +100,43 @@ def test_own_data_template_reads_a_chase_like_folder(tmp_path):
     dataset = load_dataset(cfg["dataset"])
     assert len(dataset.train) + len(dataset.test) == 5 and len(dataset.test) == 1
     assert set(np.unique(dataset.train[0].label)) <= {0, 1}
+
+
+def test_model_names_match_the_builders():
+    from models import BUILDERS
+    from utils.checks import MODEL_NAMES
+
+    assert tuple(BUILDERS) == MODEL_NAMES
+
+
+# Run an entry point with Keras and TensorFlow made unimportable: what it refuses before choosing the
+# backend it refuses with its own sentence (exit 2), in a fraction of a second, not after TF's import.
+NO_KERAS = """
+import runpy, sys
+sys.path.insert(0, ".")
+for name in ("keras", "tensorflow"):
+    sys.modules[name] = None  # any import of these now fails
+script = sys.argv[1]
+sys.argv = sys.argv[1:]
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train.py", "--config", "configs/demo.yaml", "--set", "train.epochz=2"], "'train.epochz' does not exist"),
+        (["train.py", "--config", "nope.yaml"], "nope.yaml does not exist"),
+        (["train.py", "--config", "configs/demo.yaml", "--set", "model.name=unet3"], "unknown model 'unet3'"),
+        (["evaluate.py", "--config", "configs/demo.yaml", "--weights", "none.keras"], "none.keras does not exist"),
+        (["evaluate.py", "--config", "configs/demo.yaml", "--weights", "README.md"], "Keras 3 '.keras' file"),
+        (["predict.py", "--weights", "none.keras", "x.png"], "none.keras does not exist"),
+        (["predict.py", "--weights", "weights/sa_unetv2_drive_interim.keras", "x.png"], "input x.png does not exist"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_refused_before_keras_is_imported(args, message):
+    from tests.helpers import run_python
+
+    result = run_python(["-c", NO_KERAS, *args])
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr

@@ -12,6 +12,7 @@ import copy
 import os
 from typing import Any
 
+from utils.checks import check_model_name, check_rate
 from utils.config import apply_overrides, check_keys, load_config
 from utils.errors import UserError
 
@@ -106,13 +107,7 @@ def validate(cfg: dict[str, Any]) -> None:
         raise UserError(
             f"train.mixed_precision must be one of {choices}, got {train['mixed_precision']!r}"
         )
-    from models import MODEL_NAMES
-    from models.layers import check_rate
-
-    if cfg["model"]["name"] not in MODEL_NAMES:
-        raise UserError(
-            f"unknown model '{cfg['model']['name']}'; choose one of: {', '.join(MODEL_NAMES)}"
-        )
+    check_model_name(cfg["model"]["name"])
     check_rate(cfg["model"]["dropblock_rate"], "model.dropblock_rate")
     threshold = cfg["evaluate"]["threshold"]
     if not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:

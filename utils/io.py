@@ -12,6 +12,21 @@ from pathlib import Path
 
 import numpy as np
 
+from utils.errors import UserError
+
+
+def check_weights_file(path: str | os.PathLike) -> Path:
+    """`path` as a Path if it is an existing `.keras` file; else one sentence (UserError).
+
+    Keras-free, so the command-line tools refuse a wrong path before TensorFlow's 10-second import.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"weights file {path} does not exist")
+    if path.suffix != ".keras":
+        raise UserError(f"weights file {path} must be a Keras 3 '.keras' file")
+    return path
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
