@@ -97,13 +97,15 @@ def main(argv=None) -> int:
 
     # The config is checked first: a typo costs no TensorFlow import.
     cfg = resolve_run_config(args.config, flag_overrides(args) + args.set, data_root=args.data_root)
+    from training.run_folder import check_run_dir
+
+    run_dir = Path(args.out) if args.out else Path("runs") / cfg["experiment"]["name"]
+    check_run_dir(run_dir, resume=args.resume, overwrite=args.overwrite)
     from training.backend import select_backend
 
     select_backend(args.backend, distribute=args.distribute)
-
     from training.trainer import TrainingFailed, train
 
-    run_dir = Path(args.out) if args.out else Path("runs") / cfg["experiment"]["name"]
     try:
         summary = train(
             cfg,

@@ -13,8 +13,8 @@ import pytest
 from tests.helpers import ROOT, run_python
 from tests.test_train import demo_args
 from training import carry
-from training.callbacks import read_history, read_state, write_history
 from training.config import resolve_run_config
+from training.run_folder import read_history, read_state, write_history
 from utils.config import load_config, save_config
 from utils.errors import UserError
 from utils.io import write_json

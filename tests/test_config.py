@@ -140,3 +140,19 @@ def test_bad_input_is_refused_before_keras_is_imported(args, message):
     result = run_python(["-c", NO_KERAS, *args])
     assert result.returncode == 2, result.stderr[-2000:]
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_run_folder_mistakes_are_refused_before_keras_is_imported(tmp_path):
+    from tests.helpers import run_python
+
+    held = tmp_path / "held"
+    held.mkdir()
+    (held / "config.yaml").write_text("experiment: {name: x}\n")
+    cases = [
+        (["--out", str(held)], "already holds a run; pass --resume"),
+        (["--out", str(tmp_path / "empty"), "--resume"], "holds no run to resume"),
+    ]
+    for extra, message in cases:
+        result = run_python(["-c", NO_KERAS, "train.py", "--config", "configs/demo.yaml", *extra])
+        assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
+    assert not (tmp_path / "empty").exists()  # a refused run leaves nothing behind

@@ -14,13 +14,9 @@ import numpy as np
 import pytest
 
 from tests.helpers import ROOT, backend_available, run_python
-from training.callbacks import (
-    ResumableEarlyStopping,
-    ResumableReduceLROnPlateau,
-    read_history,
-    read_state,
-)
+from training.callbacks import ResumableEarlyStopping, ResumableReduceLROnPlateau
 from training.config import resolve_run_config
+from training.run_folder import read_history, read_state
 from training.trainer import TrainingFailed, train
 
 # 3 synthetic training images of 64 x 64 -> 39 augmented (1 source held out for validation).

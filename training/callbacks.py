@@ -10,56 +10,26 @@ checkpoint stays on disk.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from utils.io import atomic_path, write_json, write_text
-
-STATE_FILE = "state.json"
-HISTORY_FILE = "history.csv"
-LAST_FILE = "last.keras"
-BEST_FILE = "best.keras"
+from training.run_folder import (
+    BEST_FILE,
+    HISTORY_FILE,
+    LAST_FILE,
+    STATE_FILE,
+    write_history,
+)
+from utils.io import atomic_path, write_json
 
 
 def save_model_atomic(model: keras.Model, path: Path) -> None:
     """model.save (weights and optimizer state) through a temporary file, never half-written."""
     with atomic_path(path) as tmp:
         model.save(tmp)
-
-
-def read_history(path: Path) -> list[dict]:
-    """Rows of history.csv as dicts of floats (epoch as int); [] if absent."""
-    if not path.is_file():
-        return []
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in rows]
-
-
-def write_history(path: Path, rows: list[dict]) -> None:
-    """Rewrite history.csv atomically with every key seen in any row."""
-    keys: list[str] = []
-    for row in rows:
-        keys += [k for k in row if k not in keys]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=keys, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text(path, buffer.getvalue())
-
-
-def read_state(run_dir: Path) -> dict | None:
-    """The saved state.json of a run, or None."""
-    path = run_dir / STATE_FILE
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def _plain(value):

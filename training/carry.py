@@ -32,8 +32,15 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from training.callbacks import BEST_FILE, HISTORY_FILE, LAST_FILE, STATE_FILE
-from training.trainer import CONFIG_FILE, clear_run, holds_run
+from training.run_folder import (
+    BEST_FILE,
+    CONFIG_FILE,
+    HISTORY_FILE,
+    LAST_FILE,
+    STATE_FILE,
+    clear_run,
+    holds_run,
+)
 from utils.config import load_config, save_config
 from utils.errors import UserError
 from utils.io import atomic_path, write_json, write_text

@@ -1,21 +1,11 @@
 """The training run: data, model, callbacks, run folder, resume, final evaluation.
 
-Run folder layout (every file written atomically):
-
-    config.yaml    the resolved configuration
-    best.keras     best validation accuracy so far (used for evaluation)
-    last.keras     last finished epoch, with optimizer state (for --resume)
-    state.json     epochs done and callback counters (for --resume)
-    history.csv    one row per epoch: loss, accuracy, val_*, learning_rate
-    curves.png     training curves
-    logs/          TensorBoard logs (TensorFlow installed only)
-    eval/          the test evaluation of best.keras (see training.evaluation)
+The run folder's layout and its Keras-free checks are in training.run_folder.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -27,74 +17,26 @@ from data.io import to_unit_float
 from losses import BceMccLoss
 from models import build_model, load_model
 from training.callbacks import (
-    BEST_FILE,
-    HISTORY_FILE,
-    LAST_FILE,
-    STATE_FILE,
     ResumableEarlyStopping,
     ResumableReduceLROnPlateau,
     RunCheckpoint,
-    read_history,
-    read_state,
 )
 from training.config import DEFAULT_CONFIG, merge, model_hparams
 from training.plots import plot_history
+from training.run_folder import (
+    BEST_FILE,
+    CONFIG_FILE,
+    HISTORY_FILE,
+    LAST_FILE,
+    prepare_run_dir,
+    read_history,
+)
 from utils.config import load_config, save_config
 from utils.errors import UserError
-
-CONFIG_FILE = "config.yaml"
-RUN_FILES = (
-    CONFIG_FILE,
-    BEST_FILE,
-    LAST_FILE,
-    STATE_FILE,
-    HISTORY_FILE,
-    "curves.png",
-    "logs",
-    "eval",
-)
 
 
 class TrainingFailed(RuntimeError):
     """Training stopped on a non-finite loss; the last good checkpoint is kept."""
-
-
-def holds_run(run_dir: Path) -> bool:
-    """True if `run_dir` already holds a run's files."""
-    return any((run_dir / name).exists() for name in (CONFIG_FILE, LAST_FILE, STATE_FILE))
-
-
-def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> dict | None:
-    """Check and set up the run folder; return the saved state when resuming."""
-    if resume and overwrite:
-        raise UserError("--resume and --overwrite exclude each other; choose one")
-    if run_dir.exists() and not run_dir.is_dir():
-        raise UserError(f"run folder {run_dir} is a file, expected a folder")
-    if resume:
-        state = read_state(run_dir)
-        if state is None or not (run_dir / LAST_FILE).is_file():
-            raise UserError(
-                f"run folder {run_dir} holds no run to resume (expected {LAST_FILE} and {STATE_FILE})"
-            )
-        return state
-    if holds_run(run_dir):
-        if not overwrite:
-            raise UserError(
-                f"run folder {run_dir} already holds a run; pass --resume to continue it or --overwrite to replace it"
-            )
-        clear_run(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return None
-
-
-def clear_run(run_dir: Path) -> None:
-    """Delete a run's files (RUN_FILES) from `run_dir`; other files stay."""
-    for name in RUN_FILES:
-        path = run_dir / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
 
 
 def resolve_resume_config(run_dir: Path, cfg: dict[str, Any], epochs_given: bool) -> dict[str, Any]:
