@@ -39,3 +39,18 @@ def backend_available(backend: str) -> bool:
     except ImportError:
         return False
     return True
+
+
+def run_on_backend(script: str, backend: str, expect: str = "ok") -> subprocess.CompletedProcess:
+    """Run `python -c script` with KERAS_BACKEND=backend and require exit 0 and `expect` in its output.
+
+    Skips the calling test where the backend's framework is not installed.
+    """
+    import pytest
+
+    if not backend_available(backend):
+        pytest.skip(f"{backend} is not installed")
+    result = run_python(["-c", script], backend=backend)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert expect in result.stdout, result.stdout[-3000:]
+    return result

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from models import MODEL_NAMES, build_model, load_model
-from tests.helpers import backend_available, run_python
+from tests.helpers import run_on_backend
 
 # The paper's table (SPEC.md sections 1 and 2).
 PARAMS = {"sa_unetv2": 260_521, "sa_unet": 537_299, "unet": 8_636_385}
@@ -131,8 +131,4 @@ FIT_SCRIPT = textwrap.dedent(
 )
 @pytest.mark.slow
 def test_one_fit_step_per_backend(backend, jit):
-    if not backend_available(backend):
-        pytest.skip(f"{backend} is not installed")
-    result = run_python(["-c", FIT_SCRIPT.format(backend=backend, jit=jit)], backend=backend)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "fit-ok" in result.stdout
+    run_on_backend(FIT_SCRIPT.format(backend=backend, jit=jit), backend, expect="fit-ok")
