@@ -43,7 +43,7 @@ from training.run_folder import (
 )
 from utils.config import load_config, save_config
 from utils.errors import UserError
-from utils.io import atomic_path, write_json, write_text
+from utils.io import atomic_path, read_json, write_json, write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 CARRIED_ROOT = ROOT / "carried"
@@ -136,10 +136,7 @@ def _code_commit() -> str | None:
 
 def read_manifest(pack_dir: Path) -> dict | None:
     """The manifest.json of a carried run, or None."""
-    path = pack_dir / MANIFEST_FILE
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text(encoding="utf-8"))
+    return read_json(pack_dir / MANIFEST_FILE)
 
 
 def describe(manifest: dict) -> str:

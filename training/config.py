@@ -12,7 +12,7 @@ import copy
 import os
 from typing import Any
 
-from utils.checks import check_model_name, check_rate
+from utils.checks import check_model_name, check_positive_int, check_rate
 from utils.config import apply_overrides, check_keys, load_config
 from utils.errors import UserError
 
@@ -95,9 +95,7 @@ def validate(cfg: dict[str, Any]) -> None:
     """One sentence for a value the run cannot use."""
     train = cfg["train"]
     for key in ("epochs", "batch_size"):
-        value = train[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise UserError(f"train.{key} must be a positive integer, got {value!r}")
+        check_positive_int(train[key], f"train.{key}")
     if not isinstance(train["learning_rate"], (int, float)) or train["learning_rate"] <= 0:
         raise UserError(
             f"train.learning_rate must be a positive number, got {train['learning_rate']!r}"

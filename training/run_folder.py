@@ -17,19 +17,16 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import shutil
 from pathlib import Path
 
 from utils.errors import UserError
-from utils.io import write_text
+from utils.io import read_json, write_text
 
 STATE_FILE = "state.json"
 HISTORY_FILE = "history.csv"
 LAST_FILE = "last.keras"
 BEST_FILE = "best.keras"
-
-
 CONFIG_FILE = "config.yaml"
 RUN_FILES = (
     CONFIG_FILE,
@@ -66,10 +63,7 @@ def write_history(path: Path, rows: list[dict]) -> None:
 
 def read_state(run_dir: Path) -> dict | None:
     """The saved state.json of a run, or None."""
-    path = run_dir / STATE_FILE
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text(encoding="utf-8"))
+    return read_json(run_dir / STATE_FILE)
 
 
 def holds_run(run_dir: Path) -> bool:

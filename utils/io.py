@@ -74,6 +74,14 @@ def _finite(obj):
     return obj
 
 
+def read_json(path: str | os.PathLike) -> dict | None:
+    """The JSON object in `path`, or None when there is no such file."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def write_json(path: str | os.PathLike, obj) -> None:
     """Write `obj` as indented, strict JSON (NaN -> null) atomically."""
     write_text(path, json.dumps(_finite(obj), indent=2, sort_keys=False, allow_nan=False) + "\n")
