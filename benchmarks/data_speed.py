@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import machine, markdown_table  # noqa: E402
 from data import load_dataset  # noqa: E402
 from data.prepare import build_augmented, load_cache, save_cache  # noqa: E402
 
@@ -61,6 +62,7 @@ def main() -> int:
         print(
             json.dumps(
                 {
+                    "machine": machine(),
                     "cpus": os.cpu_count(),
                     "rows": [
                         {"step": r[0], "best_s": round(r[1], 3), "median_s": round(r[2], 3)}
@@ -70,13 +72,13 @@ def main() -> int:
             )
         )
     else:
-        print(
-            f"DRIVE data pipeline, {os.cpu_count()} CPU cores, best / median of {args.repeats} runs"
-        )
-        print(f"| {'step':<64} | best (s) | median (s) |")
-        print(f"| {'-' * 64} | -------- | ---------- |")
-        for name, best, med in rows:
-            print(f"| {name:<64} | {best:8.2f} | {med:10.2f} |")
+        print(f"DRIVE data pipeline, {machine()}, best / median of {args.repeats} runs\n")
+        columns = [
+            ("step", lambda r: r[0]),
+            ("best (s)", lambda r: f"{r[1]:.2f}"),
+            ("median (s)", lambda r: f"{r[2]:.2f}"),
+        ]
+        print(markdown_table(columns, rows))
     return 0
 
 

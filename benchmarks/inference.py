@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -31,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from benchmarks.common import machine, markdown_table, timing_summary  # noqa: E402
 from utils.cli import run_cli  # noqa: E402
 from utils.errors import UserError  # noqa: E402
 
@@ -66,41 +65,39 @@ def benchmark(predictors: dict, images: np.ndarray, runs: int, warmup: int) -> d
 
 
 def summarize(times: dict, outputs: dict, default: str) -> list[dict]:
-    base = statistics.median(times["keras"])
     rows = []
-    for name, seconds in times.items():
-        median = statistics.median(seconds)
+    for name, t in timing_summary(times, "keras").items():
         rows.append(
             {
                 "engine": name,
-                "median_s": round(median, 4),
-                "min_s": round(min(seconds), 4),
-                "max_s": round(max(seconds), 4),
-                "images_per_s": round(1.0 / median, 2),
-                "speedup_vs_keras": round(base / median, 2),
-                "ratio_to_keras": round(median / base, 3),
+                "median_s": round(t["median"], 4),
+                "min_s": round(t["min"], 4),
+                "max_s": round(t["max"], 4),
+                "images_per_s": round(1.0 / t["median"], 2),
+                "speedup_vs_keras": round(t["speedup"], 2),
+                "ratio_to_keras": round(1.0 / t["speedup"], 3),
                 "max_abs_diff_vs_keras": float(np.max(np.abs(outputs[name] - outputs["keras"]))),
-                "runs": len(seconds),
+                "runs": t["runs"],
                 "default": name == default,
             }
         )
     return rows
 
 
+COLUMNS = [
+    ("engine", lambda r: r["engine"]),
+    ("median s", lambda r: f"{r['median_s']:.3f}"),
+    ("min s", lambda r: f"{r['min_s']:.3f}"),
+    ("max s", lambda r: f"{r['max_s']:.3f}"),
+    ("images/s", lambda r: f"{r['images_per_s']:.2f}"),
+    ("speed-up vs keras", lambda r: f"{r['speedup_vs_keras']:.2f}x"),
+    ("max abs diff", lambda r: f"{r['max_abs_diff_vs_keras']:.1e}"),
+    ("default", lambda r: "yes" if r["default"] else ""),
+]
+
+
 def format_table(rows: list[dict], header: str) -> str:
-    lines = [
-        header,
-        "",
-        "| engine | median s | min s | max s | images/s | speed-up vs keras | max abs diff | default |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['engine']} | {r['median_s']:.3f} | {r['min_s']:.3f} | {r['max_s']:.3f} | "
-            f"{r['images_per_s']:.2f} | {r['speedup_vs_keras']:.2f}x | "
-            f"{r['max_abs_diff_vs_keras']:.1e} | {'yes' if r['default'] else ''} |"
-        )
-    return "\n".join(lines)
+    return f"{header}\n\n{markdown_table(COLUMNS, rows)}"
 
 
 def main(argv=None) -> int:
@@ -142,7 +139,7 @@ def main(argv=None) -> int:
 
         header = (
             f"{source}, 1 x {args.size} x {args.size} x 3 float32, {args.runs} timed runs per engine "
-            f"after {args.warmup} warm-up, {threads} threads, {platform.processor() or platform.machine()}, "
+            f"after {args.warmup} warm-up, {threads} threads, {machine()}, "
             f"keras {keras.__version__} ({keras.backend.backend()})"
         )
         print(format_table(rows, header))

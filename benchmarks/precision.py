@@ -22,8 +22,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import markdown_table  # noqa: E402
 from utils.cli import run_cli  # noqa: E402
 from utils.errors import UserError  # noqa: E402
+
+COLUMNS = [
+    ("engine", lambda r: r["engine"]),
+    ("max diff vs float64", lambda r: f"{r['vs_float64']:.1e}"),
+    ("vs keras (batch 1)", lambda r: f"{r['vs_keras_batch1']:.1e}"),
+    ("vs keras (batch 2)", lambda r: f"{r['vs_keras_batch2']:.1e}"),
+    ("flips at 0.5", lambda r: str(r["flips"])),
+]
 
 
 def parse_args(argv=None):
@@ -80,15 +89,7 @@ def main(argv=None) -> int:
         f"{source}: {len(samples)} {args.dataset} test images, padded to "
         f"{dataset.pad_shape[0]} x {dataset.pad_shape[1]}, batch 1\n"
     )
-    print(
-        "| engine | max diff vs float64 | vs keras (batch 1) | vs keras (batch 2) | flips at 0.5 |"
-    )
-    print("| --- | --- | --- | --- | --- |")
-    for r in rows:
-        print(
-            f"| {r['engine']} | {r['vs_float64']:.1e} | {r['vs_keras_batch1']:.1e} | "
-            f"{r['vs_keras_batch2']:.1e} | {r['flips']} |"
-        )
+    print(markdown_table(COLUMNS, rows))
     if "tf_group_mean_relative_error" in result:
         err = result["tf_group_mean_relative_error"]
         print(

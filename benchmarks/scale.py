@@ -9,10 +9,11 @@ rule of `--scale auto`: `data.scale.scale_factor` and `prediction_factors`), `ra
 diameter / image FOV diameter, no unit band), `ratio^P` (the ratio to the
 power P), `ratio*K` (K times the ratio), `floorF` (the ratio, at least F), or two specs joined by `&` (mean
 of the two probability maps) or `|` (their maximum). `--upsample K` enlarges the test images K times first (labels and
-masks nearest neighbour: a stand-in for a high-resolution camera). Prints
-mean F1 inside the FOV and over the whole image (threshold 0.5, the paper's
-per-image mean; F1 does not need AUC, which is left out for speed) per spec,
-with the factors used.
+masks nearest neighbour: a stand-in for a high-resolution camera). Prints a
+table (or `--json`) of the mean F1 inside the FOV and over the whole image
+(threshold 0.5, the paper's per-image mean; F1 does not need AUC, which is
+left out for speed) per spec, with the factors used; a line per spec goes to
+stderr as it finishes.
 """
 
 from __future__ import annotations
@@ -27,6 +28,16 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import machine, markdown_table  # noqa: E402
+
+COLUMNS = [
+    ("factors", lambda r: r["spec"]),
+    ("factor range", lambda r: f"{r['factor_min']:.3f}-{r['factor_max']:.3f}"),
+    ("FOV F1", lambda r: f"{r['fov_f1']:.4f}"),
+    ("whole-image F1", lambda r: f"{r['whole_f1']:.4f}"),
+    ("seconds", lambda r: f"{r['seconds']:.1f}"),
+]
 
 
 def factor_for(spec: str, mask, train_diameter: float, name: str) -> float:
@@ -116,14 +127,18 @@ def main() -> int:
             }
         )
         r = rows[-1]
-        print(
+        print(  # progress: each spec takes a while
             f"{args.dataset} x{args.upsample} ({len(samples)} images) {spec:>10}: factor "
             f"{r['factor_min']:.3f}-{r['factor_max']:.3f}  FOV F1 {r['fov_f1']:.4f}  "
             f"whole F1 {r['whole_f1']:.4f}  {r['seconds']:.1f} s",
+            file=sys.stderr,
             flush=True,
         )
     if args.json:
         print(json.dumps(rows, indent=2))
+    else:
+        print(f"{args.dataset} x{args.upsample}, {len(samples)} test images, {machine()}\n")
+        print(markdown_table(COLUMNS, rows))
     return 0
 
 

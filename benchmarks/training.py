@@ -29,8 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -41,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from benchmarks.common import machine, markdown_table, timing_summary  # noqa: E402
 from utils.cli import run_cli  # noqa: E402
 from utils.errors import UserError  # noqa: E402
 
@@ -187,23 +186,30 @@ def time_steps(names: list[str], args) -> dict[str, list[float]]:
 
 
 def summarise(times: dict[str, list[float]], batch: int, size: int) -> list[dict]:
-    plain = statistics.median(times["plain"])
     rows = []
-    for name, seconds in times.items():
-        median = statistics.median(seconds)
+    for name, t in timing_summary(times, "plain").items():
         rows.append(
             {
                 "step": name,
                 "batch": batch,
                 "size": size,
-                "steps": len(seconds),
-                "median_s_per_step": round(median, 4),
-                "images_per_s": round(batch / median, 3),
-                "s_per_image": round(median / batch, 4),
-                "speedup_vs_plain": round(plain / median, 3),
+                "steps": t["runs"],
+                "median_s_per_step": round(t["median"], 4),
+                "images_per_s": round(batch / t["median"], 3),
+                "s_per_image": round(t["median"] / batch, 4),
+                "speedup_vs_plain": round(t["speedup"], 3),
             }
         )
     return rows
+
+
+COLUMNS = [
+    ("step", lambda r: r["step"]),
+    ("s/step", lambda r: f"{r['median_s_per_step']:.3f}"),
+    ("images/s", lambda r: f"{r['images_per_s']:.3f}"),
+    ("s/image", lambda r: f"{r['s_per_image']:.3f}"),
+    ("speed-up", lambda r: f"{r['speedup_vs_plain']:.2f}x"),
+]
 
 
 def main(argv=None) -> int:
@@ -217,14 +223,9 @@ def main(argv=None) -> int:
         return 0
     print(
         f"training step, batch {args.batch} at {args.size} x {args.size}, median of {args.steps} "
-        f"steps (TensorFlow, {platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+        f"steps (TensorFlow, {machine()})\n"
     )
-    print(f"{'step':<12} {'s/step':>8} {'images/s':>9} {'s/image':>8} {'speed-up':>9}")
-    for row in rows:
-        print(
-            f"{row['step']:<12} {row['median_s_per_step']:>8.3f} {row['images_per_s']:>9.3f} "
-            f"{row['s_per_image']:>8.3f} {row['speedup_vs_plain']:>8.2f}x"
-        )
+    print(markdown_table(COLUMNS, rows))
     return 0
 
 
