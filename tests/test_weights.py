@@ -18,8 +18,12 @@ N_IMAGES = 3  # real test images re-predicted per weights file (CPU time)
 def shipped(request):
     path = request.param
     config, record = path.with_suffix(".yaml"), path.with_suffix(".eval.json")
-    assert config.is_file(), f"{path.name} has no {config.name} beside it"
-    assert record.is_file(), f"{path.name} has no {record.name} beside it"
+    for companion in (
+        config,
+        record,
+        *(path.with_suffix(s) for s in (".history.csv", ".curves.png")),
+    ):
+        assert companion.is_file(), f"{path.name} has no {companion.name} beside it"
     return path, config, json.loads(record.read_text(encoding="utf-8"))
 
 
@@ -89,7 +93,9 @@ def test_ship_weights_writes_a_loadable_evaluated_set(tmp_path):
     result = run_python(args)
     assert result.returncode == 0, result.stderr[-2000:]
     names = sorted(p.name for p in out.iterdir())
-    assert names == [f"demo_probe.{s}" for s in ("eval.json", "history.csv", "keras", "yaml")]
+    expected = ("curves.png", "eval.json", "history.csv", "keras", "yaml")
+    assert names == [f"demo_probe.{s}" for s in expected]
+    assert (out / "demo_probe.curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert resolve_run_config(out / "demo_probe.yaml")["dataset"]["data_root"] is None
     assert load_model(out / "demo_probe.keras").count_params() == 260_521
     record = json.loads((out / "demo_probe.eval.json").read_text(encoding="utf-8"))

@@ -6,6 +6,7 @@ writes, each atomically:
   weights/<stem>.keras         the run's best.keras without optimizer state (safe-mode loadable)
   weights/<stem>.yaml          the run's resolved config, data_root cleared
   weights/<stem>.history.csv   the run's per-epoch history
+  weights/<stem>.curves.png    its training curves (loss, accuracy, learning rate per epoch)
   weights/<stem>.eval.json     evaluate.py's metrics of these weights (per image and summary)
 so that `python evaluate.py --config weights/<stem>.yaml --weights weights/<stem>.keras
 --data-root DIR` reproduces the recorded row (tests/test_weights.py checks a few images).
@@ -48,6 +49,8 @@ def main(argv=None) -> int:
     from models import load_model
     from training.config import resolve_run_config
     from training.evaluation import evaluate_checkpoint
+    from training.plots import plot_history
+    from training.run_folder import read_history
     from utils.config import save_config
     from utils.io import atomic_path, write_json
 
@@ -61,12 +64,13 @@ def main(argv=None) -> int:
     save_config(cfg, out / f"{args.stem}.yaml")
     with atomic_path(out / f"{args.stem}.history.csv") as tmp:
         shutil.copyfile(run / "history.csv", tmp)
+    plot_history(read_history(out / f"{args.stem}.history.csv"), out / f"{args.stem}.curves.png")
     eval_cfg = resolve_run_config(out / f"{args.stem}.yaml", data_root=args.data_root)
     eval_cfg["evaluate"]["save_images"] = False
     with tempfile.TemporaryDirectory() as scratch:
         summary = evaluate_checkpoint(eval_cfg, out / f"{args.stem}.keras", scratch)
     write_json(out / f"{args.stem}.eval.json", summary)
-    print(f"wrote {out}/{args.stem}.{{keras,yaml,history.csv,eval.json}}")
+    print(f"wrote {out}/{args.stem}.{{keras,yaml,history.csv,curves.png,eval.json}}")
     return 0
 
 
