@@ -121,7 +121,10 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     epochs, best = summary["epochs_done"], summary["best"]
-    print(f"\nrun folder: {run_dir}  ({epochs} epochs, best {best['monitor']} {best['value']})")
+    epochs = f"{epochs} epoch" + ("" if epochs == 1 else "s")
+    value = best["value"]
+    value = f"{value:.5g}" if isinstance(value, float) else value
+    print(f"\nrun folder: {run_dir}  ({epochs}, best {best['monitor']} {value})")
     if "eval" in summary:
         f1 = summary["eval"]["whole_image"]["mean"]["f1"]
         print(
