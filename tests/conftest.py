@@ -38,9 +38,20 @@ def real_data_root() -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def _cache_dir(tmp_path_factory) -> None:
-    """Keep test caches out of the user's home unless CI chose a folder."""
+    """Keep test caches out of the user's home unless CI chose a folder.
+
+    The JAX-backend tests (subprocesses, which inherit this environment) share a
+    persistent XLA compilation cache there: on the CPU, JAX compiles every weight
+    initializer of a model separately (92 compilations, about 35 s, for the three
+    models of complexity.py), and every later process building the same model
+    reads them back.
+    """
     if "SAUNETV2_CACHE" not in os.environ:
         os.environ["SAUNETV2_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = str(Path(os.environ["SAUNETV2_CACHE"]) / "jax")
+        os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+        os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "-1"
 
 
 def pytest_collection_modifyitems(items) -> None:

@@ -126,9 +126,8 @@ FIT_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize(
-    "backend,jit", [("tensorflow", "False"), ("jax", "True"), ("torch", "False")]
-)
 @pytest.mark.slow
-def test_one_fit_step_per_backend(backend, jit):
-    run_on_backend(FIT_SCRIPT.format(backend=backend, jit=jit), backend, expect="fit-ok")
+def test_one_fit_step_on_pytorch():
+    """model.fit on PyTorch. TensorFlow and JAX (jit-compiled) train through train.py in
+    tests/test_train.py (test_training_path_needs_no_tensorflow, the --distribute tests)."""
+    run_on_backend(FIT_SCRIPT.format(backend="torch", jit="False"), "torch", expect="fit-ok")
