@@ -111,8 +111,15 @@ def _wait_for_epoch(path: Path, epoch: int, proc, timeout: float = 240) -> None:
 def test_interrupted_run_resumes_at_the_right_epoch(tmp_path, sig):
     run = tmp_path / "run"
     cmd = [sys.executable, *demo_args(run, "--epochs", "50", "--quiet", "--no-eval")]
+    # Ctrl-C as in a terminal, however pytest was started: a job put in the background by a
+    # shell without job control inherits SIGINT ignored, and Python then never sees it.
     proc = subprocess.Popen(
-        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        cmd,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         _wait_for_epoch(run, 1, proc)
