@@ -55,7 +55,14 @@ def _cache_dir(tmp_path_factory) -> None:
 
 
 def pytest_collection_modifyitems(items) -> None:
-    """Tests that read the real DRIVE/STARE files carry the `realdata` mark (`-m "not realdata"`)."""
+    """Mark the tests that read real data, and put the long tests first.
+
+    Tests that read the real DRIVE/STARE files carry the `realdata` mark
+    (`-m "not realdata"`). The `slow` tests (15 s to four minutes each) run first so
+    that `-n 2` (with `--dist worksteal`, pyproject.toml) ends on short tests: a long
+    one left for last keeps one worker busy while the other has nothing to do.
+    """
     for item in items:
         if "real_data_root" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.realdata)
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
