@@ -3,6 +3,7 @@
     python train.py --config configs/demo.yaml                      # built-in synthetic set, CPU minutes
     python train.py --config configs/drive.yaml --data-root DIR --out runs/drive
     python train.py --config configs/drive.yaml --out runs/drive --resume
+    python train.py --config configs/drive.yaml --out runs/drive --resume --stop-at 11:55
     python train.py --config configs/stare.yaml --data-root DIR --fold 2 --out runs/stare_fold2
 
 Writes the run folder (resolved config, best.keras, last.keras, history.csv,
@@ -63,6 +64,12 @@ def parse_args(argv):
         "--no-eval", action="store_true", help="skip the test evaluation at the end"
     )
     parser.add_argument(
+        "--stop-at",
+        metavar="WHEN",
+        help="stop after the last epoch that ends before WHEN (HH:MM, an ISO date and time, "
+        "or +90m / +2h); the run continues later with --resume",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -101,6 +108,9 @@ def main(argv=None) -> int:
 
     run_dir = Path(args.out) if args.out else Path("runs") / cfg["experiment"]["name"]
     check_run_dir(run_dir, resume=args.resume, overwrite=args.overwrite)
+    from utils.checks import parse_stop_at
+
+    stop_at = parse_stop_at(args.stop_at) if args.stop_at else None
     from training.backend import select_backend
 
     select_backend(args.backend, distribute=args.distribute)
@@ -116,6 +126,7 @@ def main(argv=None) -> int:
             cache_dir=args.cache,
             evaluate=not args.no_eval,
             verbose=2 if args.quiet else "auto",
+            stop_at=stop_at,
         )
     except TrainingFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -125,6 +136,8 @@ def main(argv=None) -> int:
     value = best["value"]
     value = f"{value:.5g}" if isinstance(value, float) else value
     print(f"\nrun folder: {run_dir}  ({epochs}, best {best['monitor']} {value})")
+    if summary.get("stopped_for_deadline"):
+        print(f"not evaluated (the run has not ended): {run_dir / 'best.keras'} so far")
     if "eval" in summary:
         f1 = summary["eval"]["whole_image"]["mean"]["f1"]
         print(

@@ -132,6 +132,7 @@ runpy.run_path(script, run_name="__main__")
         (["evaluate.py", "--config", "configs/demo.yaml", "--weights", "README.md"], "Keras 3 '.keras' file"),
         (["predict.py", "--weights", "none.keras", "x.png"], "none.keras does not exist"),
         (["predict.py", "--weights", "weights/sa_unetv2_drive_interim.keras", "x.png"], "input x.png does not exist"),
+        (["train.py", "--config", "configs/demo.yaml", "--stop-at", "noon"], "--stop-at takes HH:MM"),
     ],
 )  # fmt: skip
 def test_bad_input_is_refused_before_keras_is_imported(args, message):
@@ -156,3 +157,44 @@ def test_run_folder_mistakes_are_refused_before_keras_is_imported(tmp_path):
         result = run_python(["-c", NO_KERAS, "train.py", "--config", "configs/demo.yaml", *extra])
         assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
     assert not (tmp_path / "empty").exists()  # a refused run leaves nothing behind
+
+
+def test_stop_at_forms():
+    from datetime import datetime, timedelta
+
+    from utils.checks import parse_stop_at
+
+    now = datetime(2026, 12, 1, 9, 30, 15).astimezone()
+    assert parse_stop_at("+90m", now) == now + timedelta(minutes=90)
+    assert parse_stop_at("+2.5h", now) == now + timedelta(hours=2.5)
+    assert parse_stop_at("+30s", now) == now + timedelta(seconds=30)
+    # HH:MM is its next occurrence: later today, or tomorrow once it has passed.
+    assert parse_stop_at("11:55", now) == now.replace(hour=11, minute=55, second=0)
+    assert parse_stop_at("06:00", now) == now.replace(hour=6, minute=0, second=0) + timedelta(
+        days=1
+    )
+    assert parse_stop_at("2026-12-01T11:55", now) == now.replace(hour=11, minute=55, second=0)
+    assert parse_stop_at("2026-12-02 00:10", now) == now.replace(day=2, hour=0, minute=10, second=0)
+    offset = parse_stop_at("2026-12-01T12:00+00:00", now)
+    assert offset == datetime.fromisoformat("2026-12-01T12:00+00:00")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("+0m", "must be positive"),
+        ("25:00", "not a time of day"),
+        ("9:75", "not a time of day"),
+        ("2026-11-30T23:00", "already past"),
+        ("+5d", "takes HH:MM"),
+        ("tomorrow", "takes HH:MM"),
+    ],
+)
+def test_stop_at_mistakes(text, message):
+    from datetime import datetime
+
+    from utils.checks import parse_stop_at
+    from utils.errors import UserError
+
+    with pytest.raises(UserError, match=message):
+        parse_stop_at(text, datetime(2026, 12, 1, 9, 30).astimezone())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +15,11 @@ import numpy as np
 import pytest
 
 from tests.helpers import ROOT, backend_available, run_python
-from training.callbacks import ResumableEarlyStopping, ResumableReduceLROnPlateau
+from training.callbacks import (
+    ResumableEarlyStopping,
+    ResumableReduceLROnPlateau,
+    StopBeforeDeadline,
+)
 from training.config import resolve_run_config
 from training.run_folder import read_history, read_state
 from training.trainer import TrainingFailed, train
@@ -80,12 +85,23 @@ def test_run_folder_resume_and_refusal(tmp_path):
     assert again.returncode == 2
     assert "already holds a run" in again.stderr and "--resume" in again.stderr
 
-    # ... and --resume continues at the next epoch.
-    resumed = run_train(run, "--epochs", "2", "--resume", "--quiet", "--no-eval", tiny=False)
+    # ... and --resume continues at the next epoch. With --stop-at already past, the first
+    # epoch still runs, and a run's last epoch is its natural end, not a stop.
+    resumed = run_train(
+        run, "--epochs", "2", "--resume", "--quiet", "--no-eval", "--stop-at", "+1s", tiny=False
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "at epoch 2 of 2" in resumed.stdout
+    assert "at epoch 2 of 2" in resumed.stdout and "stopped before" not in resumed.stdout
     assert [row["epoch"] for row in read_history(run / "history.csv")] == [1, 2]
     assert read_state(run)["epoch"] == 2
+
+    # --stop-at ends a run at an epoch boundary, unevaluated.
+    shutil.rmtree(run / "eval")  # the first run's
+    stopped = run_train(run, "--epochs", "4", "--resume", "--quiet", "--stop-at", "+1s", tiny=False)
+    assert stopped.returncode == 0, stopped.stderr[-3000:]
+    assert "stopped before" in stopped.stdout and "after epoch 3 of 4" in stopped.stdout
+    assert "not evaluated (the run has not ended)" in stopped.stdout
+    assert read_state(run)["epoch"] == 3 and not (run / "eval").exists()
 
     # --overwrite replaces the run.
     replaced = run_train(run, "--epochs", "1", "--quiet", "--no-eval", "--overwrite")
@@ -285,6 +301,54 @@ def test_training_path_needs_no_tensorflow(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "with the onnxruntime engine" in result.stdout
     assert (run / "last.keras").is_file() and (run / "eval" / "metrics.json").is_file()
+
+
+class _Model:
+    stop_training = False
+
+
+def _epochs_with_clock(durations, deadline, epochs=10, stop_at_epoch=None):
+    """Run StopBeforeDeadline over epochs of the given durations on a fake clock.
+
+    Returns (epochs done, callback). stop_at_epoch: another callback stops the run there.
+    """
+    clock = [0.0]
+    callback = StopBeforeDeadline(deadline, clock=lambda: clock[0])
+    model = _Model()
+    callback.set_model(model)
+    callback.set_params({"epochs": epochs})
+    for epoch, seconds in enumerate(durations[:epochs]):
+        callback.on_epoch_begin(epoch)
+        clock[0] += seconds
+        if stop_at_epoch == epoch + 1:
+            model.stop_training = True
+        callback.on_epoch_end(epoch)
+        if model.stop_training:
+            return epoch + 1, callback
+    return len(durations[:epochs]), callback
+
+
+def test_stop_before_deadline_keeps_to_the_longest_epoch():
+    # Epochs of 100 s (the first, with tracing, 130 s); deadline at 450 s: after epoch 3 (330 s)
+    # the next might take 130 s and end at 460 s, so the run stops there.
+    done, callback = _epochs_with_clock([130, 100, 100, 100, 100], deadline=450)
+    assert (done, callback.stopped_after, callback.next_end) == (3, 3, 460)
+    # One second more and epoch 4 fits.
+    assert _epochs_with_clock([130, 100, 100, 100, 100], deadline=461)[0] == 4
+    # The first epoch always runs, even past the deadline.
+    done, callback = _epochs_with_clock([130, 100], deadline=10)
+    assert (done, callback.stopped_after) == (1, 1)
+
+
+def test_stop_before_deadline_claims_no_other_stop():
+    # Early stopping (or a NaN) stopped the run: not this callback's doing.
+    done, callback = _epochs_with_clock([100] * 5, deadline=250, stop_at_epoch=2)
+    assert (done, callback.stopped_after) == (2, None)
+    # The last epoch is the run's end, however near the deadline.
+    done, callback = _epochs_with_clock([100] * 5, deadline=350, epochs=3)
+    assert (done, callback.stopped_after) == (3, None)
+    # A far deadline never stops anything.
+    assert _epochs_with_clock([100] * 5, deadline=1e9)[1].stopped_after is None
 
 
 def test_callback_counters_are_restored_on_resume():

@@ -1,5 +1,9 @@
 """Callbacks that make a run resumable and crash-safe.
 
+`StopBeforeDeadline` ends a run at an epoch boundary before a given moment
+(`train.py --stop-at`), so a work session can stop, carry and later resume it
+without losing a half-done epoch.
+
 `RunCheckpoint` writes, at the end of every epoch whose loss is finite:
 `last.keras` (weights and optimizer state), `best.keras` when the monitored
 value improved, `history.csv`, and `state.json` (epoch count and the state
@@ -11,6 +15,8 @@ checkpoint stays on disk.
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -141,3 +147,37 @@ class RunCheckpoint(keras.callbacks.Callback):
             "callbacks": {name: cb.state() for name, cb in self.stateful.items()},
         }
         write_json(self.run_dir / STATE_FILE, state)
+
+
+class StopBeforeDeadline(keras.callbacks.Callback):
+    """Stop after the last epoch that can end before `deadline` (seconds since the epoch).
+
+    At each epoch's end (after the checkpoint has written it), training stops if
+    the next epoch, assumed to last as long as the longest one so far in this
+    process, would end after the deadline. The first epoch always runs. It never
+    claims a stop that another callback made, or the run's natural end:
+    `stopped_after` is the last epoch done when this callback stopped the run,
+    else None.
+    """
+
+    def __init__(self, deadline: float, clock: Callable[[], float] = time.time):
+        super().__init__()
+        self.deadline = float(deadline)
+        self.clock = clock
+        self.longest = 0.0
+        self.stopped_after: int | None = None
+        self.next_end: float | None = None
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = self.clock()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = self.clock()
+        self.longest = max(self.longest, now - self._start)
+        if self.model.stop_training or epoch + 1 >= self.params.get("epochs", 0):
+            return
+        if now + self.longest > self.deadline:
+            self.model.stop_training = True
+            self.stopped_after = epoch + 1
+            self.next_end = now + self.longest

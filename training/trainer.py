@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from training.callbacks import (
     ResumableEarlyStopping,
     ResumableReduceLROnPlateau,
     RunCheckpoint,
+    StopBeforeDeadline,
 )
 from training.config import DEFAULT_CONFIG, merge, model_hparams
 from training.plots import plot_history
@@ -170,10 +172,14 @@ def train(
     evaluate: bool = True,
     verbose: int | str = "auto",
     extra_callbacks: list | None = None,
+    stop_at: datetime | None = None,
 ) -> dict[str, Any]:
     """Train per `cfg` into `run_dir`; returns a summary dict (epochs, best value, eval metrics).
 
-    extra_callbacks run before the run's own checkpointing callbacks.
+    extra_callbacks run before the run's own checkpointing callbacks. With
+    `stop_at`, training stops after the last epoch expected to end before it
+    (the first epoch always runs); a run stopped that way is not evaluated
+    (`summary["stopped_for_deadline"]`) and continues with `resume=True`.
     """
     from data.prepare import prepare_training_data
 
@@ -220,6 +226,9 @@ def train(
     history = [row for row in history if row["epoch"] <= initial_epoch]
     callbacks, checkpoint = make_callbacks(cfg, run_dir, state, history)
     callbacks = list(extra_callbacks or []) + callbacks
+    deadline = StopBeforeDeadline(stop_at.timestamp()) if stop_at is not None else None
+    if deadline is not None:  # last: it sees the other callbacks' decisions of the epoch
+        callbacks.append(deadline)
 
     start = time.perf_counter()
     if initial_epoch < train_cfg["epochs"]:
@@ -260,6 +269,15 @@ def train(
         "val_images": int(len(validation[0])),
         "best": {"monitor": checkpoint.monitor, "value": checkpoint.best},
     }
+    if deadline is not None and deadline.stopped_after is not None:
+        next_end = datetime.fromtimestamp(deadline.next_end).astimezone()
+        print(
+            f"stopped before {stop_at:%Y-%m-%d %H:%M} after epoch {deadline.stopped_after} of "
+            f"{train_cfg['epochs']} (the next would end about {next_end:%H:%M}); "
+            f"continue it with --resume"
+        )
+        summary["stopped_for_deadline"] = True
+        return summary
     if evaluate:
         from training.evaluation import evaluate_checkpoint
 

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import re
+from datetime import datetime, timedelta
+
 from utils.errors import UserError
 
 # The names `model.name` accepts; models.BUILDERS maps each to its builder (a test keeps them equal).
@@ -32,3 +35,42 @@ def check_positive_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise UserError(f"{name} must be a positive integer, got {value!r}")
     return value
+
+
+_DURATION = re.compile(r"\+(\d+(?:\.\d+)?)([smh])")
+_CLOCK = re.compile(r"(\d{1,2}):(\d{2})")
+_SECONDS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_stop_at(text: str, now: datetime | None = None) -> datetime:
+    """The moment `train.py --stop-at` names, as an aware local datetime.
+
+    Accepted: `+90m`, `+2.5h`, `+30s` (from now); `HH:MM` (its next occurrence,
+    so 06:00 said at 23:00 is tomorrow morning); an ISO date and time
+    (`2026-12-01T11:55`, `2026-12-01 11:55`, with or without an offset), which
+    must lie ahead.
+    """
+    now = (now or datetime.now()).astimezone()
+    value = str(text).strip()
+    if match := _DURATION.fullmatch(value):
+        amount, unit = float(match[1]), match[2]
+        if amount <= 0:
+            raise UserError(f"--stop-at {value}: the duration must be positive")
+        return now + timedelta(seconds=amount * _SECONDS[unit])
+    if match := _CLOCK.fullmatch(value):
+        hour, minute = int(match[1]), int(match[2])
+        if hour > 23 or minute > 59:
+            raise UserError(f"--stop-at {value}: not a time of day (00:00 to 23:59)")
+        moment = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+        return moment if moment > now else moment + timedelta(days=1)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise UserError(
+            f"--stop-at takes HH:MM, an ISO date and time (2026-12-01T11:55) "
+            f"or a duration such as +90m or +2h, got {value!r}"
+        ) from None
+    moment = moment.astimezone() if moment.tzinfo is None else moment
+    if moment <= now:
+        raise UserError(f"--stop-at {value} is already past (now {now:%Y-%m-%d %H:%M})")
+    return moment
