@@ -163,9 +163,10 @@ To continue it (a fresh clone is fine):
 
     python tools/carry_run.py unpack {name}
     nohup nice -n 19 python train.py --config {run}/config.yaml --data-root DIR \\
-        --out {run} --resume --quiet > {run}.log 2>&1 &
+        --out {run} --resume --quiet --stop-at HH:MM > {run}.log 2>&1 &
 
-At the end of the session, pack and commit it again:
+`--stop-at` (the time to leave for packing and CI) ends it after the last
+epoch that fits. At the end of the session, pack and commit it again:
 
     python tools/carry_run.py pack {run}
     git add carried/{name} && git commit -m "carry {name}"
