@@ -54,3 +54,16 @@ def run_on_backend(script: str, backend: str, expect: str = "ok") -> subprocess.
     assert result.returncode == 0, result.stderr[-3000:]
     assert expect in result.stdout, result.stdout[-3000:]
     return result
+
+
+# The GPU machine has JAX, TensorBoard, ONNX Runtime and matplotlib but no TensorFlow or
+# OpenVINO; matplotlib is blocked too, to exercise training without it.
+# `python -c GPU_MACHINE ARGS` runs `train.py ARGS` there (with KERAS_BACKEND=jax).
+GPU_MACHINE = """
+import runpy, sys
+sys.path.insert(0, ".")
+for name in ("tensorflow", "openvino", "matplotlib"):
+    sys.modules[name] = None  # any import of these now fails
+sys.argv = ["train.py"] + sys.argv[1:]
+runpy.run_path("train.py", run_name="__main__")
+"""

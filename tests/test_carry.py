@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, run_python
+from tests.helpers import GPU_MACHINE, ROOT, backend_available, run_python
 from tests.test_train import demo_args
 from training import carry
 from training.config import resolve_run_config
@@ -222,9 +222,20 @@ def test_a_carried_run_resumes_in_a_fresh_checkout(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert load_config(out / "config.yaml")["dataset"]["data_root"] is None
     # The documented command: the run's own config, no --data-root for the synthetic set.
-    resume = ["train.py", "--config", str(out / "config.yaml"), "--out", str(out), "--resume"]
-    result = run_python([*resume, "--epochs", "4", "--quiet", "--no-eval"])
+    # Where JAX is installed (CI; requirements-dev.txt) it runs as on the GPU machine
+    # (tools/gpu/train.sh carried:NAME): JAX backend, no TensorFlow, OpenVINO or matplotlib.
+    # So a last.keras written by TensorFlow, Adam's state included, resumes there, and the
+    # whole training path and the final evaluation run without TensorFlow.
+    resume = ["--config", str(out / "config.yaml"), "--out", str(out), "--resume", "--epochs", "4"]
+    on_gpu_machine = backend_available("jax")
+    if on_gpu_machine:
+        result = run_python(["-c", GPU_MACHINE, *resume, "--quiet"], backend="jax")
+    else:
+        result = run_python(["train.py", *resume, "--quiet"])
     assert result.returncode == 0, result.stderr[-3000:]
+    assert (out / "eval" / "metrics.json").is_file()
+    if on_gpu_machine:
+        assert "with the onnxruntime engine" in result.stdout
     assert f"resuming {out} at epoch 3 of 4" in result.stdout
     assert "Epoch 3: early stopping" in result.stdout
 
@@ -232,6 +243,14 @@ def test_a_carried_run_resumes_in_a_fresh_checkout(tmp_path):
     resumed_lines = (out / "history.csv").read_text().splitlines()
     assert len(packed_lines) == 3 and resumed_lines[:3] == packed_lines
     assert [row["epoch"] for row in read_history(out / "history.csv")] == [1, 2, 3]
+    # Adam's step count went on from the packed one (2 epochs' steps, then a third epoch's).
+    import keras
+
+    steps = [
+        int(keras.saving.load_model(path, compile=True).optimizer.iterations.numpy())
+        for path in (carried / "demo" / "last.keras", out / "last.keras")
+    ]
+    assert steps[0] > 0 and steps[1] == steps[0] * 3 // 2, steps
     final = read_state(out)
     assert final["epoch"] == 3
     assert final["callbacks"]["early_stopping"] == {"wait": patience, "best": -1.0}

@@ -278,31 +278,6 @@ def test_mixed_precision_bfloat16(tmp_path):
     assert model.output.dtype == "float32"  # the sigmoid head stays in float32
 
 
-# The GPU machine has JAX, TensorBoard, ONNX Runtime and matplotlib but no TensorFlow or
-# OpenVINO; matplotlib is blocked too, to exercise training without it.
-GPU_MACHINE = """
-import runpy, sys
-sys.path.insert(0, ".")
-for name in ("tensorflow", "openvino", "matplotlib"):
-    sys.modules[name] = None  # any import of these now fails
-sys.argv = ["train.py"] + sys.argv[1:]
-runpy.run_path("train.py", run_name="__main__")
-"""
-
-
-@pytest.mark.slow
-def test_training_path_needs_no_tensorflow(tmp_path):
-    """train.py on the JAX backend, trains and evaluates, with TensorFlow, OpenVINO and matplotlib absent."""
-    if not backend_available("jax"):
-        pytest.skip("jax is not installed")
-    run = tmp_path / "run"
-    args = demo_args(run, "--epochs", "1", "--quiet")[1:]  # runpy runs train.py itself
-    result = run_python(["-c", GPU_MACHINE, *args], backend="jax")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "with the onnxruntime engine" in result.stdout
-    assert (run / "last.keras").is_file() and (run / "eval" / "metrics.json").is_file()
-
-
 class _Model:
     stop_training = False
 
