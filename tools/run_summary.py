@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,15 +37,7 @@ def main(argv=None) -> int:
     from utils.checks import check_positive_int
 
     check_positive_int(args.every, "--every")
-    run = Path(args.run)
-    shipped = run.with_name(run.name + ".yaml"), run.with_name(run.name + ".history.csv")
-    if not run.is_dir() and all(path.is_file() for path in shipped):
-        with tempfile.TemporaryDirectory() as tmp:  # a shipped set, seen as a run folder
-            shutil.copy(shipped[0], Path(tmp) / "config.yaml")
-            shutil.copy(shipped[1], Path(tmp) / "history.csv")
-            summary, history = summarize_run(tmp)
-    else:
-        summary, history = summarize_run(run)
+    summary, history = summarize_run(args.run)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

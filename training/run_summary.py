@@ -82,14 +82,20 @@ def summarize(history: list[dict], cfg: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def summarize_run(run_dir: str | Path) -> tuple[dict[str, Any], list[dict]]:
-    """summarize() of a run folder's config.yaml and history.csv, and the history itself."""
-    run_dir = Path(run_dir)
-    for name in (CONFIG_FILE, HISTORY_FILE):
-        if not (run_dir / name).is_file():
-            raise UserError(f"{run_dir / name} does not exist; give a folder train.py wrote")
-    history = read_history(run_dir / HISTORY_FILE)
-    return summarize(history, load_config(run_dir / CONFIG_FILE)), history
+def summarize_run(run: str | Path) -> tuple[dict[str, Any], list[dict]]:
+    """summarize() of a run folder (config.yaml, history.csv) or of a shipped set
+    (weights/<stem>: <stem>.yaml, <stem>.history.csv), and the history itself."""
+    run = Path(run)
+    shipped = run.with_name(run.name + ".yaml"), run.with_name(run.name + ".history.csv")
+    if not run.is_dir() and all(path.is_file() for path in shipped):
+        config, history_file = shipped
+    else:
+        config, history_file = run / CONFIG_FILE, run / HISTORY_FILE
+        for path in (config, history_file):
+            if not path.is_file():
+                raise UserError(f"{path} does not exist; give a folder train.py wrote")
+    history = read_history(history_file)
+    return summarize(history, load_config(config)), history
 
 
 def markdown(summary: dict[str, Any], history: list[dict], every: int = 10) -> str:
