@@ -103,11 +103,16 @@ def main(argv=None) -> int:
     from training.config import resolve_run_config
 
     # The config is checked first: a typo costs no TensorFlow import.
-    cfg = resolve_run_config(args.config, flag_overrides(args) + args.set, data_root=args.data_root)
+    overrides = flag_overrides(args) + args.set
+    cfg = resolve_run_config(args.config, overrides, data_root=args.data_root)
     from training.run_folder import check_run_dir
 
     run_dir = Path(args.out) if args.out else Path("runs") / cfg["experiment"]["name"]
-    check_run_dir(run_dir, resume=args.resume, overwrite=args.overwrite)
+    if check_run_dir(run_dir, resume=args.resume, overwrite=args.overwrite) is not None:
+        from training.config import resolve_resume_config
+
+        # A flag the resumed run cannot take is one sentence now, not after the imports.
+        resolve_resume_config(run_dir, cfg, overrides)
     from utils.checks import parse_stop_at
 
     stop_at = parse_stop_at(args.stop_at) if args.stop_at else None
@@ -122,7 +127,7 @@ def main(argv=None) -> int:
             run_dir,
             resume=args.resume,
             overwrite=args.overwrite,
-            epochs_given=args.epochs is not None,
+            overrides=overrides,
             cache_dir=args.cache,
             evaluate=not args.no_eval,
             verbose=2 if args.quiet else "auto",

@@ -23,6 +23,7 @@ from training.callbacks import (
 from training.config import resolve_run_config
 from training.run_folder import read_history, read_state
 from training.trainer import TrainingFailed, train
+from utils.errors import UserError
 
 # 3 synthetic training images of 64 x 64 -> 39 augmented (1 source held out for validation).
 TINY = [
@@ -84,6 +85,10 @@ def test_run_folder_resume_and_refusal(tmp_path):
     again = run_train(run, "--epochs", "1")
     assert again.returncode == 2
     assert "already holds a run" in again.stderr and "--resume" in again.stderr
+    # A resumed run keeps its recipe: a flag that changes it is one sentence, before any training.
+    changed = run_train(run, "--resume", "--batch-size", "2", tiny=False)
+    assert changed.returncode == 2 and "train.batch_size is 4, not 2" in changed.stderr
+    assert read_state(run)["epoch"] == 1
 
     # ... and --resume continues at the next epoch. With --stop-at already past, the first
     # epoch still runs, and a run's last epoch is its natural end, not a stop.
@@ -359,14 +364,59 @@ def test_drive_run_on_real_data(real_data_root, tmp_path):
 
 
 def test_resumed_config_gains_keys_added_since_the_run_started(tmp_path):
-    from training.trainer import resolve_resume_config
+    from training.config import resolve_resume_config
     from utils.config import load_config, save_config
 
     cfg = tiny_cfg(epochs=3)
     older = {section: dict(values) for section, values in cfg.items() if section != "scale"}
     del older["evaluate"]["scale"]  # a run started before --scale existed
     save_config(older, tmp_path / "config.yaml")
-    resumed = resolve_resume_config(tmp_path, tiny_cfg(epochs=5), epochs_given=True)
+    resumed = resolve_resume_config(tmp_path, tiny_cfg(epochs=5), ["train.epochs=5"])
     assert resumed["evaluate"]["scale"] == "auto"
     assert resumed["train"]["epochs"] == 5
     assert resumed["dataset"] == load_config(tmp_path / "config.yaml")["dataset"]
+
+
+def test_a_resumed_run_takes_how_it_runs_but_not_a_new_recipe(tmp_path):
+    from training.config import resolve_resume_config
+    from utils.config import apply_overrides, save_config
+
+    save_config(tiny_cfg(epochs=3), tmp_path / "config.yaml")
+    runtime = [
+        "train.epochs=6",
+        "train.jit_compile=true",
+        "train.steps_per_execution=2",
+        "evaluate.save_images=false",
+        "dataset.size=64",  # the saved value: allowed
+    ]
+    given = apply_overrides(tiny_cfg(epochs=3), runtime)
+    given["train"]["learning_rate"] = 0.5  # from another config file, not a flag: ignored
+    resumed = resolve_resume_config(tmp_path, given, runtime)
+    assert resumed["train"]["epochs"] == 6 and resumed["train"]["jit_compile"] is True
+    assert resumed["train"]["steps_per_execution"] == 2
+    assert resumed["evaluate"]["save_images"] is False
+    assert resumed["train"]["learning_rate"] == 1.0e-3
+    for item, sentence in [
+        ("train.learning_rate=5e-4", "train.learning_rate is 0.001, not 0.0005"),
+        ("dataset.size=96", "dataset.size is 64, not 96"),
+        ("train.loss.mcc_weight=0", "train.loss.mcc_weight is 0.5, not 0"),
+    ]:
+        with pytest.raises(UserError, match="--resume continues the run") as info:
+            resolve_resume_config(tmp_path, apply_overrides(given, [item]), [item])
+        assert sentence in str(info.value) and "--overwrite or another --out" in str(info.value)
+
+
+def test_a_resumed_run_compiles_for_this_backend(tmp_path):
+    """last.keras keeps jit_compile as its backend resolved "auto" (TensorFlow on a CPU: False):
+    resuming applies the run config's setting again, so JAX on the GPU machine jit-compiles."""
+    from training.trainer import build_and_compile, build_step_state, resume_model
+
+    cfg = tiny_cfg()
+    model = build_and_compile(cfg)
+    build_step_state(model)
+    assert model.jit_compile is False  # "auto" on TensorFlow without an accelerator
+    model.save(tmp_path / "last.keras")
+    resumed = resume_model(tmp_path / "last.keras", {"jit_compile": True, "steps_per_execution": 3})
+    assert resumed.jit_compile is True and resumed.steps_per_execution == 3
+    resumed = resume_model(tmp_path / "last.keras", cfg["train"])
+    assert resumed.jit_compile is False and resumed.steps_per_execution == 1

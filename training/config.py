@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
+from pathlib import Path
 from typing import Any
 
 from utils.checks import check_model_name, check_positive_int, check_rate
@@ -60,6 +61,18 @@ DEFAULT_CONFIG: dict[str, Any] = {
 
 MIXED_PRECISION_POLICIES = (None, "mixed_bfloat16", "mixed_float16")
 
+# What a resumed run may be given anew: how long and how it runs, not what it learns.
+# Any other override must match the run's saved config (run folder's config.yaml).
+RESUME_KEYS = (
+    "train.epochs",
+    "train.jit_compile",
+    "train.steps_per_execution",
+    "train.tensorboard",
+    "dataset.data_root",
+    "evaluate",
+)
+_MISSING = object()
+
 
 def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     """Deep copy of `base` with `update` merged in (dicts recursively, other values replaced)."""
@@ -89,6 +102,52 @@ def resolve_run_config(
         cfg["dataset"]["data_root"] = data_root
     validate(cfg)
     return cfg
+
+
+def resolve_resume_config(
+    run_dir: str | os.PathLike, cfg: dict[str, Any], overrides: list[str] | None = None
+) -> dict[str, Any]:
+    """The config a resumed run continues with: its saved one, plus the overrides it may take.
+
+    `cfg` is the command line's config (file, flags, --set) and `overrides` the
+    `key=value` items given there. Those under RESUME_KEYS replace the saved
+    values; any other must equal the saved value, or one sentence says why it
+    cannot apply (a run that changed its recipe half-way is not the run it claims
+    to be). Keys added to the project since the run started (a run carried across
+    sessions may be older than the code) take their defaults.
+    """
+    path = Path(run_dir) / "config.yaml"
+    saved = merge(DEFAULT_CONFIG, load_config(path))
+    for item in overrides or []:
+        key = item.split("=", 1)[0].strip()
+        given, kept = _get_key(cfg, key), _get_key(saved, key)
+        if any(key == k or key.startswith(f"{k}.") for k in RESUME_KEYS):
+            _set_key_anew(saved, key, given)
+        elif given != kept:
+            kept = "unset" if kept is _MISSING else repr(kept)
+            raise UserError(
+                f"--resume continues the run with its own {path}, where {key} is {kept}, "
+                f"not {given!r}: drop that flag, or start a new run (--overwrite or another --out)"
+            )
+    validate(saved)
+    return saved
+
+
+def _get_key(cfg: dict[str, Any], dotted: str) -> Any:
+    node: Any = cfg
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def _set_key_anew(cfg: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    node = cfg
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = copy.deepcopy(value)
 
 
 def validate(cfg: dict[str, Any]) -> None:

@@ -23,7 +23,7 @@ from training.callbacks import (
     RunCheckpoint,
     StopBeforeDeadline,
 )
-from training.config import DEFAULT_CONFIG, merge, model_hparams
+from training.config import model_hparams, resolve_resume_config
 from training.plots import plot_history
 from training.run_folder import (
     BEST_FILE,
@@ -33,24 +33,12 @@ from training.run_folder import (
     prepare_run_dir,
     read_history,
 )
-from utils.config import load_config, save_config
+from utils.config import save_config
 from utils.errors import UserError
 
 
 class TrainingFailed(RuntimeError):
     """Training stopped on a non-finite loss; the last good checkpoint is kept."""
-
-
-def resolve_resume_config(run_dir: Path, cfg: dict[str, Any], epochs_given: bool) -> dict[str, Any]:
-    """A resumed run keeps its saved configuration; only a new epoch count is taken from the flags.
-
-    Keys added to the project since the run started (a run carried across
-    sessions may be older than the code) take their defaults.
-    """
-    saved = merge(DEFAULT_CONFIG, load_config(run_dir / CONFIG_FILE))
-    if epochs_given:
-        saved["train"]["epochs"] = cfg["train"]["epochs"]
-    return saved
 
 
 def set_determinism(seed: int) -> None:
@@ -115,6 +103,22 @@ def build_and_compile(cfg: dict[str, Any]) -> keras.Model:
     return model
 
 
+def resume_model(path: Path, train: dict[str, Any]) -> keras.Model:
+    """A run's last.keras, compiled, with its optimizer state, to train on this backend.
+
+    The file's compile config holds `jit_compile` as the backend that wrote it
+    resolved it: "auto" is False for TensorFlow on a CPU. A run carried to the GPU
+    machine (JAX) would then train op by op, about 150 times slower per step here.
+    So the run config's setting is applied again; "auto" is left to Keras to resolve
+    for this backend on first use (the property's None), as `compile` would.
+    """
+    model = load_model(path, compile=True)
+    jit = train["jit_compile"]
+    model.jit_compile = None if jit == "auto" else bool(jit)
+    model.steps_per_execution = train["steps_per_execution"]
+    return model
+
+
 def build_step_state(model: keras.Model) -> None:
     """Create the optimizer's slots and the metrics' variables before `fit`.
 
@@ -167,7 +171,7 @@ def train(
     *,
     resume: bool = False,
     overwrite: bool = False,
-    epochs_given: bool = False,
+    overrides: list[str] | None = None,
     cache_dir: str | Path | None = None,
     evaluate: bool = True,
     verbose: int | str = "auto",
@@ -175,6 +179,9 @@ def train(
     stop_at: datetime | None = None,
 ) -> dict[str, Any]:
     """Train per `cfg` into `run_dir`; returns a summary dict (epochs, best value, eval metrics).
+
+    With `resume`, the run continues with its saved config; of the command line's
+    `key=value` `overrides`, training.config.RESUME_KEYS apply and others must match.
 
     extra_callbacks run before the run's own checkpointing callbacks. With
     `stop_at`, training stops after the last epoch expected to end before it
@@ -187,7 +194,7 @@ def train(
     state = prepare_run_dir(run_dir, resume, overwrite)
     if state is not None:
         data_root = cfg["dataset"].get("data_root")
-        cfg = resolve_resume_config(run_dir, cfg, epochs_given)
+        cfg = resolve_resume_config(run_dir, cfg, overrides)
         if data_root is not None:  # the data may have moved since the run started
             cfg["dataset"]["data_root"] = data_root
     train_cfg = cfg["train"]
@@ -216,7 +223,7 @@ def train(
             model = build_and_compile(cfg)
             initial_epoch = 0
         else:
-            model = load_model(run_dir / LAST_FILE, compile=True)
+            model = resume_model(run_dir / LAST_FILE, train_cfg)
             initial_epoch = int(state["epoch"])
             print(f"resuming {run_dir} at epoch {initial_epoch + 1} of {train_cfg['epochs']}")
         if not train_cfg["distribute"]:  # Keras builds them itself under a strategy
