@@ -9,6 +9,8 @@
 Writes the run folder (resolved config, best.keras, last.keras, history.csv,
 curves.png, TensorBoard logs) and, at the end, the test evaluation in
 RUN/eval/. Any config value can be changed with --set section.key=value.
+A resumed run keeps its saved config: it takes --epochs, --data-root and the
+settings in training.config.RESUME_KEYS anew and refuses other changes.
 """
 
 from __future__ import annotations
@@ -57,7 +59,10 @@ def parse_args(argv):
     )
     resume = parser.add_mutually_exclusive_group()
     resume.add_argument(
-        "--resume", action="store_true", help="continue the run in --out from last.keras"
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from last.keras, with its saved config "
+        "(new --epochs, --data-root, jit/tensorboard/evaluate settings; other changes are refused)",
     )
     resume.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     parser.add_argument(
