@@ -13,8 +13,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from training.run_folder import CONFIG_FILE
 from utils.checks import check_model_name, check_positive_int, check_rate
-from utils.config import apply_overrides, check_keys, load_config
+from utils.config import apply_overrides, check_keys, load_config, set_key
 from utils.errors import UserError
 
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -116,13 +117,13 @@ def resolve_resume_config(
     to be). Keys added to the project since the run started (a run carried across
     sessions may be older than the code) take their defaults.
     """
-    path = Path(run_dir) / "config.yaml"
+    path = Path(run_dir) / CONFIG_FILE
     saved = merge(DEFAULT_CONFIG, load_config(path))
     for item in overrides or []:
         key = item.split("=", 1)[0].strip()
         given, kept = _get_key(cfg, key), _get_key(saved, key)
         if any(key == k or key.startswith(f"{k}.") for k in RESUME_KEYS):
-            _set_key_anew(saved, key, given)
+            set_key(saved, key, copy.deepcopy(given))
         elif given != kept:
             kept = "unset" if kept is _MISSING else repr(kept)
             raise UserError(
@@ -140,14 +141,6 @@ def _get_key(cfg: dict[str, Any], dotted: str) -> Any:
             return _MISSING
         node = node[part]
     return node
-
-
-def _set_key_anew(cfg: dict[str, Any], dotted: str, value: Any) -> None:
-    *parents, last = dotted.split(".")
-    node = cfg
-    for part in parents:
-        node = node.setdefault(part, {})
-    node[last] = copy.deepcopy(value)
 
 
 def validate(cfg: dict[str, Any]) -> None:
