@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     from utils.io import check_weights_file
 
     weights = check_weights_file(args.weights)
-    from training.prediction import collect_inputs, predict_files
+    from inference.pipeline import collect_inputs, predict_files
 
     files = collect_inputs(args.inputs)
     if args.mask and len(files) != 1:

@@ -85,8 +85,8 @@ def main() -> int:
         weights_config,
     )
     from inference.engines import make_predictor
+    from inference.segment import segment
     from metrics import binary_scores
-    from training.evaluation import segment
 
     cfg = {"name": args.dataset, "data_root": args.data_root}
     if args.dataset == "stare":

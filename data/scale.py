@@ -4,7 +4,7 @@ A network trained on DRIVE has learnt vessels as wide as they are in DRIVE,
 whose field of view is about 539 px across. A photograph is brought to that
 scale by the factor `train diameter / its FOV diameter` (`scale_factor`),
 predicted there, and its probability map resampled back to the input size,
-where it is thresholded (`training.evaluation.segment`).
+where it is thresholded (`inference.segment.segment`).
 
 - `fov_diameter`: a circle fitted (least squares) to the left and right ends
   of the mask's rows. Those ends lie on the circle even where the field of

@@ -137,7 +137,7 @@ def test_training_diameter_from_configs(tmp_path):
 
 def test_segment_resamples_back_and_tiles(monkeypatch):
     """A factor gives an (H, W) map; tiles give what the whole image gives for a local network."""
-    import training.evaluation as ev
+    import inference.segment as ev
 
     class Local:  # a per-pixel "network": tiling must not change it
         def predict(self, batch):
@@ -188,8 +188,8 @@ def test_upsampled_drive_keeps_its_f1_with_auto(real_data_root):
     auto, FOV F1 within 0.01 of the native images' (3 images, the default engine)."""
     from data.readers import read_drive
     from inference.engines import make_predictor
+    from inference.segment import segment
     from metrics import binary_scores
-    from training.evaluation import segment
 
     _, test = read_drive(real_data_root)
     samples = test[:3]

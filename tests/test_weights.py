@@ -52,10 +52,10 @@ def test_weights_reproduce_their_recorded_results(shipped, real_data_root):
     from data import load_dataset
     from data.geometry import pad_shape_for
     from inference.engines import make_predictor
+    from inference.segment import segment
     from metrics import image_metrics
     from models import load_model
     from training.config import resolve_run_config
-    from training.evaluation import segment
 
     path, config, record = shipped
     cfg = resolve_run_config(config, data_root=str(real_data_root))

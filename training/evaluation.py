@@ -1,9 +1,7 @@
-"""Segment images with a trained model and score them (SPEC.md section 5).
+"""Score a trained model on a dataset's test split (SPEC.md section 5): evaluate.py's library.
 
-`segment` pads an image to the network's size (the dataset's paper size, or
-the next multiple of 8), predicts and crops back: the one place where the
-pad/predict/crop protocol lives, used by evaluate.py, predict.py and the end
-of train.py.
+Images are segmented by `inference.segment.segment` (the one pad/predict/crop
+protocol, shared with predict.py); this module scores them and writes the report.
 """
 
 from __future__ import annotations
@@ -16,95 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from data.geometry import crop_to, pad_shape_for, pad_to, padded_shape
-from data.io import to_unit_float
-from data.scale import SECOND_SCALE, resize_image, resize_probability, scaled_shape
+from data.geometry import pad_shape_for
+from data.scale import SECOND_SCALE
+from inference.outputs import overlay_errors, probability_png
+from inference.segment import segment
 from metrics import METRIC_KEYS, METRIC_LABELS, PROTOCOLS, format_table, summarize
 from utils.io import write_image, write_json, write_text
-
-# Overlay colours (RGB): true positives, false positives, false negatives.
-TP_COLOUR = (0, 200, 0)
-FP_COLOUR = (255, 40, 40)
-FN_COLOUR = (40, 120, 255)
-VESSEL_COLOUR = (0, 230, 0)
-# Larger images are predicted in tiles: a 20-megapixel photograph at factor 1 would need
-# about 8 GB in one piece. A DRIVE test image upsampled x4 (5.3 Mpx) still goes whole.
-MAX_WHOLE_PIXELS = 3072 * 3072
-TILE, TILE_MARGIN = 1024, 64
-
-
-def segment(
-    predictor,
-    image: np.ndarray,
-    pad_shape: tuple[int, int] | None = None,
-    factor: float | tuple[float, ...] = 1.0,
-) -> np.ndarray:
-    """Vessel probability of one image.
-
-    image: uint8 (H, W, 3). pad_shape: (Hp, Wp) >= (H, W), multiples of 8
-    (None: the next multiples of 8). factor: the image is resampled by it
-    (`data.scale.resize_image`), predicted at that size (padded to multiples
-    of 8) and the probabilities resampled back to (H, W); 1: predicted as it
-    is; a tuple of factors (`data.scale.prediction_factors`): the mean of their
-    maps. Over MAX_WHOLE_PIXELS it is predicted in tiles. Returns float32 (H, W) in [0, 1].
-    """
-    if isinstance(factor, tuple):
-        maps = [segment(predictor, image, pad_shape, f) for f in factor]
-        return maps[0] if len(maps) == 1 else np.mean(maps, axis=0, dtype=np.float32)
-    height, width = image.shape[:2]
-    if factor != 1.0:
-        scaled = resize_image(image, scaled_shape((height, width), factor))
-        return resize_probability(segment(predictor, scaled), (height, width))
-    if height * width > MAX_WHOLE_PIXELS:
-        return _segment_tiles(predictor, image)
-    return _predict_whole(predictor, image, pad_shape)
-
-
-def _predict_whole(predictor, image: np.ndarray, pad_shape=None) -> np.ndarray:
-    """uint8 (H, W, 3) -> float32 (H, W): padded (bottom/right) to `pad_shape`, predicted, cropped."""
-    height, width = image.shape[:2]
-    pad_shape = pad_shape or padded_shape((height, width))
-    batch = to_unit_float(pad_to(image, pad_shape)[None])
-    prob = np.asarray(predictor.predict(batch), dtype="float32")[0, ..., 0]
-    return crop_to(prob, (height, width))
-
-
-def _segment_tiles(predictor, image: np.ndarray) -> np.ndarray:
-    """`segment` of a large image in TILE x TILE tiles; each keeps its centre, TILE_MARGIN px of
-    context on every side are predicted but dropped (so memory is bounded by one tile)."""
-    height, width = image.shape[:2]
-    step = TILE - 2 * TILE_MARGIN
-    prob = np.zeros((height, width), dtype=np.float32)
-    for top in range(0, height, step):
-        for left in range(0, width, step):
-            y0, x0 = max(0, top - TILE_MARGIN), max(0, left - TILE_MARGIN)
-            y1, x1 = min(height, top + step + TILE_MARGIN), min(width, left + step + TILE_MARGIN)
-            tile = _predict_whole(predictor, image[y0:y1, x0:x1])
-            bottom, right = min(height, top + step), min(width, left + step)
-            prob[top:bottom, left:right] = tile[top - y0 : bottom - y0, left - x0 : right - x0]
-    return prob
-
-
-def probability_png(prob: np.ndarray) -> np.ndarray:
-    """(H, W) probabilities -> uint8 grey image 0..255."""
-    return np.clip(np.rint(prob * 255.0), 0, 255).astype(np.uint8)
-
-
-def overlay_errors(image: np.ndarray, pred: np.ndarray, label: np.ndarray) -> np.ndarray:
-    """Fundus image with true positives, false positives and false negatives in three colours."""
-    out = (image.astype(np.float32) * 0.55).astype(np.uint8)
-    pred, label = pred.astype(bool), label.astype(bool)
-    out[pred & label] = TP_COLOUR
-    out[pred & ~label] = FP_COLOUR
-    out[~pred & label] = FN_COLOUR
-    return out
-
-
-def overlay_vessels(image: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """Fundus image with the predicted vessels drawn in one colour."""
-    out = image.copy()
-    out[pred.astype(bool)] = VESSEL_COLOUR
-    return out
 
 
 def per_image_csv(summary: dict[str, Any]) -> str:

@@ -9,7 +9,8 @@ import numpy as np
 
 from data.fov import generate_fov_mask
 from data.io import file_stem, is_image_name, read_image, read_mask
-from training.evaluation import overlay_vessels, probability_png, segment
+from inference.outputs import overlay_vessels, probability_png
+from inference.segment import segment
 from utils.errors import UserError
 from utils.io import write_image
 

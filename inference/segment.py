@@ -1,0 +1,74 @@
+"""One image in, its vessel probability map out: resample, pad, predict, crop, resample back.
+
+`segment` is the one place where the pad/predict/crop protocol lives, used by
+evaluate.py, predict.py and the end of train.py: an image is padded
+(bottom/right) to the network's size (the dataset's paper size, or the next
+multiple of 8), predicted and cropped back; with a factor it is first
+resampled (`data.scale`) and its probabilities resampled back; images over
+`MAX_WHOLE_PIXELS` are predicted in overlapping tiles.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from data.geometry import crop_to, pad_to, padded_shape
+from data.io import to_unit_float
+from data.scale import resize_image, resize_probability, scaled_shape
+
+# Larger images are predicted in tiles: a 20-megapixel photograph at factor 1 would need
+# about 8 GB in one piece. A DRIVE test image upsampled x4 (5.3 Mpx) still goes whole.
+MAX_WHOLE_PIXELS = 3072 * 3072
+TILE, TILE_MARGIN = 1024, 64
+
+
+def segment(
+    predictor,
+    image: np.ndarray,
+    pad_shape: tuple[int, int] | None = None,
+    factor: float | tuple[float, ...] = 1.0,
+) -> np.ndarray:
+    """Vessel probability of one image.
+
+    image: uint8 (H, W, 3). pad_shape: (Hp, Wp) >= (H, W), multiples of 8
+    (None: the next multiples of 8). factor: the image is resampled by it
+    (`data.scale.resize_image`), predicted at that size (padded to multiples
+    of 8) and the probabilities resampled back to (H, W); 1: predicted as it
+    is; a tuple of factors (`data.scale.prediction_factors`): the mean of their
+    maps. Over MAX_WHOLE_PIXELS it is predicted in tiles. Returns float32 (H, W) in [0, 1].
+    """
+    if isinstance(factor, tuple):
+        maps = [segment(predictor, image, pad_shape, f) for f in factor]
+        return maps[0] if len(maps) == 1 else np.mean(maps, axis=0, dtype=np.float32)
+    height, width = image.shape[:2]
+    if factor != 1.0:
+        scaled = resize_image(image, scaled_shape((height, width), factor))
+        return resize_probability(segment(predictor, scaled), (height, width))
+    if height * width > MAX_WHOLE_PIXELS:
+        return _segment_tiles(predictor, image)
+    return _predict_whole(predictor, image, pad_shape)
+
+
+def _predict_whole(predictor, image: np.ndarray, pad_shape=None) -> np.ndarray:
+    """uint8 (H, W, 3) -> float32 (H, W): padded (bottom/right) to `pad_shape`, predicted, cropped."""
+    height, width = image.shape[:2]
+    pad_shape = pad_shape or padded_shape((height, width))
+    batch = to_unit_float(pad_to(image, pad_shape)[None])
+    prob = np.asarray(predictor.predict(batch), dtype="float32")[0, ..., 0]
+    return crop_to(prob, (height, width))
+
+
+def _segment_tiles(predictor, image: np.ndarray) -> np.ndarray:
+    """`segment` of a large image in TILE x TILE tiles; each keeps its centre, TILE_MARGIN px of
+    context on every side are predicted but dropped (so memory is bounded by one tile)."""
+    height, width = image.shape[:2]
+    step = TILE - 2 * TILE_MARGIN
+    prob = np.zeros((height, width), dtype=np.float32)
+    for top in range(0, height, step):
+        for left in range(0, width, step):
+            y0, x0 = max(0, top - TILE_MARGIN), max(0, left - TILE_MARGIN)
+            y1, x1 = min(height, top + step + TILE_MARGIN), min(width, left + step + TILE_MARGIN)
+            tile = _predict_whole(predictor, image[y0:y1, x0:x1])
+            bottom, right = min(height, top + step), min(width, left + step)
+            prob[top:bottom, left:right] = tile[top - y0 : bottom - y0, left - x0 : right - x0]
+    return prob
