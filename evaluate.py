@@ -91,6 +91,9 @@ def main(argv=None) -> int:
     if args.no_images:
         overrides.append("evaluate.save_images=false")
     cfg = resolve_run_config(args.config, overrides, data_root=args.data_root)
+    from utils.checks import check_data_root
+
+    check_data_root(cfg["dataset"])
     from training.backend import select_backend
 
     select_backend(args.backend)  # after the checks above: a typo costs no TensorFlow import

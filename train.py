@@ -105,6 +105,9 @@ def flag_overrides(args) -> list[str]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from utils.checks import check_data_root, parse_stop_at
+
+    stop_at = parse_stop_at(args.stop_at) if args.stop_at else None
     from training.config import resolve_run_config
 
     # The config is checked first: a typo costs no TensorFlow import.
@@ -118,9 +121,7 @@ def main(argv=None) -> int:
 
         # A flag the resumed run cannot take is one sentence now, not after the imports.
         resolve_resume_config(run_dir, cfg, overrides)
-    from utils.checks import parse_stop_at
-
-    stop_at = parse_stop_at(args.stop_at) if args.stop_at else None
+    check_data_root(cfg["dataset"])
     from training.backend import select_backend
 
     select_backend(args.backend, distribute=args.distribute)

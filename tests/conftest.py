@@ -66,3 +66,35 @@ def pytest_collection_modifyitems(items) -> None:
         if "real_data_root" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.realdata)
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+# Where Python, pytest and linters keep their own files, and a user's own environment.
+_NOT_OURS = {".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache"}
+
+
+def _repository_files(skip: set[Path]) -> set[Path]:
+    """Every path in the repository tree but tool caches and the folders in `skip`."""
+    found = set()
+    for folder, dirs, files in os.walk(ROOT):
+        here = Path(folder)
+        dirs[:] = [d for d in dirs if d not in _NOT_OURS and here / d not in skip]
+        found.update(here / name for name in dirs + files)
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _nothing_written_into_the_repository():
+    """Fail the run if a test leaves a file in the repository tree.
+
+    The suite must pass, and change nothing, whatever a user's earlier commands left in
+    `runs/`, `predictions/` or the cache: tests write to their tmp_path only. Run folders that
+    exist at the start are not looked into (a training run may be going on in one).
+    """
+    skip = {path for path in (ROOT / "runs").glob("*") if path.is_dir()}
+    cache = os.environ.get("SAUNETV2_CACHE")
+    if cache:
+        skip.add(Path(cache).resolve())
+    before = _repository_files(skip)
+    yield
+    new = sorted(str(path.relative_to(ROOT)) for path in _repository_files(skip) - before)
+    assert not new, f"tests wrote into the repository tree: {', '.join(new[:10])}"

@@ -133,6 +133,9 @@ runpy.run_path(script, run_name="__main__")
         (["predict.py", "--weights", "none.keras", "x.png"], "none.keras does not exist"),
         (["predict.py", "--weights", "weights/sa_unetv2_drive_interim.keras", "x.png"], "input x.png does not exist"),
         (["train.py", "--config", "configs/demo.yaml", "--stop-at", "noon"], "--stop-at takes HH:MM"),
+        (["train.py", "--config", "configs/drive.yaml", "--data-root", "no_such_dir"], "data root no_such_dir does not exist"),
+        (["evaluate.py", "--config", "configs/drive.yaml", "--weights", "weights/sa_unetv2_drive.keras",
+          "--data-root", "no_such_dir"], "data root no_such_dir does not exist"),
     ],
 )  # fmt: skip
 def test_bad_input_is_refused_before_keras_is_imported(args, message):
@@ -153,6 +156,9 @@ def test_run_folder_mistakes_are_refused_before_keras_is_imported(tmp_path):
         (["--out", str(held)], "already holds a run; pass --resume"),
         (["--out", str(tmp_path / "empty"), "--resume"], "holds no run to resume"),
     ]
+    # Flags are checked before the run folder: a bad --stop-at is named even where --out holds a
+    # run (a newcomer's runs/demo, left by the README's first command).
+    cases.append((["--out", str(held), "--stop-at", "noon"], "--stop-at takes HH:MM"))
     for extra, message in cases:
         result = run_python(["-c", NO_KERAS, "train.py", "--config", "configs/demo.yaml", *extra])
         assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]

@@ -19,6 +19,14 @@ def check_model_name(name: str) -> str:
     return name
 
 
+def check_data_root(dataset_cfg: dict) -> None:
+    """Refuse a missing data folder now, before TensorFlow's import (the synthetic set needs none)."""
+    if dataset_cfg.get("name") != "synthetic":
+        from data.readers import resolve_data_root
+
+        resolve_data_root(dataset_cfg.get("data_root"))
+
+
 def check_rate(rate: float, name: str = "rate") -> float:
     """Return `rate` as a float if it lies in [0, 1), else raise a UserError."""
     try:
