@@ -20,7 +20,8 @@ same sums of products (docs/inference.md has the timings):
 Supported layers (all that the registered architectures use): InputLayer,
 Conv2D, Conv2DTranspose (stride 2, 'same'), DropBlock2D (identity at
 inference), GroupNormalization, Activation (silu, sigmoid, linear, relu),
-MaxPooling2D, Concatenate, SpatialAttention, CrossScaleSpatialAttention.
+MaxPooling2D, Concatenate, Add, Multiply (with broadcasting, as the attention
+gate's one-channel map), SpatialAttention, CrossScaleSpatialAttention.
 """
 
 from __future__ import annotations
@@ -381,6 +382,11 @@ def build_onnx_model(model, opset: int = OPSET):
                 ]
             else:
                 y = g.op("Concat", inputs, layer.name, axis=1)
+        elif isinstance(layer, keras.layers.Add | keras.layers.Multiply):
+            op_type = "Add" if isinstance(layer, keras.layers.Add) else "Mul"
+            y = inputs[0]
+            for other in inputs[1:]:
+                y = g.op(op_type, [y, other], layer.name)
         elif isinstance(layer, SpatialAttention | CrossScaleSpatialAttention):
             y = _attention(g, layer, inputs, _attention_block(scale))
         elif isinstance(layer, ChannelMean):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import keras
 
+from models.attention_unet import build_attention_unet
 from models.layers import CUSTOM_OBJECTS
 from models.sa_unetv2 import build_sa_unetv2
 from models.unet import build_sa_unet, build_unet
@@ -21,6 +22,7 @@ BUILDERS = {
     "sa_unetv2": build_sa_unetv2,
     "sa_unet": build_sa_unet,
     "unet": build_unet,
+    "attention_unet": build_attention_unet,
 }
 HPARAMS = ("start_neurons", "dropblock_rate", "dropblock_size", "gn_groups")
 

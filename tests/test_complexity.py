@@ -12,6 +12,7 @@ EXPECTED = {
     "sa_unetv2": (260_521, 21.190),
     "sa_unet": (537_299, 26.542),
     "unet": (8_636_385, 137.095),
+    "attention_unet": (8_649_828, 425.052),
 }
 
 
@@ -33,6 +34,8 @@ def test_all_models_at_592_match_the_paper():
         assert row["gflops"] == pytest.approx(gflops, abs=1e-9)
     # keras-flops' Max rule adds 74*74*64 - 74*74 comparisons to SA-UNetv2 (21.189 -> 21.190).
     assert rows["sa_unetv2"]["flops"] == 21_189_509_932
+    # Attention U-Net: the SiLU after each transposed convolution counts (424.97 with a ReLU).
+    assert rows["attention_unet"]["flops"] == 425_051_969_680
 
 
 def test_table_output():

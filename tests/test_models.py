@@ -12,7 +12,12 @@ from models import MODEL_NAMES, build_model, load_model
 from tests.helpers import run_on_backend
 
 # The paper's table (SPEC.md sections 1 and 2).
-PARAMS = {"sa_unetv2": 260_521, "sa_unet": 537_299, "unet": 8_636_385}
+PARAMS = {
+    "sa_unetv2": 260_521,
+    "sa_unet": 537_299,
+    "unet": 8_636_385,
+    "attention_unet": 8_649_828,
+}
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
@@ -39,6 +44,56 @@ def test_sa_unetv2_structure():
         model.get_layer(f"{s}_step1_conv").filters for s in ("enc1", "enc2", "enc3", "bottleneck")
     ]
     assert widths == [16, 32, 48, 64]
+
+
+def test_attention_unet_structure():
+    model = build_model("attention_unet")
+    names = [layer.__class__.__name__ for layer in model.layers]
+    assert "Lambda" not in names
+    assert names.count("Multiply") == 3 and names.count("Add") == 3  # one gate per skip
+    assert names.count("GroupNormalization") == 14  # 6 encoder + 2 bottleneck + 6 decoder steps
+    widths = [
+        model.get_layer(f"{s}_step1_conv").filters for s in ("enc1", "enc2", "enc3", "bottleneck")
+    ]
+    assert widths == [64, 128, 256, 512]
+    for level, filters in ((3, 256), (2, 128), (1, 64)):
+        assert model.get_layer(f"dec{level}_up").filters == filters
+        assert model.get_layer(f"dec{level}_up_silu").get_config()["activation"] == "silu"
+        theta, phi = (model.get_layer(f"dec{level}_gate_{n}") for n in ("theta", "phi"))
+        assert theta.filters == phi.filters == filters // 2
+        assert theta.kernel_size == phi.kernel_size == (1, 1) and theta.use_bias and phi.use_bias
+        psi = model.get_layer(f"dec{level}_gate_psi")
+        assert psi.filters == 1 and psi.use_bias and psi.get_config()["activation"] == "sigmoid"
+        assert model.get_layer(f"dec{level}_step2_conv").filters == filters
+
+
+def test_attention_gate_scales_the_skip_by_its_map():
+    """gated = skip * sigmoid(psi(relu(theta(skip) + phi(up)))), checked against NumPy."""
+    model = build_model("attention_unet", start_neurons=8, dropblock_rate=0.0)
+    x = np.random.default_rng(2).uniform(size=(1, 32, 40, 3)).astype("float32")
+    probe = keras.Model(
+        model.input,
+        [model.get_layer(n).output for n in ("enc1_step2_silu", "dec1_up_silu", "dec1_gate_gated")],
+    )
+    skip, up, gated = (keras.ops.convert_to_numpy(t) for t in probe(x))
+
+    def conv1x1(name, t):
+        kernel, bias = model.get_layer(name).get_weights()
+        return t @ kernel[0, 0] + bias
+
+    inner = np.maximum(conv1x1("dec1_gate_theta", skip) + conv1x1("dec1_gate_phi", up), 0.0)
+    alpha = 1.0 / (1.0 + np.exp(-conv1x1("dec1_gate_psi", inner)))
+    assert alpha.shape == (1, 32, 40, 1)
+    np.testing.assert_allclose(gated, skip * alpha, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_builds_and_predicts_on_small_inputs(name):
+    # 32 x 48: U-Net's four down-samplings need multiples of 16.
+    model = build_model(name, input_shape=(32, 48, 3))
+    x = np.random.default_rng(3).uniform(size=(1, 32, 48, 3)).astype("float32")
+    y = keras.ops.convert_to_numpy(model(x, training=True))
+    assert y.shape == (1, 32, 48, 1) and np.isfinite(y).all()
 
 
 def test_hyper_parameters_override():

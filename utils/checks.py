@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from utils.errors import UserError
 
 # The names `model.name` accepts; models.BUILDERS maps each to its builder (a test keeps them equal).
-MODEL_NAMES = ("sa_unetv2", "sa_unet", "unet")
+MODEL_NAMES = ("sa_unetv2", "sa_unet", "unet", "attention_unet")
 
 
 def check_model_name(name: str) -> str:
