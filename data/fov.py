@@ -9,6 +9,14 @@ an opening (removes specks and text in the surround), its holes are filled
 `FOV_ERODE` > 0, it is eroded by that many pixels. On DRIVE's 40 images this
 agrees with DRIVE's own masks at intersection-over-union 0.99 or better.
 
+A photograph whose longer side exceeds `FOV_WORK_SIDE` is masked on its red
+channel reduced by a whole factor (box average) to at most that side, and the
+mask is enlarged back (bilinear, thresholded at half): a 3504 x 2336 photograph
+takes about 0.3 s instead of 5-8 s (median and min/max filters at full size),
+and the mask differs from the full-size method's on the rim only (HRF 01_h:
+intersection-over-union 0.9993, diameter 3264.1 px instead of 3263.5 px).
+Images up to that side (DRIVE, STARE, CHASE_DB1) are masked at full size.
+
 Masks are cached as PNG files (0/255) so they can be inspected:
 `<cache>/fov/<dataset>/<image name>.png`, keyed by a hash of the image
 pixels and these parameters (a change writes a new file).
@@ -20,7 +28,7 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageFilter
 
 from utils.io import write_image
 
@@ -28,31 +36,40 @@ FOV_THRESHOLD_FRACTION = 0.15
 FOV_MIN_LEVEL = 12
 FOV_OPEN = 7
 FOV_ERODE = 0
-FOV_VERSION = 1
+FOV_WORK_SIDE = 1024  # longer sides above this are masked on a reduced copy
+FOV_VERSION = 2  # 2: photographs over FOV_WORK_SIDE masked on a reduced copy
 
 
 def generate_fov_mask(image: np.ndarray) -> np.ndarray:
     """Field of view of a fundus photograph: uint8 (H, W, 3) -> bool (H, W)."""
+    height, width = image.shape[:2]
     red = Image.fromarray(np.ascontiguousarray(image[:, :, 0]))
+    times = -(-max(height, width) // FOV_WORK_SIDE)  # ceil: the whole reduction factor
+    if times <= 1:
+        return _red_channel_mask(red)
+    small = _red_channel_mask(red.reduce(times))
+    # `box` maps the reduced grid exactly onto the full one (its last block may be partial).
+    enlarged = Image.fromarray(small.astype(np.uint8) * 255).resize(
+        (width, height), Image.Resampling.BILINEAR, box=(0, 0, width / times, height / times)
+    )
+    return np.asarray(enlarged) > 127
+
+
+def _red_channel_mask(red: Image.Image) -> np.ndarray:
+    """The method of the module docstring on the red channel ("L" image) -> bool (H, W)."""
     smooth = np.asarray(red.filter(ImageFilter.MedianFilter(5)), dtype=np.float32)
     low, high = np.percentile(smooth, [2, 90])
     level = max(low + FOV_THRESHOLD_FRACTION * (high - low), low + FOV_MIN_LEVEL)
-    mask = Image.fromarray(((smooth > level) * 255).astype(np.uint8))
-    mask = mask.filter(ImageFilter.MinFilter(FOV_OPEN)).filter(ImageFilter.MaxFilter(FOV_OPEN))
-    mask = _fill_holes(mask)
+    # Opening, hole filling and erosion in SciPy: the same pixels as Pillow's Min/MaxFilter and
+    # a border flood fill (edges replicated, 4-connected), 30 times faster.
+    from scipy import ndimage
+
+    mask = ndimage.minimum_filter(smooth > level, size=FOV_OPEN, mode="nearest")
+    mask = ndimage.maximum_filter(mask, size=FOV_OPEN, mode="nearest")
+    mask = ndimage.binary_fill_holes(mask)
     if FOV_ERODE:
-        mask = mask.filter(ImageFilter.MinFilter(2 * FOV_ERODE + 1))
-    return np.asarray(mask) > 127
-
-
-def _fill_holes(mask: Image.Image) -> Image.Image:
-    """Mark as inside everything not reachable from the border through the outside."""
-    w, h = mask.size
-    framed = Image.new("L", (w + 2, h + 2), 0)
-    framed.paste(mask, (1, 1))
-    ImageDraw.floodfill(framed, (0, 0), 128)
-    outside = np.asarray(framed)[1:-1, 1:-1] == 128
-    return Image.fromarray(np.where(outside, 0, 255).astype(np.uint8))
+        mask = ndimage.minimum_filter(mask, size=2 * FOV_ERODE + 1, mode="nearest")
+    return mask
 
 
 def fov_key(image: np.ndarray) -> str:
