@@ -223,6 +223,9 @@ def test_demo_trains_to_f1_070_within_10_minutes(tmp_path):
     f1 = metrics["whole_image"]["mean"]["f1"]
     assert f1 >= 0.70, f1
     assert f"{f1:.4f}" in trained.stdout  # the printed result is the saved one
+    # Each line is said once (table rows aside: results.md repeats its header per table).
+    said = [line for line in trained.stdout.splitlines() if line.strip() and not line.startswith("|")]
+    assert len(said) == len(set(said)), [line for line in said if said.count(line) > 1]
     assert len(list((run / "eval" / "images").glob("*_overlay.png"))) == 4
     assert seconds < 600, seconds
 

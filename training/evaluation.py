@@ -203,8 +203,7 @@ def evaluate_checkpoint(
         print_per_image(summary)
         print()
         print((Path(out_dir) / "results.md").read_text(encoding="utf-8"))
-        print(describe_factors(scale, factors, train_diameter))
-        print(
+        print(  # results.md above already holds the scale line (describe_factors)
             f"{len(probs)} images predicted in {seconds:.1f} s with the {predictor.name} engine; "
             f"report in {out_dir}"
         )
