@@ -1,4 +1,4 @@
-"""Evaluate a checkpoint on a dataset's test split (the paper's protocol, SPEC.md section 5).
+"""Evaluate a checkpoint on a dataset's test split (the paper's protocol, docs/paper.md section 5).
 
     python evaluate.py --config configs/drive.yaml --weights runs/drive/best.keras --data-root DIR
     python evaluate.py --config weights/sa_unetv2_drive.yaml --weights weights/sa_unetv2_drive.keras

@@ -1,4 +1,4 @@
-"""Evaluation metrics of retinal vessel segmentation (SPEC.md section 5). Pure functions, no I/O.
+"""Evaluation metrics of retinal vessel segmentation (docs/paper.md section 5). Pure functions, no I/O.
 
 Protocol, stated once:
 

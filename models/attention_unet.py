@@ -1,4 +1,4 @@
-"""Attention U-Net baseline of the paper's table (SPEC.md section 2).
+"""Attention U-Net baseline of the paper's table (docs/paper.md section 2).
 
     input (H, W, 3)
     e1 = 2 x step(64)                      ---------------------- gate(e1, d1) --.

@@ -93,7 +93,7 @@ def test_drive_protocol_on_real_data(real_data_root, tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n_images"] == 20 and metrics["fov_mask"] is True
     assert Image.open(out / "images" / "01_test_overlay.png").size == (565, 584)
-    # The second human observer against the first, computed by the same code (SPEC: F1 about 0.788).
+    # The second human observer against the first, computed by the same code (docs/paper.md: F1 about 0.788).
     second = metrics["second_observer"]["whole_image"]["mean"]
     assert second["f1"] == pytest.approx(0.788, abs=0.01)
     assert second["acc"] == pytest.approx(

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def reference_terms(y, p):
-    """float64 NumPy reference of (BCE, soft MCC) exactly as SPEC.md section 4 writes them."""
+    """float64 NumPy reference of (BCE, soft MCC) exactly as docs/paper.md section 4 writes them."""
     y = np.asarray(y, np.float64)
     p = np.asarray(p, np.float64)
     bce = -np.mean(y * np.log(np.clip(p, 1e-7, 1)) + (1 - y) * np.log(np.clip(1 - p, 1e-7, 1)))

@@ -11,7 +11,7 @@ import pytest
 from models import MODEL_NAMES, build_model, load_model
 from tests.helpers import run_on_backend
 
-# The paper's table (SPEC.md sections 1 and 2).
+# The paper's table (docs/paper.md sections 1 and 2).
 PARAMS = {
     "sa_unetv2": 260_521,
     "sa_unet": 537_299,

@@ -1,4 +1,4 @@
-"""Score a trained model on a dataset's test split (SPEC.md section 5): evaluate.py's library.
+"""Score a trained model on a dataset's test split (docs/paper.md section 5): evaluate.py's library.
 
 Images are segmented by `inference.segment.segment` (the one pad/predict/crop
 protocol, shared with predict.py); this module scores them and writes the report.
