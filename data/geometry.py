@@ -1,9 +1,11 @@
 """The one padding and cropping code: zeros at the bottom and right, crop from the top-left.
 
 DRIVE images (584 x 565) are padded to 592 x 592 and STARE images (605 x 700)
-to 704 x 704, as in the paper; any other image goes to the next multiple of 8
-in each direction (the network downsamples three times). `crop_to` with the
-original (h, w) is the exact inverse of `pad_to`.
+to 704 x 704, as in the paper, CHASE_DB1 images (960 x 999) to 1008 x 1008, as
+in the SA-UNet paper; any other image goes to the next multiple of 8 in each
+direction (HRF at half resolution, 1168 x 1752, already is one; the network
+downsamples three times). `crop_to` with the original (h, w) is the exact
+inverse of `pad_to`.
 
 Array layouts: (H, W), (H, W, C) or a batch (N, H, W, C).
 """
@@ -12,8 +14,12 @@ from __future__ import annotations
 
 import numpy as np
 
-# The paper's padded sizes (H, W).
-PAPER_PAD_SHAPES: dict[str, tuple[int, int]] = {"drive": (592, 592), "stare": (704, 704)}
+# The papers' padded sizes (H, W): SA-UNetv2 (DRIVE, STARE), SA-UNet (CHASE_DB1).
+PAPER_PAD_SHAPES: dict[str, tuple[int, int]] = {
+    "drive": (592, 592),
+    "stare": (704, 704),
+    "chase_db1": (1008, 1008),
+}
 
 
 def padded_shape(shape: tuple[int, int], multiple: int = 8) -> tuple[int, int]:

@@ -3,14 +3,20 @@
 `load_dataset(cfg)` takes the `dataset` section of a config. Keys (unknown
 keys are a UserError naming the valid ones):
 
-- `name`: "drive" | "stare" | "synthetic" | "folder" (default "drive").
+- `name`: "drive" | "stare" | "chase_db1" | "hrf" | "synthetic" | "folder"
+  (default "drive").
 - `data_root`: where the data is; None -> `$SAUNETV2_DATA_ROOT`. May be the
-  folder holding `DRIVE/` and/or `STARE/`, the dataset folder itself, or the
-  official archives (DRIVE's `.zip`, possibly with one folder inside; STARE's
-  `stare-images.tar` + `labels-ah.tar` (+ `labels-vk.tar`), or that folder).
-  Not needed for "synthetic".
+  folder holding `DRIVE/`, `STARE/`, `CHASE_DB1/` and/or `HRF/`, the dataset
+  folder itself, or the official archives (DRIVE's `.zip`, possibly with one
+  folder inside; STARE's `stare-images.tar` + `labels-ah.tar` (+
+  `labels-vk.tar`), or that folder; CHASE_DB1's `CHASEDB1.zip`; HRF's
+  `all.zip`, or its per-group archives `healthy.zip`, `healthy_manualsegm.zip`,
+  `healthy_fovmask.zip`, and the same for `glaucoma` and
+  `diabetic_retinopathy`). Not needed for "synthetic".
 - `fold`: STARE only: 1..5 (4 test images each, `data/splits/stare.json`) or
   "loo:<image id>" (leave one out). Default 1.
+- `downsample`: HRF only: 2 (default: half resolution, 1168 x 1752, the
+  protocol of bob.ip.binseg and lwnet) or 1 (full resolution, 2336 x 3504).
 - `val_split`: "by_source" (default: whole source images held out) or
   "random" (the notebook's 90/10 split of the augmented set). Used by
   `data.prepare`.
@@ -32,7 +38,13 @@ Datasets: DRIVE in its official layout (`training/` and `test/` with
 `images/`, `1st_manual/`, `mask/`, and `2nd_manual/` for test; split from
 `data/splits/drive.json`); STARE (`stare-images/`, `labels-ah/`, optional
 `labels-vk/` as the second observer, `.ppm` or `.ppm.gz`; generated FOV
-masks); any folder of images; the built-in synthetic set.
+masks); CHASE_DB1 (one flat folder of `Image_NNX.jpg`, `Image_NNX_1stHO.png`
+and `Image_NNX_2ndHO.png`, the second observer; generated FOV masks; split
+from `data/splits/chase_db1.json`); HRF (`images/`, `manual1/`, `mask/`;
+split from `data/splits/hrf.json`); any folder of images; the built-in
+synthetic set. A CHASE_DB1 or HRF test image whose label file is missing is
+left out (a warning names it; `Dataset.excluded`); a missing training label
+is an error.
 """
 
 from __future__ import annotations
@@ -40,6 +52,8 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -48,16 +62,18 @@ from data import fov
 from data.geometry import pad_shape_for
 from data.io import default_cache_dir, file_stem, is_image_name, read_image, read_label, read_mask
 from data.samples import Dataset, Sample
-from data.splits import VAL_SPLITS, drive_split, stare_split
-from data.trees import DirTree, TarTree, ZipTree, zip_prefix
+from data.scale import resize_sample
+from data.splits import VAL_SPLITS, drive_split, fixed_split, stare_split
+from data.trees import DirTree, MergedTree, TarTree, ZipTree, open_zip, zip_prefix
 from utils.errors import UserError
 
-DATASET_NAMES = ("drive", "stare", "synthetic", "folder")
+DATASET_NAMES = ("drive", "stare", "chase_db1", "hrf", "synthetic", "folder")
 
 DEFAULTS: dict = {
     "name": "drive",
     "data_root": None,
     "fold": 1,
+    "downsample": 2,
     "val_split": "by_source",
     "val_fraction": 0.1,
     "augment": True,
@@ -87,6 +103,8 @@ def resolve_dataset_config(cfg: dict | None) -> dict:
         raise UserError(
             f"dataset name '{out['name']}' is not known; expected one of {', '.join(DATASET_NAMES)}"
         )
+    if out["downsample"] not in (1, 2):
+        raise UserError(f"dataset.downsample must be 1 or 2, got {out['downsample']!r}")
     if out["val_split"] not in VAL_SPLITS:
         raise UserError(
             f"dataset.val_split '{out['val_split']}' is not known; expected one of {', '.join(VAL_SPLITS)}"
@@ -103,7 +121,7 @@ def resolve_data_root(value: str | os.PathLike | None = None) -> Path:
     path = Path(value).expanduser()
     if not path.exists():
         raise UserError(
-            f"data root {path} does not exist; expected a folder holding DRIVE/ or STARE/, or their archives"
+            f"data root {path} does not exist; expected a folder holding DRIVE/, STARE/, CHASE_DB1/ or HRF/, or their archives"
         )
     return path
 
@@ -117,6 +135,7 @@ def load_dataset(cfg: dict | None = None, cache_dir: str | os.PathLike | None = 
     cfg = resolve_dataset_config(cfg)
     name = cfg["name"]
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    excluded: list[str] = []
     if name == "synthetic":
         from data.synthetic import make_synthetic
 
@@ -129,11 +148,15 @@ def load_dataset(cfg: dict | None = None, cache_dir: str | os.PathLike | None = 
             train, test = read_drive(root)
         elif name == "stare":
             train, test = read_stare(root, cfg["fold"], fov_cache=cache / "fov" / "stare")
+        elif name == "chase_db1":
+            train, test, excluded = read_chase_db1(root, fov_cache=cache / "fov" / "chase_db1")
+        elif name == "hrf":
+            train, test, excluded = read_hrf(root, int(cfg["downsample"]))
         else:
             train, test = read_folder(root, cfg, fov_cache=cache / "fov" / "folder")
     shapes = [s.image.shape[:2] for s in train + test]
     image_shape = (max(h for h, _ in shapes), max(w for _, w in shapes))
-    return Dataset(name, pad_shape_for(name, image_shape), train, test, image_shape)
+    return Dataset(name, pad_shape_for(name, image_shape), train, test, image_shape, excluded)
 
 
 # ----------------------------------------------------------------------------- shared helpers
@@ -311,6 +334,203 @@ def read_stare(
         for i, (im, lab, sec) in loaded.items()
     }
     return [samples[i] for i in train_ids], [samples[i] for i in test_ids]
+
+
+# ----------------------------------------------------------------------------- CHASE_DB1 and HRF
+
+
+def _labelled_ids(
+    dataset: str, train_ids: list[str], test_ids: list[str], labelled: set[str], expected
+) -> tuple[list[str], list[str], list[str]]:
+    """(train ids, test ids with a label, test ids without): a training image without a label is a
+    UserError; test images without one are left out with one warning line naming them.
+    `expected(id)` names the missing label file in messages."""
+    for i in train_ids:
+        if i not in labelled:
+            raise UserError(f"{dataset} training image {i} has no label; expected {expected(i)}")
+    missing = [i for i in test_ids if i not in labelled]
+    if missing:
+        files = ", ".join(expected(i) for i in missing)
+        print(
+            f"warning: {dataset} test images {', '.join(missing)} have no label in this copy of "
+            f"the data (expected {files}); they are left out of scoring "
+            f"({len(test_ids) - len(missing)} of {len(test_ids)} test images scored)",
+            file=sys.stderr,
+        )
+    return train_ids, [i for i in test_ids if i not in missing], missing
+
+
+CHASE_FOLDERS = ("CHASE_DB1", "CHASEDB1", "CHASE")
+CHASE_LABEL = re.compile(r"Image_\d+[LR]_1stHO\.png$", re.IGNORECASE)
+CHASE_HINT = (
+    "Image_NNX.jpg with Image_NNX_1stHO.png (and _2ndHO.png) in one folder, or CHASEDB1.zip"
+)
+
+
+def _chase_zip_prefix(path: Path) -> str | None:
+    """The folder inside the zip holding CHASE_DB1's `Image_NNX_1stHO.png` files, or None."""
+    bases = [(n, n.rsplit("/", 1)[-1]) for n in open_zip(path).namelist()]
+    found = [n[: len(n) - len(base)] for n, base in bases if CHASE_LABEL.match(base)]
+    return min(found, key=len) if found else None
+
+
+def find_chase_db1(root: Path):
+    """The tree holding CHASE_DB1's flat layout: `root`, `root/CHASE_DB1` (or `CHASEDB1`,
+    `CHASE`), or a zip (CHASEDB1.zip) in any of them."""
+    root = Path(root)
+    if root.is_file():
+        prefix = _chase_zip_prefix(root) if root.suffix.lower() == ".zip" else None
+        if prefix is None:
+            raise UserError(f"{root} is not a CHASE_DB1 zip archive; expected {CHASE_HINT}")
+        return ZipTree(root, prefix)
+    folders = [root] + [root / name for name in CHASE_FOLDERS]
+    for folder in folders:
+        if folder.is_dir() and any(CHASE_LABEL.match(p.name) for p in folder.iterdir()):
+            return DirTree(folder)
+    for folder in folders:
+        for z in sorted(folder.glob("*.zip")) if folder.is_dir() else []:
+            prefix = _chase_zip_prefix(z)
+            if prefix is not None:
+                return ZipTree(z, prefix)
+    raise UserError(
+        f"{root} does not hold CHASE_DB1; expected {CHASE_HINT} in {root} or {root / 'CHASE_DB1'}"
+    )
+
+
+def read_chase_db1(
+    root: Path, fov_cache: Path | None = None
+) -> tuple[list[Sample], list[Sample], list[str]]:
+    """CHASE_DB1 split as in the SA-UNet paper (20 train, 8 test; `data/splits/chase_db1.json`):
+    1stHO the reference, 2ndHO the second observer, generated FOV masks; plus the test ids
+    left out for want of a label."""
+    tree = find_chase_db1(root)
+    files = _stem_index(tree, "", "CHASE_DB1 files")
+    train_ids, test_ids = fixed_split("chase_db1")
+    for i in train_ids + test_ids:
+        if i not in files:
+            raise UserError(
+                f"CHASE_DB1 image {i} (listed in data/splits/chase_db1.json) is missing from "
+                f"{tree.where('')}; expected {i}.jpg"
+            )
+    labelled = {i for i in train_ids + test_ids if f"{i}_1stHO" in files}
+    train_ids, test_ids, missing = _labelled_ids(
+        "CHASE_DB1", train_ids, test_ids, labelled, lambda i: tree.where(f"{i}_1stHO.png")
+    )
+    loaded = {}
+    for i in train_ids + test_ids:
+        image, label = _read_pair(tree, files[i], files[f"{i}_1stHO"])
+        second = None
+        if f"{i}_2ndHO" in files:
+            second_rel = files[f"{i}_2ndHO"]
+            second = read_label(tree.read(second_rel), tree.where(second_rel))
+            _check_same_size("label", tree.where(second_rel), second, image, tree.where(files[i]))
+        loaded[i] = (image, label, second)
+    # Masks only once every file has been read and checked: a bad file writes nothing.
+    samples = {
+        i: Sample(i, im, lab, fov.cached_fov_mask(im, i, fov_cache), sec, source=f"chase_db1/{i}")
+        for i, (im, lab, sec) in loaded.items()
+    }
+    return [samples[i] for i in train_ids], [samples[i] for i in test_ids], missing
+
+
+HRF_GROUPS = ("healthy", "glaucoma", "diabetic_retinopathy")
+HRF_HINT = (
+    "images/, manual1/ and mask/ folders (NN_h.jpg, NN_h.tif, NN_h_mask.tif), all.zip, or the "
+    "per-group archives healthy.zip + healthy_manualsegm.zip (+ healthy_fovmask.zip), glaucoma..., "
+    "diabetic_retinopathy..."
+)
+
+
+def _hrf_group_sources(folder: Path, suffix: str) -> list[Path]:
+    """HRF's per-group archives `<group><suffix>.zip` (or folders of that name) in `folder`."""
+    found = []
+    for group in HRF_GROUPS:
+        for path in (folder / f"{group}{suffix}.zip", folder / f"{group}{suffix}"):
+            if path.exists():
+                found.append(path)
+                break
+    return found
+
+
+def find_hrf(root: Path):
+    """The tree holding HRF's `images/`, `manual1/` and `mask/`: folders in `root` or `root/HRF`,
+    `all.zip` (any zip holding `manual1/`), or the per-group archives joined into those three."""
+    root = Path(root)
+    if root.is_file():
+        if root.suffix.lower() != ".zip":
+            raise UserError(f"{root} is not an HRF zip archive; expected {HRF_HINT}")
+        prefix = zip_prefix(root, "manual1/")
+        if prefix is not None:
+            return ZipTree(root, prefix)
+        root = root.parent  # one of the per-group archives: look at its neighbours
+    folders = (root, root / "HRF")
+    for folder in folders:
+        if (folder / "images").is_dir() and (folder / "manual1").is_dir():
+            return DirTree(folder)
+    for folder in folders:
+        for z in sorted(folder.glob("*.zip")) if folder.is_dir() else []:
+            prefix = zip_prefix(z, "manual1/")
+            if prefix is not None:
+                return ZipTree(z, prefix)
+    for folder in folders:
+        images = _hrf_group_sources(folder, "")
+        if images:
+            parts = {"images": images, "manual1": _hrf_group_sources(folder, "_manualsegm")}
+            masks = _hrf_group_sources(folder, "_fovmask")
+            if masks:
+                parts["mask"] = masks
+            return MergedTree(parts)
+    raise UserError(f"{root} does not hold HRF; expected {HRF_HINT} in {root} or {root / 'HRF'}")
+
+
+def read_hrf(root: Path, downsample: int = 2) -> tuple[list[Sample], list[Sample], list[str]]:
+    """HRF split as in bob.ip.binseg and lwnet (15 train, 30 test; `data/splits/hrf.json`) with
+    HRF's own FOV masks, each sample `downsample` times smaller (photograph Lanczos, label and
+    mask nearest neighbour); plus the test ids left out for want of a label.
+
+    Without any mask folder or archive (the per-group archives without `*_fovmask.zip`), FOV
+    masks are generated (`data/fov.py`) and a warning says so.
+    """
+    tree = find_hrf(root)
+    images = _stem_index(tree, "images", "HRF images (NN_h.jpg, NN_g.jpg, NN_dr.JPG)")
+    labels = _stem_index(tree, "manual1", "HRF labels (NN_h.tif)") if tree.is_dir("manual1") else {}
+    masks = _stem_index(tree, "mask", "HRF FOV masks") if tree.is_dir("mask") else None
+    if masks is None:
+        print(
+            f"warning: no HRF FOV masks in {tree.where('')} (mask/ or *_fovmask.zip); "
+            "generating them from the photographs",
+            file=sys.stderr,
+        )
+    train_ids, test_ids = fixed_split("hrf")
+    for i in train_ids + test_ids:
+        if i not in images:
+            raise UserError(
+                f"HRF image {i} (listed in data/splits/hrf.json) is missing from "
+                f"{tree.where('images')}"
+            )
+    train_ids, test_ids, missing = _labelled_ids(
+        "HRF", train_ids, test_ids, set(labels), lambda i: tree.where(f"manual1/{i}.tif")
+    )
+    samples = {}
+    for i in train_ids + test_ids:
+        image_rel = f"images/{images[i]}"
+        image, label = _read_pair(tree, image_rel, f"manual1/{labels[i]}")
+        if masks is None:
+            mask = fov.generate_fov_mask(image)
+        elif f"{i}_mask" not in masks:
+            raise UserError(
+                f"image {tree.where(image_rel)} has no FOV mask; expected {tree.where(f'mask/{i}_mask.tif')}"
+            )
+        else:
+            mask_rel = f"mask/{masks[f'{i}_mask']}"
+            mask = read_mask(tree.read(mask_rel), tree.where(mask_rel))
+            _check_same_size("mask", tree.where(mask_rel), mask, image, tree.where(image_rel))
+        sample = Sample(i, image, label, mask, None, source=f"hrf/{i}")
+        if downsample != 1:
+            h, w = image.shape[:2]
+            sample = resize_sample(sample, (h // downsample, w // downsample))
+        samples[i] = sample
+    return [samples[i] for i in train_ids], [samples[i] for i in test_ids], missing
 
 
 # ----------------------------------------------------------------------------- any folder

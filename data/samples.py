@@ -24,10 +24,12 @@ class Sample:
 @dataclass
 class Dataset:
     """A dataset split into train and test samples; `image_shape` is the largest (H, W),
-    `pad_shape` the (H, W) every image is zero-padded to (bottom/right)."""
+    `pad_shape` the (H, W) every image is zero-padded to (bottom/right); `excluded`: the
+    test images of the split left out because this copy of the data has no label for them."""
 
     name: str
     pad_shape: tuple[int, int]
     train: list[Sample] = field(default_factory=list)
     test: list[Sample] = field(default_factory=list)
     image_shape: tuple[int, int] = (0, 0)
+    excluded: list[str] = field(default_factory=list)

@@ -34,9 +34,10 @@ from PIL import Image
 
 from utils.errors import UserError
 
-# Median FOV diameter (px) of each dataset's training images, by `fov_diameter` (README
-# "Photographs from any camera"): the fallback for configs written before it was recorded.
-KNOWN_FOV_DIAMETERS = {"drive": 538.29, "stare": 649.96}
+# Median FOV diameter (px) of each dataset's training images, by `fov_diameter` (docs/cameras.md):
+# the fallback for configs written before it was recorded. CHASE_DB1: generated masks; HRF: its own
+# masks at half resolution (1168 x 1752), the size the hrf dataset is read at.
+KNOWN_FOV_DIAMETERS = {"drive": 538.29, "stare": 649.96, "chase_db1": 919.0, "hrf": 1631.06}
 DEFAULT_FOV_DIAMETER = KNOWN_FOV_DIAMETERS["drive"]
 # Factors in [1 / UNIT_BAND, UNIT_BAND] are taken as exactly 1 (no resampling).
 UNIT_BAND = 1.25
@@ -230,23 +231,27 @@ def resize_nearest(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return array[rows.astype(int)][:, cols.astype(int)]
 
 
-def upsample_sample(sample, times: int):
-    """A stand-in for a high-resolution camera: `sample` (a data.Sample) `times` larger.
-
-    The photograph is enlarged with Lanczos, the label, mask and second
-    observer with nearest neighbour; the name gets a `_x<times>` suffix.
-    """
+def resize_sample(sample, shape: tuple[int, int]):
+    """`sample` (a data.Sample) resampled to (h, w) = `shape`: the photograph with Lanczos
+    (antialiased when shrinking), the label, mask and second observer with nearest neighbour."""
     import dataclasses
 
-    if times == 1:
-        return sample
-    shape = (sample.image.shape[0] * times, sample.image.shape[1] * times)
     second = None if sample.second is None else resize_nearest(sample.second, shape)
     return dataclasses.replace(
         sample,
-        name=f"{sample.name}_x{times}",
         image=resize_image(sample.image, shape),
         label=resize_nearest(sample.label, shape),
         mask=resize_nearest(sample.mask, shape),
         second=second,
     )
+
+
+def upsample_sample(sample, times: int):
+    """A stand-in for a high-resolution camera: `sample` (a data.Sample) `times` larger
+    (`resize_sample`); the name gets a `_x<times>` suffix."""
+    import dataclasses
+
+    if times == 1:
+        return sample
+    shape = (sample.image.shape[0] * times, sample.image.shape[1] * times)
+    return dataclasses.replace(resize_sample(sample, shape), name=f"{sample.name}_x{times}")

@@ -1,6 +1,10 @@
 """Versioned train/test splits (JSON files in `data/splits/`) and the validation split.
 
 - `data/splits/drive.json`: DRIVE's official split (train 21-40, test 01-20).
+- `data/splits/chase_db1.json`: the SA-UNet paper's CHASE_DB1 split (train
+  Image_01L-Image_10R, test Image_11L-Image_14R).
+- `data/splits/hrf.json`: bob.ip.binseg's and lwnet's HRF split (images 01-05
+  of each group train, 06-15 test).
 - `data/splits/stare.json`: the 20 STARE image ids and 5 folds of 4 test images
   (the other 16 train); `fold="loo:im0044"` tests on that one image only;
   `fold="all"` tests on all 20 (cross-dataset evaluation).
@@ -28,15 +32,20 @@ VAL_SPLITS = ("by_source", "random")
 
 
 def load_split(dataset: str) -> dict:
-    """The JSON split file of `dataset` ("drive" or "stare") as a dict."""
+    """The JSON split file of `dataset` ("drive", "stare", "chase_db1" or "hrf") as a dict."""
     path = SPLIT_DIR / f"{dataset}.json"
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def fixed_split(dataset: str) -> tuple[list[str], list[str]]:
+    """(train ids, test ids) of a dataset with one fixed split ("drive", "chase_db1", "hrf")."""
+    split = load_split(dataset)
+    return list(split["train"]), list(split["test"])
+
+
 def drive_split() -> tuple[list[str], list[str]]:
     """DRIVE's official (train ids, test ids), e.g. ("21", ...), ("01", ...)."""
-    split = load_split("drive")
-    return list(split["train"]), list(split["test"])
+    return fixed_split("drive")
 
 
 def stare_split(fold: int | str = 1) -> tuple[list[str], list[str]]:

@@ -1,5 +1,8 @@
 """One way to list and read files, whether they sit in a folder, a zip or tar archives.
 
+`MergedTree` joins several archives or folders into one virtual folder (HRF's
+separate per-group archives: `healthy.zip`, `glaucoma.zip`, ...).
+
 A tree maps relative folder names ("training/images") to file names and
 reads a file's bytes; `where(rel)` gives the name to show in messages
 (`/data/DRIVE.zip:DRIVE/training/images/21_training.tif`).
@@ -51,12 +54,17 @@ class ZipTree:
         self._zip = open_zip(self.path)
         self._names = [n for n in self._zip.namelist() if not n.endswith("/")]
 
+    def _start(self, rel: str) -> str:
+        """The member-name prefix of folder `rel` ("" is the tree's top)."""
+        rel = rel.strip("/")
+        return f"{self.prefix}{rel}/" if rel else self.prefix
+
     def is_dir(self, rel: str) -> bool:
-        start = f"{self.prefix}{rel.rstrip('/')}/"
+        start = self._start(rel)
         return any(n.startswith(start) for n in self._names)
 
     def listdir(self, rel: str) -> list[str]:
-        start = f"{self.prefix}{rel.rstrip('/')}/"
+        start = self._start(rel)
         names = (n[len(start) :] for n in self._names if n.startswith(start))
         return sorted(n for n in names if n and "/" not in n and not n.startswith("."))
 
@@ -137,3 +145,50 @@ class TarTree:
         folder, _, name = rel.partition("/")
         path = self.tars.get(folder)
         return f"{path}:{name}" if path else rel
+
+
+class MergedTree:
+    """Virtual folders, each the union of the files (by base name) of several zip archives or
+    folders; inside a zip, folders are ignored (only base names count)."""
+
+    def __init__(self, folders: dict[str, list[Path]]):
+        self._files: dict[str, dict[str, tuple[Path, str]]] = {}
+        self._zips: dict[Path, zipfile.ZipFile] = {}
+        for folder, sources in folders.items():
+            files: dict[str, tuple[Path, str]] = {}
+            for source in map(Path, sources):
+                if source.is_dir():
+                    members = [p.name for p in sorted(source.iterdir()) if p.is_file()]
+                else:
+                    self._zips[source] = open_zip(source)
+                    members = [n for n in self._zips[source].namelist() if not n.endswith("/")]
+                for member in members:
+                    base = member.rsplit("/", 1)[-1]
+                    if base and not base.startswith("."):
+                        files[base] = (source, member)
+            self._files[folder.strip("/")] = files
+
+    def is_dir(self, rel: str) -> bool:
+        return rel.strip("/") in self._files
+
+    def listdir(self, rel: str) -> list[str]:
+        return sorted(self._files[rel.strip("/")])
+
+    def read(self, rel: str) -> bytes:
+        folder, name = rel.split("/", 1)
+        source, member = self._files[folder][name]
+        if source in self._zips:
+            try:
+                return self._zips[source].read(member)
+            except (zipfile.BadZipFile, OSError, KeyError, EOFError) as exc:
+                raise UserError(
+                    f"{self.where(rel)} could not be read from the zip ({exc}); expected an intact archive"
+                ) from exc
+        return DirTree(source).read(member)
+
+    def where(self, rel: str) -> str:
+        folder, _, name = rel.partition("/")
+        source, member = self._files.get(folder, {}).get(name, (None, name))
+        if source is None:
+            return rel
+        return f"{source}:{member}" if source in self._zips else str(source / member)

@@ -13,12 +13,16 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
+# The dataset folders a real-data root may hold; each test skips when its own one is absent.
+REAL_DATASETS = ("DRIVE", "STARE", "CHASE_DB1", "HRF")
+
+
 def _real_data_root() -> Path | None:
     env = os.environ.get("SAUNETV2_DATA_ROOT")
     candidates = [Path(env)] if env else []
     candidates.append(ROOT.parent / "shared" / "data")
     for path in candidates:
-        if (path / "DRIVE").is_dir() or (path / "STARE").is_dir():
+        if any((path / name).is_dir() for name in REAL_DATASETS):
             return path
     return None
 
@@ -28,12 +32,31 @@ REAL_DATA_ROOT = _real_data_root()
 
 @pytest.fixture(scope="session")
 def real_data_root() -> Path:
-    """The folder holding DRIVE/ and STARE/; skips the test where it is absent."""
+    """The folder holding DRIVE/, STARE/, CHASE_DB1/ and/or HRF/; skips the test where it is
+    absent (`real_chase_root`, `real_hrf_root`: where that dataset's folder is)."""
     if REAL_DATA_ROOT is None:
         pytest.skip(
-            "real DRIVE/STARE data not found: set SAUNETV2_DATA_ROOT or place it at ../shared/data"
+            "real DRIVE/STARE/CHASE_DB1/HRF data not found: set SAUNETV2_DATA_ROOT or place it at ../shared/data"
         )
     return REAL_DATA_ROOT
+
+
+def _real_dataset(root: Path, name: str) -> Path:
+    if not (root / name).is_dir():
+        pytest.skip(f"real {name} data not found: expected {root / name}")
+    return root
+
+
+@pytest.fixture(scope="session")
+def real_chase_root(real_data_root) -> Path:
+    """The real-data root when it holds CHASE_DB1/; skips the test otherwise."""
+    return _real_dataset(real_data_root, "CHASE_DB1")
+
+
+@pytest.fixture(scope="session")
+def real_hrf_root(real_data_root) -> Path:
+    """The real-data root when it holds HRF/; skips the test otherwise."""
+    return _real_dataset(real_data_root, "HRF")
 
 
 @pytest.fixture(scope="session", autouse=True)

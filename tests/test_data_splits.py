@@ -1,10 +1,11 @@
-"""Versioned splits: DRIVE official, STARE folds and leave-one-out, leak-free validation."""
+"""Versioned splits: DRIVE official, STARE folds and leave-one-out, CHASE_DB1 and HRF, leak-free
+validation."""
 
 import numpy as np
 import pytest
 from sklearn.model_selection import train_test_split
 
-from data.splits import drive_split, load_split, stare_split, validation_split
+from data.splits import drive_split, fixed_split, load_split, stare_split, validation_split
 from utils.errors import UserError
 
 
@@ -12,6 +13,29 @@ def test_drive_official_split():
     train, test = drive_split()
     assert train == [f"{i:02d}" for i in range(21, 41)]
     assert test == [f"{i:02d}" for i in range(1, 21)]
+
+
+def test_chase_db1_split_of_the_sa_unet_paper():
+    train, test = fixed_split("chase_db1")
+    ids = [f"Image_{i:02d}{eye}" for i in range(1, 15) for eye in "LR"]
+    assert train == ids[:20] and test == ids[20:]  # Image_01L-Image_10R / Image_11L-Image_14R
+    assert train[-1] == "Image_10R" and test[0] == "Image_11L"
+    # Both eyes of a child (Image_NNL, Image_NNR) sit on one side.
+    assert {n[6:8] for n in train}.isdisjoint({n[6:8] for n in test})
+
+
+def test_hrf_split_of_bob_and_lwnet():
+    train, test = fixed_split("hrf")
+    assert (len(train), len(test)) == (15, 30) and set(train).isdisjoint(test)
+    groups = ("dr", "g", "h")
+    assert set(train) | set(test) == {f"{i:02d}_{g}" for g in groups for i in range(1, 16)}
+    for g in groups:
+        assert sorted(t for t in train if t.endswith(f"_{g}")) == [
+            f"{i:02d}_{g}" for i in range(1, 6)
+        ]
+    # The labels some copies lack (this project's among them) are test images: scoring leaves
+    # them out (data.readers), training never needs them.
+    assert {"11_h", "12_h", "13_h"} <= set(test)
 
 
 def test_stare_folds_partition_the_20_images():
@@ -55,7 +79,11 @@ def test_random_matches_scikit_learn_train_test_split():
 def test_real_splits_do_not_leak(real_data_root):
     from data import load_dataset
 
-    for cfg in ({"name": "drive"}, {"name": "stare", "fold": 3}):
+    cases = [({"name": "drive"}, "DRIVE"), ({"name": "stare", "fold": 3}, "STARE")]
+    cases += [({"name": "chase_db1"}, "CHASE_DB1"), ({"name": "hrf"}, "HRF")]
+    for cfg, folder in cases:
+        if not (real_data_root / folder).is_dir():
+            continue
         ds = load_dataset({**cfg, "data_root": str(real_data_root)})
         train_sources = [s.source for s in ds.train]
         test_sources = {s.source for s in ds.test}
