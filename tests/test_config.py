@@ -13,6 +13,8 @@ CONFIGS = [
     "configs/stare.yaml",
     "configs/demo.yaml",
     "configs/chase_db1.yaml",
+    "configs/hrf.yaml",
+    "configs/folder.yaml",
 ]
 
 
@@ -85,6 +87,14 @@ def test_unknown_key_in_file(tmp_path):
         load_config(tmp_path / "list.yaml")
 
 
+def test_chase_db1_and_hrf_configs_name_their_datasets():
+    chase = resolve_run_config("configs/chase_db1.yaml")
+    hrf = resolve_run_config("configs/hrf.yaml")
+    assert (chase["dataset"]["name"], hrf["dataset"]["name"]) == ("chase_db1", "hrf")
+    assert hrf["dataset"]["downsample"] == 2  # half resolution, as bob.ip.binseg and lwnet
+    assert (chase["train"]["batch_size"], hrf["train"]["batch_size"]) == (2, 1)
+
+
 def test_own_data_template_reads_a_chase_like_folder(tmp_path):
     from PIL import Image
 
@@ -95,7 +105,7 @@ def test_own_data_template_reads_a_chase_like_folder(tmp_path):
         sample = synthetic_sample(64, 0, 0, i)
         Image.fromarray(sample.image).save(tmp_path / f"Image_0{i}L.jpg")
         Image.fromarray(sample.label * 255).save(tmp_path / f"Image_0{i}L_1stHO.png")
-    cfg = resolve_run_config("configs/chase_db1.yaml")
+    cfg = resolve_run_config("configs/folder.yaml")
     cfg["dataset"]["data_root"] = str(tmp_path)
     dataset = load_dataset(cfg["dataset"])
     assert len(dataset.train) + len(dataset.test) == 5 and len(dataset.test) == 1
