@@ -1,6 +1,6 @@
 """Training arrays for a dataset: read, augment (13 per image), pad, cache, split train/validation.
 
-    python -m data.prepare --dataset drive|stare|synthetic --data-root DIR [--cache DIR] [--json]
+    python -m data.prepare --dataset drive|stare|chase_db1|hrf|synthetic --data-root DIR [--json]
 
 builds the cache and prints a summary (with `--json`, one JSON object on
 standard output; the progress bar goes to standard error).
@@ -199,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--data-root",
         default=None,
-        help="folder holding DRIVE/ or STARE/ (or their archives); default $SAUNETV2_DATA_ROOT",
+        help="folder holding DRIVE/, STARE/, CHASE_DB1/ or HRF/ (or their archives); "
+        "default $SAUNETV2_DATA_ROOT",
     )
     parser.add_argument(
         "--cache", default=None, help="cache folder; default $SAUNETV2_CACHE or ~/.cache/sa-unetv2"

@@ -155,6 +155,20 @@ def test_bad_drive_input(tmp_path, case, words):
     )
 
 
+def test_fake_hrf_through_the_cli(tmp_path):
+    from test_data_readers import _fake_hrf_files, _write_folder
+
+    _write_folder(tmp_path / "d" / "HRF", _fake_hrf_files())
+    for i in ("11_h", "12_h", "13_h"):  # as in the project's copy
+        (tmp_path / "d" / "HRF" / "manual1" / f"{i}.tif").unlink()
+    r = run_prepare("--dataset", "hrf", "--data-root", str(tmp_path / "d"), cache=tmp_path / "c")
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout)
+    assert (s["dataset"], s["train"], s["test"], s["augmented_train"]) == ("hrf", 15, 27, 195)
+    assert s["image_shape"] == [8, 12, 3] and s["padded_shape"] == [8, 16, 3]  # half of 16 x 24
+    assert s["val_images"] == 26 and "11_h, 12_h, 13_h" in r.stderr
+
+
 def test_bad_stare_layout(tmp_path):
     (tmp_path / "data" / "STARE" / "images").mkdir(parents=True)
     cache = tmp_path / "cache"
