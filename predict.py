@@ -1,21 +1,32 @@
-"""Segment the vessels of your own fundus images.
+"""Segment the vessels of your own fundus photographs, one or a whole cohort.
 
     python predict.py --weights weights/sa_unetv2_drive.keras --out predictions photo1.jpg folder/
+    python predict.py --weights weights/sa_unetv2_drive.keras --recursive --measure cohort/
 
 Any size and camera: with --scale auto (the default) each photograph is
 resampled so that its field of view is as wide as in the images the weights
-were trained on (the factor is printed per image; DRIVE-sized photographs
-keep factor 1), padded to a multiple of 8, predicted, and the probabilities
-resampled back and thresholded at the input's size.
-Writes, per input, PNGs of the input's size: <stem>_prob.png (probability
-0..255), <stem>_binary.png (vessels 255 inside the field of view),
-<stem>_overlay.png (vessels drawn on the photograph) and <stem>_fov.png
-(the field-of-view mask: --mask, or generated from the image).
+were trained on (DRIVE-sized photographs keep factor 1; --verbose prints it),
+padded to a multiple of 8, predicted, and the probabilities resampled back
+and thresholded at the input's size.
+
+Writes, per input, PNGs of the input's size (--save chooses; default all):
+<stem>_prob.png (probability 0..255), <stem>_binary.png (vessels 255 inside
+the field of view), <stem>_overlay.png (vessels drawn on the photograph) and
+<stem>_fov.png (the field-of-view mask: --mask, or generated from the image).
+--measure adds measurements.csv (one row per photograph: vessel area,
+skeleton length, branch and end points, fractal dimension, calibre,
+tortuosity; docs/prediction.md), --measure-images <stem>_calibre.png.
+
+Streams (memory does not grow with the number of photographs) and resumes: a
+photograph whose outputs are all there is skipped (--overwrite redoes it); a
+killed run leaves no partial file. A photograph that cannot be read is
+reported and skipped; the exit status is then 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -35,6 +46,19 @@ def parse_args(argv):
         "--out", default="predictions", help="output folder (default: predictions/)"
     )
     parser.add_argument(
+        "--recursive",
+        action="store_true",
+        help="search folders recursively (outputs keep the sub-folders)",
+    )
+    parser.add_argument(
+        "--save",
+        default="prob,binary,overlay,fov",
+        help="which pictures to write: comma-separated prob, binary, overlay, fov (default: all)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="redo photographs whose outputs already exist"
+    )
+    parser.add_argument(
         "--threshold", type=float, default=0.5, help="vessel if probability > threshold (0.5)"
     )
     parser.add_argument("--mask", help="FOV mask image for a single input (default: generated)")
@@ -45,42 +69,77 @@ def parse_args(argv):
         "--scale",
         default="auto",
         help="auto (default): resample each photograph so its field of view is as wide as the "
-        "training images' (factor printed per image); a number: that factor; 1: off",
+        "training images'; a number: that factor; 1: off",
+    )
+    parser.add_argument(
+        "--measure",
+        action="store_true",
+        help="write measurements.csv: vessel measurements of each binary map inside its FOV",
+    )
+    parser.add_argument(
+        "--measure-images",
+        action="store_true",
+        help="write <stem>_calibre.png: the vessel skeleton coloured by calibre",
+    )
+    parser.add_argument(
+        "--fov-degrees",
+        type=float,
+        default=45.0,
+        help="the camera's field of view in degrees, for millimetres (default 45)",
+    )
+    parser.add_argument(
+        "--mm-per-pixel", type=float, help="pixel size on the retina (overrides --fov-degrees)"
     )
     parser.add_argument("--engine", default="auto", help="inference engine (auto, keras, ...)")
     parser.add_argument("--backend", choices=("tensorflow", "jax", "torch"), help="Keras backend")
+    parser.add_argument(
+        "--verbose", action="store_true", help="print a line per photograph (scale factor, times)"
+    )
     return parser.parse_args(argv)
+
+
+def _positive(value: float | None, flag: str) -> None:
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise UserError(f"{flag} must be a positive number, got {value}")
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     if not 0.0 <= args.threshold <= 1.0:
         raise UserError(f"--threshold must be in [0, 1], got {args.threshold}")
+    _positive(args.fov_degrees, "--fov-degrees")
+    _positive(args.mm_per_pixel, "--mm-per-pixel")
     from data.scale import parse_scale
+    from inference.outputs import parse_save
 
     scale = parse_scale(args.scale)
+    save = parse_save(args.save)
     from utils.io import check_weights_file
 
     weights = check_weights_file(args.weights)
-    from inference.pipeline import collect_inputs, predict_files
+    from inference.pipeline import PredictOptions, check_inputs, collect_inputs, predict_files
 
-    files = collect_inputs(args.inputs)
-    if args.mask and len(files) != 1:
-        raise UserError(f"--mask applies to a single input image, got {len(files)} images")
+    jobs = collect_inputs(args.inputs, recursive=args.recursive, exclude=args.out)
+    check_inputs(jobs, args.mask)
+    options = PredictOptions(
+        threshold=args.threshold,
+        use_fov=not args.no_fov,
+        scale=scale,
+        save=save,
+        measure=args.measure,
+        measure_images=args.measure_images,
+        mm_per_pixel=args.mm_per_pixel,
+        fov_degrees=args.fov_degrees,
+        overwrite=args.overwrite,
+        verbose=args.verbose,
+    )
     from training.backend import select_backend
 
     select_backend(args.backend)  # after the checks above: a typo costs no TensorFlow import
-    predict_files(
-        files,
-        weights=weights,
-        out_dir=Path(args.out),
-        threshold=args.threshold,
-        engine=args.engine,
-        mask_path=Path(args.mask) if args.mask else None,
-        use_fov=not args.no_fov,
-        scale=scale,
-    )
-    return 0
+    out = Path(args.out)
+    summary = predict_files(jobs, weights, out, options, engine=args.engine, mask_path=args.mask)
+    print(summary.line(out))
+    return 1 if summary.failed else 0
 
 
 if __name__ == "__main__":

@@ -104,6 +104,26 @@ def _grey(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("L"))
 
 
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(H, W) of an image file from its header only (nothing decoded); a UserError naming the
+    file when it is not an image Pillow recognises (`.gz` files are opened through gzip)."""
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if path.name.lower().endswith(".gz"):
+                with gzip.open(path) as handle, Image.open(handle) as img:
+                    width, height = img.size
+            else:
+                with Image.open(path) as img:
+                    width, height = img.size
+    except (OSError, SyntaxError, ValueError, EOFError, zlib.error) as exc:
+        raise UserError(
+            f"{path} is not an image file (its header is not JPEG, PNG, TIFF, GIF, BMP or PPM/PGM)"
+        ) from exc
+    return height, width
+
+
 def read_image(source: str | os.PathLike | bytes, name: str | None = None) -> np.ndarray:
     """Colour image -> uint8 (H, W, 3). `source` is a path or the file's bytes (then give `name`)."""
     data, name = _as_bytes(source, name)

@@ -16,7 +16,7 @@ where it is thresholded (`inference.segment.segment`).
   with a bilinear filter on float32 (smooth, no overshoot outside [0, 1]).
 - Factors within `UNIT_BAND` of 1 are 1 (DRIVE's own images: 0.998-1.007, so
   every DRIVE result is unchanged; STARE: 0.83, measured to score better
-  unscaled; README "Photographs from any camera").
+  unscaled; docs/cameras.md).
 - `auto` predicts a shrunk photograph twice, at the factor and
   `SECOND_SCALE` (sqrt 2) times milder, and averages the probabilities
   (`prediction_factors`): measured better on DRIVE enlarged 2 and 4 times.
@@ -42,7 +42,7 @@ DEFAULT_FOV_DIAMETER = KNOWN_FOV_DIAMETERS["drive"]
 # Factors in [1 / UNIT_BAND, UNIT_BAND] are taken as exactly 1 (no resampling).
 UNIT_BAND = 1.25
 # `auto` also predicts a shrunk photograph SECOND_SCALE times larger (at most at its own size)
-# and averages the two probability maps (README "Photographs from any camera").
+# and averages the two probability maps (docs/cameras.md, "Choosing the rule").
 SECOND_SCALE = 2.0**0.5
 MIN_BOUNDARY_ROWS = 16  # row ends inside the image needed for a circle fit
 MIN_SIDE = 8  # the smallest side (px) an image is scaled to
@@ -170,11 +170,13 @@ def scale_factor(diameter: float | None, train_diameter: float) -> float:
     return factor
 
 
-def image_factor(scale, mask: np.ndarray | None, train_diameter: float | None, name: str) -> float:
+def image_factor(
+    scale, mask: np.ndarray | None, train_diameter: float | None, name: str, warn=None
+) -> float:
     """The factor for one image: `scale` when it is a number, else from its FOV mask.
 
-    Where no field of view can be found, a warning naming `name` and factor 1;
-    where the training scale is unknown (`train_diameter` None), factor 1.
+    Where no field of view can be found, a warning naming `name` (to `warn(text)`, default
+    stderr) and factor 1; where the training scale is unknown (`train_diameter` None), factor 1.
     """
     if scale != "auto":
         return float(scale)
@@ -182,10 +184,11 @@ def image_factor(scale, mask: np.ndarray | None, train_diameter: float | None, n
         return 1.0
     diameter = fov_diameter(mask) if mask is not None else None
     if diameter is None:
-        print(
-            f"warning: no field of view found in {name}; predicting it at its own scale (factor 1)",
-            file=sys.stderr,
-        )
+        text = f"warning: no field of view found in {name}; predicting it at its own scale (factor 1)"
+        if warn is None:
+            print(text, file=sys.stderr)
+        else:
+            warn(text)
     return scale_factor(diameter, train_diameter)
 
 

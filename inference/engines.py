@@ -37,6 +37,9 @@ AUTO_ORDER = ("openvino", "onnxruntime", "keras")
 DEFAULT_ENGINE = "auto"
 AUTO_TOLERANCE = 1e-3  # max abs difference of probabilities against the Keras path
 PROBE_SHAPE = (1, 64, 64)  # (B, H, W) of the parity probe of "auto"
+# OpenVINO keeps this many compiled input shapes (least recently used dropped): a cohort of
+# photographs of many sizes must not grow memory without bound.
+MAX_COMPILED_SHAPES = 8
 
 
 def engine_available(engine: str) -> bool:
@@ -174,7 +177,8 @@ class OnnxRuntimePredictor(Predictor):
 
 
 class OpenVinoPredictor(Predictor):
-    """The channels-first ONNX graph compiled by OpenVINO for the CPU, once per input shape."""
+    """The channels-first ONNX graph compiled by OpenVINO for the CPU, once per input shape (the
+    last MAX_COMPILED_SHAPES kept)."""
 
     name = "openvino"
 
@@ -196,7 +200,10 @@ class OpenVinoPredictor(Predictor):
             network = self.network.clone()
             network.reshape({0: list(shape)})
             compiled = self.core.compile_model(network, "CPU", self.config)
+            if len(self._requests) >= MAX_COMPILED_SHAPES:
+                self._requests.pop(next(iter(self._requests)))
             self._requests[shape] = compiled.create_infer_request()
+        self._requests[shape] = self._requests.pop(shape)  # now the most recently used
         return self._requests[shape]
 
     def _run(self, images):

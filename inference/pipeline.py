@@ -1,100 +1,469 @@
-"""predict.py's library: any fundus image in, probability / binary / overlay PNGs out."""
+"""predict.py's library: a cohort of fundus photographs in, vessel maps (and measurements) out.
+
+Streaming, so memory does not grow with the number of inputs: photographs are
+read and their field of view found on a reader thread (`READ_AHEAD` ahead of
+the network), the network runs on the calling thread one photograph at a
+time, and the pictures (and measurements) of each are written by a pool of
+`WRITERS` threads, at most `WRITERS` photographs in flight; the network waits
+for the oldest when the pool is full.
+
+Resumable: every file is written under a temporary name and renamed
+(`utils.io.atomic_path`), so a killed run leaves either a complete picture or
+none (and a temporary file that the next run deletes). A photograph whose
+requested outputs all exist (and, with measurements, whose row is in
+measurements.csv) is skipped unless `overwrite`; measurements.csv gets one
+row per photograph, appended as each finishes.
+
+A photograph that cannot be read or used is reported in one line and
+skipped; the run goes on and `Summary.failed` counts it.
+"""
 
 from __future__ import annotations
 
+import csv
+import glob
+import io
+import math
+import os
+import sys
+import threading
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from data.fov import generate_fov_mask
-from data.io import file_stem, is_image_name, read_image, read_mask
-from inference.outputs import overlay_vessels, probability_png
-from inference.segment import segment
+from data.io import file_stem, image_size, is_image_name
+from inference.outputs import CALIBRE_KIND, OUTPUT_KINDS, output_path
 from utils.errors import UserError
-from utils.io import write_image
+
+READ_AHEAD = 2  # photographs read (and their field of view found) ahead of the network
+WRITERS = 2  # threads writing pictures; as many photographs in flight there
+MEASUREMENTS_CSV = "measurements.csv"
+STAGES = ("read", "fov", "resample", "network", "resample_back", "write")
 
 
-def collect_inputs(inputs: list[str]) -> list[Path]:
-    """Image files named directly or found (sorted, not recursively) in the named folders."""
-    files: list[Path] = []
+@dataclass(frozen=True)
+class Job:
+    """One input photograph: its file, its output name under the output folder ("sub/photo"),
+    and whether the user named the file itself (its header is checked before anything loads)."""
+
+    path: Path
+    name: str
+    named: bool = False
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """What predict.py writes. scale: "auto" or a factor (`data.scale`); save: kinds of
+    `OUTPUT_KINDS`; measure: measurements.csv (`measurements.py`); measure_images:
+    `<name>_calibre.png`; mm_per_pixel, or fov_degrees with the measured FOV diameter, for
+    millimetres."""
+
+    threshold: float = 0.5
+    use_fov: bool = True
+    scale: str | float = "auto"
+    save: tuple[str, ...] = OUTPUT_KINDS
+    measure: bool = False
+    measure_images: bool = False
+    mm_per_pixel: float | None = None
+    fov_degrees: float = 45.0
+    overwrite: bool = False
+    verbose: bool = False
+
+
+@dataclass
+class Summary:
+    """How a run went: photographs done, skipped (already complete) and failed; seconds in all and
+    loading the model; the seconds spent in each of `STAGES`, summed over the photographs done."""
+
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    load_seconds: float = 0.0
+    times: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+
+    def rate(self) -> float:
+        """Photographs per second, not counting the model's loading."""
+        streaming = self.seconds - self.load_seconds
+        return self.done / streaming if self.done and streaming > 0 else 0.0
+
+    def line(self, out_dir: Path) -> str:
+        rate = (
+            f" ({self.rate():.2f} photographs/s after {self.load_seconds:.1f} s loading the model)"
+            if self.done
+            else ""
+        )
+        return (
+            f"{self.done} done, {self.skipped} skipped (already complete), {self.failed} failed "
+            f"in {self.seconds:.1f} s{rate}; outputs in {out_dir}"
+        )
+
+
+def collect_inputs(
+    inputs: list[str], recursive: bool = False, exclude: str | os.PathLike | None = None
+) -> list[Job]:
+    """Image files named directly, or found (sorted) in the named folders, recursively with
+    `recursive` (outputs keep the sub-folders); files under `exclude` (the output folder) are left
+    out. UserError for a missing input, a folder without images or two inputs with one output name.
+    """
+    jobs: list[Job] = []
+    skip = Path(exclude).resolve() if exclude is not None else None
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and is_image_name(p.name))
+            candidates = path.rglob("*") if recursive else path.iterdir()
+            found = sorted(
+                p
+                for p in candidates
+                if p.is_file()
+                and is_image_name(p.name)
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                and (skip is None or skip not in p.resolve().parents)
+            )
             if not found:
+                where = "or its sub-folders " if recursive else ""
                 raise UserError(
-                    f"folder {path} holds no image files (expected .png, .jpg, .tif, .gif, .ppm, ...)"
+                    f"folder {path} {where}holds no image files (expected .png, .jpg, .tif, .gif, "
+                    f".ppm, ...){'' if recursive else '; --recursive searches sub-folders'}"
                 )
-            files += found
+            for p in found:
+                parent = p.relative_to(path).parent
+                jobs.append(Job(p, (parent / file_stem(p.name)).as_posix()))
         elif path.is_file():
-            files.append(path)
+            jobs.append(Job(path, file_stem(path.name), named=True))
         else:
             raise UserError(
                 f"input {path} does not exist; expected an image file or a folder of images"
             )
-    return files
+    seen: dict[str, Path] = {}
+    for job in jobs:
+        if job.name in seen:
+            raise UserError(
+                f"inputs {seen[job.name]} and {job.path} would both write {job.name}_*.png; "
+                "rename one or predict them into different --out folders"
+            )
+        seen[job.name] = job.path
+    return jobs
+
+
+def check_inputs(jobs: list[Job], mask_path: str | os.PathLike | None = None) -> None:
+    """Refuse (UserError) a named file whose header is not an image's, and a --mask that is not an
+    image of the single input's size; headers only, nothing decoded."""
+    sizes = {job.path: image_size(job.path) for job in jobs if job.named}
+    if mask_path is not None:
+        if len(jobs) != 1:
+            raise UserError(f"--mask applies to a single input image, got {len(jobs)} images")
+        mask_size = image_size(mask_path)
+        size = sizes.get(jobs[0].path) or image_size(jobs[0].path)
+        if mask_size != size:
+            raise UserError(
+                f"mask {mask_path} is {mask_size[1]} x {mask_size[0]}, but image {jobs[0].path} "
+                f"is {size[1]} x {size[0]}"
+            )
+
+
+def job_outputs(job: Job, out_dir: Path, options: PredictOptions) -> list[Path]:
+    """The pictures a job writes under `options`."""
+    kinds = list(options.save) + ([CALIBRE_KIND] if options.measure_images else [])
+    return [output_path(out_dir, job.name, kind) for kind in kinds]
+
+
+def measurement_columns() -> list[str]:
+    from measurements import MEASUREMENT_KEYS, MM_KEYS
+
+    return ["image", "input", "fov_diameter_px", "mm_per_pixel", *MEASUREMENT_KEYS,
+            *MM_KEYS.values()]  # fmt: skip
+
+
+class MeasurementLog:
+    """measurements.csv: one row per photograph, appended (one write, flushed) as each finishes.
+
+    On opening, a last line cut by a killed run is dropped, and so are the rows of the
+    photographs about to be redone (`drop`), so no photograph has two rows.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.columns = measurement_columns()
+        self.rows: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            if text and not text.endswith("\n"):
+                text = text[: text.rfind("\n") + 1]  # a row cut by a killed run
+            lines = list(csv.reader(io.StringIO(text)))
+            if lines and lines[0] != self.columns:
+                raise UserError(
+                    f"{path} has other columns than predict.py writes; move it away or use "
+                    "--overwrite"
+                )
+            self.rows = {row[0]: row for row in lines[1:] if len(row) == len(self.columns)}
+
+    def names(self) -> set[str]:
+        return set(self.rows)
+
+    def start(self, drop: set[str]) -> None:
+        """Rewrite the file (atomically) without the rows of `drop` and any cut line."""
+        from utils.io import write_text
+
+        kept = [row for name, row in self.rows.items() if name not in drop]
+        write_text(self.path, _csv_text([self.columns, *kept]))
+
+    def append(self, values: dict) -> None:
+        row = [_csv_value(values.get(column)) for column in self.columns]
+        text = _csv_text([row])
+        with self._lock, self.path.open("a", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def _csv_text(rows) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()
+
+
+def _csv_value(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _remove_leftovers(paths: list[Path]) -> None:
+    """Delete temporary files a killed run left beside `paths` (`utils.io.atomic_path` names)."""
+    for path in paths:
+        pattern = glob.escape(str(path.parent / f".{path.stem}.")) + f"*.tmp{path.suffix}"
+        for leftover in glob.glob(pattern):
+            Path(leftover).unlink(missing_ok=True)
+
+
+@dataclass
+class _Photograph:
+    """A photograph between the pipeline's stages."""
+
+    job: Job
+    image: np.ndarray
+    fov: np.ndarray
+    diameter: float | None
+    factors: tuple[float, ...]
+    times: dict[str, float]
+    warnings: list[str]
+    prob: np.ndarray | None = None
+    share: float = 0.0  # vessel pixels / FOV pixels, for the --verbose line
+    shape: tuple[int, int] = (0, 0)
 
 
 def predict_files(
-    files: list[Path],
-    weights: Path,
-    out_dir: Path,
-    threshold: float = 0.5,
+    jobs: list[Job],
+    weights: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    options: PredictOptions | None = None,
     engine: str = "auto",
-    mask_path: Path | None = None,
-    use_fov: bool = True,
-    scale: str | float = "auto",
-) -> list[Path]:
-    """Segment each file; returns the written binary-map paths.
+    mask_path: str | os.PathLike | None = None,
+    predictor=None,
+) -> Summary:
+    """Segment each job's photograph into `out_dir`, streamed (module docstring).
 
-    scale: "auto" (each photograph resampled so its field of view is as wide
-    as the weights' training images', `data.scale`; the probabilities are
-    resampled back and thresholded at the input's size) or a factor (1: off).
+    predictor: an `inference.engines.Predictor` to use instead of loading `weights` with
+    `engine` (the weights still give the training scale for `--scale auto`). Returns the Summary;
+    a progress bar goes to stderr on a terminal, a line per failure to stderr, a line per
+    photograph to stdout with `options.verbose`.
     """
-    from data.scale import (
-        fov_diameter,
-        image_factor,
-        prediction_factors,
-        training_fov_diameter,
-        weights_config,
-    )
-    from inference.engines import make_predictor
-    from models import load_model
+    from tqdm import tqdm
 
-    images = [
-        (path, read_image(path)) for path in files
-    ]  # read all first: a bad file fails before any output
-    mask = read_mask(mask_path) if mask_path else None
-    predictor = make_predictor(load_model(weights), engine)
-    train_diameter = training_fov_diameter(weights_config(weights))
-    written = []
-    for path, image in images:
-        fov = mask if mask is not None else generate_fov_mask(image)
-        if fov.shape != image.shape[:2]:
-            raise UserError(
-                f"mask {mask_path} is {fov.shape[1]} x {fov.shape[0]}, but image {path} is {image.shape[1]} x {image.shape[0]}"
-            )
-        factor = image_factor(scale, fov, train_diameter, str(path))
-        start = time.perf_counter()
-        prob = segment(predictor, image, factor=prediction_factors(scale, factor))
-        seconds = time.perf_counter() - start
-        vessels = prob > threshold
-        if use_fov:
-            vessels &= fov
-        stem = out_dir / file_stem(path.name)
-        write_image(f"{stem}_prob.png", probability_png(prob))
-        write_image(f"{stem}_binary.png", vessels.astype(np.uint8) * 255)
-        write_image(f"{stem}_overlay.png", overlay_vessels(image, vessels))
-        write_image(f"{stem}_fov.png", fov.astype(np.uint8) * 255)
-        written.append(Path(f"{stem}_binary.png"))
-        share = vessels[fov].mean() if fov.any() else 0.0
-        diameter = fov_diameter(fov)
-        where = f"FOV {diameter:.0f} px across" if diameter else "no FOV found"
-        scales = " and ".join(f"{f:.3f}" for f in prediction_factors(scale, factor))
-        print(
-            f"{path}: {image.shape[1]} x {image.shape[0]}, {where}, scale factor {scales}, "
-            f"vessels {100 * share:.1f} % of the FOV, {seconds:.2f} s ({predictor.name}) "
-            f"-> {stem}_*.png"
+    from data.scale import training_fov_diameter, weights_config
+
+    options = options or PredictOptions()
+    out_dir = Path(out_dir)
+    summary = Summary()
+    start = time.perf_counter()
+    log = MeasurementLog(out_dir / MEASUREMENTS_CSV) if options.measure else None
+    measured = log.names() if log else set()
+
+    def complete(job: Job) -> bool:
+        outputs_there = all(p.is_file() for p in job_outputs(job, out_dir, options))
+        return outputs_there and (log is None or job.name in measured)
+
+    todo = [job for job in jobs if options.overwrite or not complete(job)]
+    summary.skipped = len(jobs) - len(todo)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if log is not None:
+        log.start({job.name for job in todo})
+    for job in todo:
+        _remove_leftovers(job_outputs(job, out_dir, options))
+    if todo:
+        if predictor is None:
+            from inference.engines import make_predictor
+            from models import load_model
+
+            predictor = make_predictor(load_model(Path(weights)), engine)
+        summary.load_seconds = time.perf_counter() - start
+        mask = None
+        if mask_path is not None:
+            from data.io import read_mask
+
+            mask = read_mask(mask_path)
+        train_diameter = training_fov_diameter(weights_config(weights))
+        bar = tqdm(total=len(todo), unit="photo", desc="predict", disable=None, file=sys.stderr)
+        try:
+            _stream(todo, predictor, mask, train_diameter, out_dir, options, log, bar, summary)
+        finally:
+            bar.close()
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _stream(todo, predictor, mask, train_diameter, out_dir, options, log, bar, summary) -> None:
+    """The reader thread -> network (this thread) -> writer threads loop of `predict_files`."""
+    from inference.segment import segment
+
+    def fail(job: Job, exc: BaseException) -> None:
+        message = str(exc).strip() or exc.__class__.__name__
+        if job.path.name not in message:
+            message = f"{job.path}: {message}"
+        bar.write(f"skipped: {message}", file=sys.stderr)
+        summary.failed += 1
+        bar.update(1)
+
+    def finished(item: _Photograph) -> None:
+        summary.done += 1
+        for stage in STAGES:
+            summary.times[stage] += item.times.get(stage, 0.0)
+        bar.update(1)
+
+    pending = iter(todo)
+    reads: deque = deque()
+    writes: deque = deque()
+
+    def collect(entry) -> None:
+        job, future = entry
+        try:
+            item = future.result()
+        except UserError as exc:
+            fail(job, exc)
+            return
+        if options.verbose:
+            bar.write(_describe(item, out_dir))
+        finished(item)
+
+    with (
+        ThreadPoolExecutor(1, thread_name_prefix="read") as reader,
+        ThreadPoolExecutor(WRITERS, thread_name_prefix="write") as writer,
+    ):
+
+        def read_next() -> None:
+            job = next(pending, None)
+            if job is not None:
+                reads.append((job, reader.submit(_read, job, mask, train_diameter, options)))
+
+        for _ in range(READ_AHEAD):
+            read_next()
+        while reads:
+            job, future = reads.popleft()
+            read_next()
+            try:
+                item = future.result()
+            except Exception as exc:  # noqa: BLE001 - any undecodable file is skipped, not fatal
+                fail(job, exc)
+                continue
+            for text in item.warnings:
+                bar.write(text, file=sys.stderr)
+            try:
+                item.prob = segment(predictor, item.image, factor=item.factors, times=item.times)
+            except UserError as exc:
+                fail(job, exc)
+                continue
+            while len(writes) >= WRITERS:
+                collect(writes.popleft())
+            writes.append((job, writer.submit(_write, item, out_dir, options, log)))
+            del item  # the writer holds the only reference: memory stays bounded
+        while writes:
+            collect(writes.popleft())
+
+
+def _read(job: Job, mask, train_diameter, options: PredictOptions) -> _Photograph:
+    """Reader thread: decode the photograph, find its field of view and its scale factors."""
+    from data.fov import generate_fov_mask
+    from data.io import read_image
+    from data.scale import fov_diameter, image_factor, prediction_factors
+
+    times: dict[str, float] = {}
+    start = time.perf_counter()
+    image = read_image(job.path)
+    times["read"] = time.perf_counter() - start
+    start = time.perf_counter()
+    fov = mask if mask is not None else generate_fov_mask(image)
+    if fov.shape != image.shape[:2]:
+        raise UserError(
+            f"the mask is {fov.shape[1]} x {fov.shape[0]}, but image {job.path} is "
+            f"{image.shape[1]} x {image.shape[0]}"
         )
-    return written
+    diameter = fov_diameter(fov)
+    warnings: list[str] = []
+    factor = image_factor(options.scale, fov, train_diameter, str(job.path), warn=warnings.append)
+    times["fov"] = time.perf_counter() - start
+    factors = prediction_factors(options.scale, factor)
+    return _Photograph(job, image, fov, diameter, factors, times, warnings)
+
+
+def _write(item: _Photograph, out_dir: Path, options: PredictOptions, log) -> _Photograph:
+    """Writer thread: threshold, write the chosen pictures, measure; returns `item` without its
+    arrays (kept: what `_describe` prints)."""
+    from inference.outputs import PNG_COMPRESS_LEVEL, calibre_picture, output_picture
+    from utils.io import write_image
+
+    start = time.perf_counter()
+    vessels = item.prob > options.threshold
+    if options.use_fov:
+        vessels &= item.fov
+    item.share = float(vessels[item.fov].mean()) if item.fov.any() else 0.0
+    for kind in options.save:
+        picture = output_picture(kind, item.image, item.prob, vessels, item.fov)
+        write_image(
+            output_path(out_dir, item.job.name, kind), picture, compress_level=PNG_COMPRESS_LEVEL
+        )
+    if options.measure or options.measure_images:
+        from measurements import measure_vessels, mm_per_pixel_from_fov
+
+        mm = options.mm_per_pixel or mm_per_pixel_from_fov(item.diameter, options.fov_degrees)
+        result = measure_vessels(vessels, item.fov, mm)
+        if options.measure_images:
+            write_image(
+                output_path(out_dir, item.job.name, CALIBRE_KIND),
+                calibre_picture(item.image, result.skeleton, result.calibre),
+                compress_level=PNG_COMPRESS_LEVEL,
+            )
+        if log is not None:  # last: a row means every picture of this photograph is there
+            log.append(
+                {
+                    "image": item.job.name,
+                    "input": str(item.job.path),
+                    "fov_diameter_px": item.diameter,
+                    "mm_per_pixel": mm,
+                    **result.values,
+                }
+            )
+    item.times["write"] = time.perf_counter() - start
+    item.shape = item.image.shape[:2]
+    item.image = item.fov = item.prob = None
+    return item
+
+
+def _describe(item: _Photograph, out_dir: Path) -> str:
+    """The --verbose line of one photograph."""
+    height, width = item.shape
+    where = f"FOV {item.diameter:.0f} px across" if item.diameter else "no FOV found"
+    factors = " and ".join(f"{f:.3f}" for f in item.factors)
+    stages = ", ".join(f"{stage} {item.times.get(stage, 0.0):.2f}" for stage in STAGES)
+    return (
+        f"{item.job.path}: {width} x {height}, {where}, scale factor {factors}, vessels "
+        f"{100 * item.share:.1f} % of the FOV; seconds: {stages} -> "
+        f"{output_path(out_dir, item.job.name, '*')}"
+    )

@@ -10,6 +10,8 @@ resampled (`data.scale`) and its probabilities resampled back; images over
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from data.geometry import crop_to, pad_to, padded_shape
@@ -27,6 +29,7 @@ def segment(
     image: np.ndarray,
     pad_shape: tuple[int, int] | None = None,
     factor: float | tuple[float, ...] = 1.0,
+    times: dict[str, float] | None = None,
 ) -> np.ndarray:
     """Vessel probability of one image.
 
@@ -36,29 +39,51 @@ def segment(
     of 8) and the probabilities resampled back to (H, W); 1: predicted as it
     is; a tuple of factors (`data.scale.prediction_factors`): the mean of their
     maps. Over MAX_WHOLE_PIXELS it is predicted in tiles. Returns float32 (H, W) in [0, 1].
+    times: if given, seconds are added to its "resample", "network" (pad, predict, crop)
+    and "resample_back" (including the mean of several maps) entries.
     """
     if isinstance(factor, tuple):
-        maps = [segment(predictor, image, pad_shape, f) for f in factor]
-        return maps[0] if len(maps) == 1 else np.mean(maps, axis=0, dtype=np.float32)
+        maps = [segment(predictor, image, pad_shape, f, times) for f in factor]
+        if len(maps) == 1:
+            return maps[0]
+        start = time.perf_counter()
+        mean = np.mean(maps, axis=0, dtype=np.float32)
+        _add(times, "resample_back", start)
+        return mean
     height, width = image.shape[:2]
     if factor != 1.0:
+        start = time.perf_counter()
         scaled = resize_image(image, scaled_shape((height, width), factor))
-        return resize_probability(segment(predictor, scaled), (height, width))
+        _add(times, "resample", start)
+        prob = segment(predictor, scaled, times=times)
+        start = time.perf_counter()
+        prob = resize_probability(prob, (height, width))
+        _add(times, "resample_back", start)
+        return prob
     if height * width > MAX_WHOLE_PIXELS:
-        return _segment_tiles(predictor, image)
-    return _predict_whole(predictor, image, pad_shape)
+        return _segment_tiles(predictor, image, times)
+    return _predict_whole(predictor, image, pad_shape, times)
 
 
-def _predict_whole(predictor, image: np.ndarray, pad_shape=None) -> np.ndarray:
+def _add(times: dict[str, float] | None, key: str, start: float) -> None:
+    """Add the seconds since `start` to `times[key]` (no-op without `times`)."""
+    if times is not None:
+        times[key] = times.get(key, 0.0) + time.perf_counter() - start
+
+
+def _predict_whole(predictor, image: np.ndarray, pad_shape=None, times=None) -> np.ndarray:
     """uint8 (H, W, 3) -> float32 (H, W): padded (bottom/right) to `pad_shape`, predicted, cropped."""
+    start = time.perf_counter()
     height, width = image.shape[:2]
     pad_shape = pad_shape or padded_shape((height, width))
     batch = to_unit_float(pad_to(image, pad_shape)[None])
     prob = np.asarray(predictor.predict(batch), dtype="float32")[0, ..., 0]
-    return crop_to(prob, (height, width))
+    prob = crop_to(prob, (height, width))
+    _add(times, "network", start)
+    return prob
 
 
-def _segment_tiles(predictor, image: np.ndarray) -> np.ndarray:
+def _segment_tiles(predictor, image: np.ndarray, times=None) -> np.ndarray:
     """`segment` of a large image in TILE x TILE tiles; each keeps its centre, TILE_MARGIN px of
     context on every side are predicted but dropped (so memory is bounded by one tile)."""
     height, width = image.shape[:2]
@@ -68,7 +93,7 @@ def _segment_tiles(predictor, image: np.ndarray) -> np.ndarray:
         for left in range(0, width, step):
             y0, x0 = max(0, top - TILE_MARGIN), max(0, left - TILE_MARGIN)
             y1, x1 = min(height, top + step + TILE_MARGIN), min(width, left + step + TILE_MARGIN)
-            tile = _predict_whole(predictor, image[y0:y1, x0:x1])
+            tile = _predict_whole(predictor, image[y0:y1, x0:x1], times=times)
             bottom, right = min(height, top + step), min(width, left + step)
             prob[top:bottom, left:right] = tile[top - y0 : bottom - y0, left - x0 : right - x0]
     return prob

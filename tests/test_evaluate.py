@@ -1,4 +1,4 @@
-"""evaluate.py and predict.py: reports, images, the DRIVE protocol, bad input; the demo's F1."""
+"""evaluate.py: reports, images, the DRIVE protocol, bad input; the demo's F1 (predict.py: test_predict.py)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,9 @@ import json
 import os
 import time
 
-import numpy as np
 import pytest
 from PIL import Image
 
-from data.synthetic import synthetic_sample
 from metrics import METRIC_KEYS
 from models import build_model
 from tests.helpers import DRIVE_WEIGHTS, run_python
@@ -122,90 +120,6 @@ def test_drive_protocol_on_real_data(real_data_root, tmp_path):
         for key in ("f1", "auc", "acc"):
             fast, reference = metrics[protocol]["mean"][key], keras_metrics[protocol]["mean"][key]
             assert abs(fast - reference) < 5e-4, (protocol, key, fast, reference)
-
-
-def _write_png(path, size_hw, seed=0):
-    sample = synthetic_sample(96, seed, 1, 0)
-    image = Image.fromarray(sample.image).resize((size_hw[1], size_hw[0]))
-    image.save(path)
-    return path
-
-
-@pytest.mark.slow
-def test_predict_any_size_and_folders(tmp_path, random_weights):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    _write_png(folder / "a.png", (100, 90))
-    Image.open(folder / "a.png").convert("RGB").save(folder / "b.jpg")
-    (folder / "notes.txt").write_text("not an image")
-    single = _write_png(tmp_path / "c.png", (64, 72), seed=1)
-    out = tmp_path / "pred"
-    result = run_python(
-        [
-            "predict.py",
-            "--weights",
-            str(random_weights),
-            "--out",
-            str(out),
-            str(folder),
-            str(single),
-        ]
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    for stem, size in (("a", (90, 100)), ("b", (90, 100)), ("c", (72, 64))):
-        for kind in ("prob", "binary", "overlay", "fov"):
-            image = Image.open(out / f"{stem}_{kind}.png")
-            assert image.size == size, (stem, kind)
-        binary = np.asarray(Image.open(out / f"{stem}_binary.png"))
-        fov = np.asarray(Image.open(out / f"{stem}_fov.png"))
-        assert set(np.unique(binary)) <= {0, 255}
-        assert not (binary[fov == 0]).any()  # vessels only inside the field of view
-    assert not (out / "notes_prob.png").exists()
-
-
-@pytest.mark.slow
-def test_predict_bad_input(tmp_path, random_weights):
-    missing = run_python(
-        ["predict.py", "--weights", str(random_weights), str(tmp_path / "nope.png")]
-    )
-    assert missing.returncode == 2 and "nope.png does not exist" in missing.stderr
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    none = run_python(["predict.py", "--weights", str(random_weights), str(empty)])
-    assert none.returncode == 2 and "holds no image files" in none.stderr
-    truncated = tmp_path / "t.png"
-    _write_png(truncated, (64, 64))
-    truncated.write_bytes(truncated.read_bytes()[:60])
-    cut = run_python(
-        [
-            "predict.py",
-            "--weights",
-            str(random_weights),
-            "--out",
-            str(tmp_path / "o"),
-            str(truncated),
-        ]
-    )
-    assert cut.returncode == 2 and "t.png" in cut.stderr
-    assert not (tmp_path / "o").exists()
-    image = _write_png(tmp_path / "x.png", (64, 64))
-    mask = tmp_path / "m.png"
-    Image.new("L", (32, 32), 255).save(mask)
-    wrong = run_python(
-        [
-            "predict.py",
-            "--weights",
-            str(random_weights),
-            "--mask",
-            str(mask),
-            "--out",
-            str(tmp_path / "o2"),
-            str(image),
-        ]
-    )
-    assert wrong.returncode == 2 and "m.png" in wrong.stderr
-    weights = run_python(["predict.py", "--weights", str(tmp_path / "w.keras"), str(image)])
-    assert weights.returncode == 2 and "w.keras does not exist" in weights.stderr
 
 
 @pytest.mark.slow

@@ -87,12 +87,14 @@ def write_json(path: str | os.PathLike, obj) -> None:
     write_text(path, json.dumps(_finite(obj), indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
-def write_image(path: str | os.PathLike, array: np.ndarray) -> None:
-    """Write a uint8 (H, W) or (H, W, 3) array as an image (format from the suffix), atomically."""
+def write_image(path: str | os.PathLike, array: np.ndarray, **options) -> None:
+    """Write a uint8 (H, W) or (H, W, 3) array as an image (format from the suffix), atomically.
+
+    `options` go to Pillow's `save` (e.g. compress_level=1: a fast, larger PNG)."""
     from PIL import Image
 
     array = np.asarray(array)
     if array.dtype != np.uint8:
         raise TypeError(f"write_image expects uint8, got {array.dtype}")
     with atomic_path(path) as tmp:
-        Image.fromarray(array).save(tmp)
+        Image.fromarray(array).save(tmp, **options)

@@ -1,0 +1,203 @@
+"""predict.py: any size, folders, streaming, resume after SIGKILL, bad files skipped, --save,
+--recursive, --overwrite, measurements.csv, refusals before Keras is imported."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from data.synthetic import synthetic_sample
+from models import build_model
+from tests.helpers import ROOT, run_python
+from tests.test_config import NO_KERAS
+from utils.cli import run_cli
+
+KINDS = ("prob", "binary", "overlay", "fov")
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    """An untrained, narrow SA-UNetv2 (start_neurons 8) saved as .keras: mechanics need no training."""
+    path = tmp_path_factory.mktemp("weights") / "tiny.keras"
+    build_model("sa_unetv2", start_neurons=8).save(path)
+    return path
+
+
+def photo(path, size=64, seed=0, shape_hw=None):
+    """A synthetic fundus photograph (dark surround, so it has a field of view) saved at `path`."""
+    image = Image.fromarray(synthetic_sample(size, seed, 1, 0).image)
+    if shape_hw is not None:
+        image = image.resize((shape_hw[1], shape_hw[0]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, quality=90) if path.suffix == ".jpg" else image.save(path)
+    return path
+
+
+def predict(argv, capsys):
+    """predict.py's main in this process: (exit status, stdout, stderr)."""
+    from predict import main
+
+    code = run_cli(main, [str(a) for a in argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def complete(path):
+    """True if `path` is an image that decodes to its last byte."""
+    with Image.open(path) as image:
+        image.load()
+    return True
+
+
+@pytest.mark.slow
+def test_any_size_and_folders(tmp_path, tiny_weights):
+    folder = tmp_path / "photos"
+    photo(folder / "a.png", shape_hw=(100, 90))
+    Image.open(folder / "a.png").convert("RGB").save(folder / "b.jpg")
+    (folder / "notes.txt").write_text("not an image")
+    single = photo(tmp_path / "c.png", seed=1, shape_hw=(64, 72))
+    out = tmp_path / "pred"
+    result = run_python(
+        ["predict.py", "--weights", str(tiny_weights), "--out", str(out), str(folder), str(single)]
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "3 done, 0 skipped (already complete), 0 failed" in result.stdout
+    assert "scale factor" not in result.stdout  # the per-photograph line is --verbose's
+    for stem, size in (("a", (90, 100)), ("b", (90, 100)), ("c", (72, 64))):
+        for kind in KINDS:
+            assert Image.open(out / f"{stem}_{kind}.png").size == size, (stem, kind)
+        binary = np.asarray(Image.open(out / f"{stem}_binary.png"))
+        fov = np.asarray(Image.open(out / f"{stem}_fov.png"))
+        assert set(np.unique(binary)) <= {0, 255}
+        assert not (binary[fov == 0]).any()  # vessels only inside the field of view
+    assert not (out / "notes_prob.png").exists()
+
+
+def test_save_recursive_overwrite_verbose(tmp_path, tiny_weights, capsys):
+    photos = tmp_path / "cohort"
+    for name in ("x.png", "left/y.png", "left/deep/z.jpg"):
+        photo(photos / name, seed=len(name))
+    out = tmp_path / "out"
+    args = ["--weights", tiny_weights, "--out", out, "--engine", "keras", "--scale", "1"]
+    # Without --recursive only the top folder's image.
+    code, stdout, _ = predict([*args, "--save", "binary,fov", photos], capsys)
+    assert code == 0 and "1 done, 0 skipped" in stdout
+    assert sorted(p.name for p in out.iterdir()) == ["x_binary.png", "x_fov.png"]
+    code, stdout, _ = predict([*args, "--save", "binary,fov", "--recursive", "--verbose", photos], capsys)
+    assert code == 0 and "2 done, 1 skipped (already complete), 0 failed" in stdout
+    assert (out / "left" / "y_binary.png").is_file() and (out / "left" / "deep" / "z_fov.png").is_file()
+    assert not list(out.rglob("*_prob.png")) and not list(out.rglob("*_overlay.png"))
+    assert stdout.count("scale factor 1.000") == 2  # --verbose: a line per photograph predicted
+    before = (out / "x_binary.png").stat().st_mtime_ns
+    code, stdout, _ = predict([*args, "--recursive", "--save", "binary", photos], capsys)
+    assert code == 0 and "0 done, 3 skipped" in stdout
+    time.sleep(0.01)
+    code, stdout, _ = predict([*args, "--recursive", "--save", "binary", "--overwrite", photos], capsys)
+    assert code == 0 and "3 done, 0 skipped" in stdout
+    assert (out / "x_binary.png").stat().st_mtime_ns > before
+    # Asking for a picture not written yet redoes the photographs that lack it.
+    code, stdout, _ = predict([*args, "--recursive", "--save", "overlay", photos], capsys)
+    assert code == 0 and "3 done, 0 skipped" in stdout and (out / "left" / "y_overlay.png").is_file()
+
+
+def test_bad_files_are_skipped_and_the_run_goes_on(tmp_path, tiny_weights, capsys):
+    folder = tmp_path / "photos"
+    for i in range(3):
+        photo(folder / f"good{i}.png", seed=i)
+    (folder / "garbage.jpg").write_bytes(b"this is not a JPEG at all")
+    truncated = photo(folder / "cut.png", seed=9, size=96)
+    truncated.write_bytes(truncated.read_bytes()[:200])
+    out = tmp_path / "out"
+    args = ["--weights", tiny_weights, "--out", out, "--engine", "keras", "--scale", "1", "--measure"]
+    code, stdout, stderr = predict([*args, folder], capsys)
+    assert code == 1
+    skipped = [line for line in stderr.splitlines() if line.startswith("skipped:")]
+    assert len(skipped) == 2, stderr
+    assert any("garbage.jpg" in line for line in skipped) and any("cut.png" in line for line in skipped)
+    assert "3 done, 0 skipped (already complete), 2 failed" in stdout
+    for i in range(3):
+        assert all(complete(out / f"good{i}_{kind}.png") for kind in KINDS)
+    assert not list(out.glob("garbage_*")) and not list(out.glob("cut_*"))
+    with (out / "measurements.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted(r["image"] for r in rows) == ["good0", "good1", "good2"]
+    assert 0 < float(rows[0]["area_fraction"]) < 1 and float(rows[0]["mm_per_pixel"]) > 0
+    # The bad ones are tried again next time (and fail again); the good ones are skipped.
+    code, stdout, _ = predict([*args, folder], capsys)
+    assert code == 1 and "0 done, 3 skipped (already complete), 2 failed" in stdout
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill(tmp_path, tiny_weights):
+    """50 photographs, the run killed (SIGKILL) part way, the same command again: the finished ones
+    skipped, the rest done, every picture complete, no temporary file left, one CSV row each."""
+    folder = tmp_path / "cohort"
+    for i in range(50):
+        photo(folder / f"p{i:02d}.jpg", size=96, seed=i, shape_hw=(384, 384))
+    out = tmp_path / "out"
+    command = [sys.executable, "predict.py", "--weights", str(tiny_weights), "--out", str(out),
+               "--scale", "1", "--measure", str(folder)]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    first = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while len(list(out.glob("*_fov.png"))) < 8 and first.poll() is None:
+        assert time.monotonic() < deadline, "the first run wrote nothing in 300 s"
+        time.sleep(0.005)
+    first.send_signal(signal.SIGKILL)
+    first.communicate()
+    finished = {p.name[: -len("_fov.png")] for p in out.glob("*_fov.png")}
+    assert 8 <= len(finished) < 50, len(finished)
+
+    second = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    done, skipped = (int(word) for word in second.stdout.split()[0:4:2][:2])
+    assert done + skipped == 50 and skipped >= 1 and done >= 1, second.stdout
+    for i in range(50):
+        assert all(complete(out / f"p{i:02d}_{kind}.png") for kind in KINDS)
+    assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary files left"
+    with (out / "measurements.csv").open() as handle:
+        names = [row["image"] for row in csv.DictReader(handle)]
+    assert sorted(names) == [f"p{i:02d}" for i in range(50)]  # one row each, none twice
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--save", "prob,veins"], "--save takes a comma-separated list of prob, binary, overlay, fov"),
+        (["--weights", "none.keras"], "weights file none.keras does not exist"),
+        (["--fov-degrees", "0"], "--fov-degrees must be a positive number"),
+        (["NOT_AN_IMAGE"], "is not an image file"),
+        (["EMPTY"], "holds no image files"),
+        (["MASK"], "mask"),
+        (["TWICE"], "would both write"),
+    ],
+)  # fmt: skip
+def test_bad_command_lines_are_refused_before_keras_is_imported(tmp_path, tiny_weights, extra, message):
+    image = photo(tmp_path / "p.png")
+    (tmp_path / "notes.png").write_text("a text file with an image name")
+    (tmp_path / "empty").mkdir()
+    Image.new("L", (32, 32), 255).save(tmp_path / "m.png")
+    photo(tmp_path / "twice" / "p.jpg")
+    inputs = {
+        "NOT_AN_IMAGE": [str(tmp_path / "notes.png")],
+        "EMPTY": [str(tmp_path / "empty")],
+        "MASK": ["--mask", str(tmp_path / "m.png"), str(image)],
+        "TWICE": [str(image), str(tmp_path / "twice")],
+    }
+    args = ["--weights", str(tiny_weights), "--out", str(tmp_path / "out")]
+    for item in extra:
+        args += inputs.get(item, [item])
+    if not any(item in inputs for item in extra):
+        args.append(str(image))
+    result = run_python(["-c", NO_KERAS, "predict.py", *args])
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "out").exists()
