@@ -238,6 +238,27 @@ def test_training_step_is_traced_once_and_trains_as_before():
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    "name,params",
+    [
+        ("sa_unetv2", 260_521),
+        ("sa_unet", 537_299),
+        ("unet", 8_636_385),
+        ("attention_unet", 8_649_828),
+    ],
+)
+def test_drive_config_trains_each_model_at_its_paper_size(name, params):
+    """`--config configs/drive.yaml --set model.name=NAME` builds the paper's network (the config
+    leaves the width to the model), and its step state builds (U-Net's four poolings once failed
+    on an 8 x 8 probe)."""
+    from training.trainer import build_and_compile, build_step_state
+
+    model = build_and_compile(resolve_run_config("configs/drive.yaml", [f"model.name={name}"]))
+    assert model.count_params() == params
+    build_step_state(model)
+    assert model.optimizer.built
+
+
 def test_bad_flags(tmp_path):
     result = run_train(tmp_path / "r", "--set", "train.epochz=2", tiny=False)
     assert result.returncode == 2 and "'train.epochz' does not exist" in result.stderr

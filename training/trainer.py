@@ -125,13 +125,14 @@ def build_step_state(model: keras.Model) -> None:
     Keras on TensorFlow leaves both to the first traced training step, and a
     tf.function that creates variables is traced twice: the second trace of the
     step cost a short run about ten seconds. Values are unchanged (zeros, and the
-    metrics are reset); the model is called once at inference on an 8 x 8 image.
+    metrics are reset); the model is called once at inference on a 16 x 16 image
+    (U-Net pools four times: 8 x 8 would reach a 1 x 1 map and fail to pool again).
     """
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
     if keras.backend.backend() == "tensorflow":
-        x = np.zeros((1, 8, 8, model.input_shape[-1]), "float32")
-        y = np.zeros((1, 8, 8, 1), "float32")
+        x = np.zeros((1, 16, 16, model.input_shape[-1]), "float32")
+        y = np.zeros((1, 16, 16, 1), "float32")
         model.compute_metrics(x, y, model(x, training=False))
         model.reset_metrics()
 
