@@ -3,9 +3,10 @@
 predict.py writes, per photograph `<name>`, the kinds chosen by `--save`
 (`OUTPUT_KINDS`, default all): `<name>_prob.png`, `<name>_binary.png`,
 `<name>_overlay.png`, `<name>_fov.png`, and with `--measure-images`
-`<name>_calibre.png` (`calibre_picture`). PNGs are written with zlib level
-`PNG_COMPRESS_LEVEL` (1): the overlay of a 3504 x 2336 photograph takes 0.8 s
-instead of 3.5 s at Pillow's default (6), and is about 20 % larger.
+`<name>_calibre.png` (`calibre_picture`). PNGs are written with zlib level 1
+and its run-length strategy (`PNG_OPTIONS`): the overlay of a 3504 x 2336
+photograph takes 0.7 s instead of 3.5 s at Pillow's default (level 6) and is
+about 15 % smaller (6.3 instead of 7.4 MB); the pixels are the same.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from utils.errors import UserError
 
 OUTPUT_KINDS = ("prob", "binary", "overlay", "fov")
 CALIBRE_KIND = "calibre"
-PNG_COMPRESS_LEVEL = 1
+PNG_OPTIONS = {"compress_level": 1, "compress_type": 3}  # zlib level 1, Z_RLE
 
 # Overlay colours (RGB): true positives, false positives, false negatives.
 TP_COLOUR = (0, 200, 0)

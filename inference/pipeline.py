@@ -416,7 +416,7 @@ def _read(job: Job, mask, train_diameter, options: PredictOptions) -> _Photograp
 def _write(item: _Photograph, out_dir: Path, options: PredictOptions, log) -> _Photograph:
     """Writer thread: threshold, write the chosen pictures, measure; returns `item` without its
     arrays (kept: what `_describe` prints)."""
-    from inference.outputs import PNG_COMPRESS_LEVEL, calibre_picture, output_picture
+    from inference.outputs import PNG_OPTIONS, calibre_picture, output_picture
     from utils.io import write_image
 
     start = time.perf_counter()
@@ -426,9 +426,7 @@ def _write(item: _Photograph, out_dir: Path, options: PredictOptions, log) -> _P
     item.share = float(vessels[item.fov].mean()) if item.fov.any() else 0.0
     for kind in options.save:
         picture = output_picture(kind, item.image, item.prob, vessels, item.fov)
-        write_image(
-            output_path(out_dir, item.job.name, kind), picture, compress_level=PNG_COMPRESS_LEVEL
-        )
+        write_image(output_path(out_dir, item.job.name, kind), picture, **PNG_OPTIONS)
     if options.measure or options.measure_images:
         from measurements import measure_vessels, mm_per_pixel_from_fov
 
@@ -438,7 +436,7 @@ def _write(item: _Photograph, out_dir: Path, options: PredictOptions, log) -> _P
             write_image(
                 output_path(out_dir, item.job.name, CALIBRE_KIND),
                 calibre_picture(item.image, result.skeleton, result.calibre),
-                compress_level=PNG_COMPRESS_LEVEL,
+                **PNG_OPTIONS,
             )
         if log is not None:  # last: a row means every picture of this photograph is there
             log.append(

@@ -114,3 +114,19 @@ def test_empty_map_is_nan_not_an_error():
     values = measure_vessels(np.zeros((40, 40), bool)).values
     assert values["area_fraction"] == 0.0 and values["skeleton_length_px"] == 0.0
     assert np.isnan(values["tortuosity"]) and np.isnan(values["calibre_mean_px"])
+
+
+@pytest.mark.slow
+def test_measurements_of_predicted_maps_follow_the_manual_labels_on_drive(real_data_root):
+    """The shipped DRIVE weights on the 20 test photographs against the first observer, inside
+    the FOV masks (docs/prediction.md: area fraction r 0.43, tortuosity r 0.90 measured)."""
+    from benchmarks.measure_agreement import agreement, drive_measurements
+    from tests.helpers import ROOT
+
+    found = drive_measurements(ROOT / "weights" / "sa_unetv2_drive.keras", real_data_root)
+    table = agreement(found["predicted"], found["manual"])
+    assert table["area_fraction"]["n"] == 20
+    assert table["area_fraction"]["r"] > 0.25, table["area_fraction"]
+    assert table["area_fraction"]["mad"] < 0.02, table["area_fraction"]
+    assert table["tortuosity"]["r"] > 0.6, table["tortuosity"]
+    assert table["fractal_dimension"]["mad"] < 0.05, table["fractal_dimension"]

@@ -1,0 +1,266 @@
+"""predict.py on a folder of large photographs: photographs per second, peak memory, time per stage.
+
+    git worktree add /tmp/old 47e9aa1        # today's code before the streaming pipeline
+    python benchmarks/predict_folder.py --photos 4 --sizes 8,15 --baseline-repo /tmp/old
+    python benchmarks/predict_folder.py --sizes 15 --memory 5,100 --no-speed
+
+Photographs: `data.synthetic`'s fundus image drawn at 1024 px, enlarged
+(bicubic) to the height of a 3:2 frame and centred on black, saved as JPEG
+(quality 92): 8 Mpx = 3504 x 2336 (HRF's size), 15 Mpx = 4752 x 3168.
+predict.py runs as the user runs it (default options: all four pictures,
+--scale auto, the default engine), each in a child process whose peak
+resident memory is read from `os.wait4`. Photographs per second leave the
+start-up out: (N - 1) / (seconds for N photographs - seconds for 1). Stage
+times (read, FOV, resample, network, resample back, write) are the means over
+the photographs: the new code's from its --verbose lines, the baseline's by
+running its library functions in its own checkout in the order its
+predict.py calls them. `--memory A,B` runs the new predict.py on A and on B
+copies of the photographs (peak memory must not grow with B).
+
+The machine is shared (other jobs, 2 cores): compare rows of one run only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import machine, markdown_table  # noqa: E402
+
+SIZES = {8: (2336, 3504), 15: (3168, 4752)}  # megapixels -> (H, W)
+WEIGHTS = ROOT / "weights" / "sa_unetv2_drive.keras"
+STAGES = ("read", "fov", "resample", "network", "resample_back", "write")
+COLUMNS = [
+    ("code", lambda r: r["code"]),
+    ("photograph", lambda r: r["size"]),
+    ("photographs/s", lambda r: f"{r['rate']:.3f}"),
+    ("s per photograph", lambda r: f"{1 / r['rate']:.2f}" if r["rate"] else "-"),
+    ("peak RSS MB", lambda r: f"{r['rss_mb']:.0f}"),
+    *[(f"{s} s", lambda r, s=s: f"{r['stages'].get(s, float('nan')):.2f}") for s in STAGES],
+]
+
+# The baseline's predict loop (training/prediction.py at 47e9aa1), stage by stage, timed; run in
+# a child with the baseline checkout first on sys.path.
+OLD_STAGES = r"""
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+import numpy as np
+from data.fov import generate_fov_mask
+from data.io import read_image, file_stem
+from data.scale import image_factor, prediction_factors, training_fov_diameter, weights_config
+from data.scale import resize_image, resize_probability, scaled_shape
+from training.evaluation import overlay_vessels, probability_png, segment
+from utils.io import write_image
+from inference.engines import make_predictor
+from models import load_model
+files, weights, out = sorted(Path(sys.argv[2]).iterdir()), Path(sys.argv[3]), Path(sys.argv[4])
+predictor = make_predictor(load_model(weights), "auto")
+train = training_fov_diameter(weights_config(weights))
+class Timed:  # the network alone
+    name, seconds = predictor.name, 0.0
+    def predict(self, batch):
+        start = time.perf_counter(); out = predictor.predict(batch)
+        Timed.seconds += time.perf_counter() - start
+        return out
+stages = {k: [] for k in ("read", "fov", "resample", "network", "resample_back", "write")}
+for path in files:
+    t = time.perf_counter(); image = read_image(path); stages["read"].append(time.perf_counter() - t)
+    t = time.perf_counter(); fov = generate_fov_mask(image)
+    factor = image_factor("auto", fov, train, str(path)); stages["fov"].append(time.perf_counter() - t)
+    factors = prediction_factors("auto", factor)
+    t = time.perf_counter(); scaled = [resize_image(image, scaled_shape(image.shape[:2], f)) for f in factors]
+    stages["resample"].append(time.perf_counter() - t)
+    Timed.seconds = 0.0
+    maps = [segment(Timed(), s) for s in scaled]
+    stages["network"].append(Timed.seconds)
+    t = time.perf_counter()
+    maps = [resize_probability(m, image.shape[:2]) for m in maps]
+    prob = maps[0] if len(maps) == 1 else np.mean(maps, axis=0, dtype=np.float32)
+    stages["resample_back"].append(time.perf_counter() - t)
+    t = time.perf_counter(); vessels = (prob > 0.5) & fov; stem = out / file_stem(path.name)
+    write_image(f"{stem}_prob.png", probability_png(prob))
+    write_image(f"{stem}_binary.png", vessels.astype(np.uint8) * 255)
+    write_image(f"{stem}_overlay.png", overlay_vessels(image, vessels))
+    write_image(f"{stem}_fov.png", fov.astype(np.uint8) * 255)
+    stages["write"].append(time.perf_counter() - t)
+print(json.dumps({k: sum(v) / len(v) for k, v in stages.items()}))
+"""
+VERBOSE_STAGES = re.compile(r"seconds: (.*) -> ")
+
+
+def make_photographs(folder: Path, count: int, shape: tuple[int, int]) -> list[Path]:
+    """`count` synthetic fundus JPEGs of `shape` (H, W) in `folder`."""
+    from PIL import Image
+
+    from data.synthetic import synthetic_sample
+
+    folder.mkdir(parents=True, exist_ok=True)
+    height, width = shape
+    paths = []
+    for index in range(count):
+        disc = Image.fromarray(synthetic_sample(1024, 7, 1, index).image)
+        frame = Image.new("RGB", (width, height))
+        frame.paste(
+            disc.resize((height, height), Image.Resampling.BICUBIC), ((width - height) // 2, 0)
+        )
+        path = folder / f"photo_{index:03d}.jpg"
+        frame.save(path, quality=92)
+        paths.append(path)
+    return paths
+
+
+def copies(photos: list[Path], folder: Path, count: int) -> Path:
+    """A folder of `count` links to `photos` (cycled), distinct names."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        os.link(photos[index % len(photos)], folder / f"copy_{index:03d}.jpg")
+    return folder
+
+
+def run_child(command: list[str], cwd: Path) -> tuple[float, float, str]:
+    """(wall seconds, peak resident MB, stdout) of a child process; raises if it fails."""
+    env = {**os.environ, "PYTHONPATH": str(cwd)}
+    start = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=err)
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - start
+        out.seek(0), err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{stderr[-3000:]}")
+    return seconds, usage.ru_maxrss / 1024.0, stdout  # ru_maxrss is in KiB on Linux
+
+
+def predict_command(repo: Path, folder: Path, out: Path, verbose: bool) -> list[str]:
+    command = [
+        sys.executable,
+        str(repo / "predict.py"),
+        "--weights",
+        str(WEIGHTS),
+        "--out",
+        str(out),
+    ]
+    return [*command, str(folder)] + (["--verbose"] if verbose else [])
+
+
+def measure(repo: Path, code: str, photos: list[Path], work: Path, label: str) -> dict:
+    """One row: the predict.py of `repo` on all photos and on the first alone."""
+    one = work / f"{code}_one"
+    one.mkdir()
+    os.link(photos[0], one / photos[0].name)
+    new = code == "new"
+    t1, _, _ = run_child(predict_command(repo, one, work / f"{code}_out1", False), repo)
+    folder = photos[0].parent
+    tn, rss, stdout = run_child(predict_command(repo, folder, work / f"{code}_outn", new), repo)
+    rate = (len(photos) - 1) / (tn - t1) if tn > t1 else float("nan")
+    if new:
+        rows = [
+            dict(pair.split(" ") for pair in m.split(", ")) for m in VERBOSE_STAGES.findall(stdout)
+        ]
+        stages = {s: float(np.mean([float(r[s]) for r in rows])) for s in STAGES}
+    else:
+        _, _, stdout = run_child(
+            [sys.executable, "-c", OLD_STAGES, str(repo), str(folder), str(WEIGHTS),
+             str(work / f"{code}_stages")],
+            repo,
+        )  # fmt: skip
+        stages = json.loads(stdout.strip().splitlines()[-1])
+    print(f"{code} {label}: {rate:.3f} photographs/s, {rss:.0f} MB", file=sys.stderr)
+    return {"code": code, "size": label, "photos": len(photos), "rate": rate, "rss_mb": rss,
+            "seconds_n": tn, "seconds_1": t1, "stages": stages}  # fmt: skip
+
+
+def memory_rows(photos: list[Path], counts: list[int], work: Path, label: str) -> list[dict]:
+    rows = []
+    for count in counts:
+        folder = copies(photos, work / f"memory_{count}", count)
+        seconds, rss, stdout = run_child(
+            predict_command(ROOT, folder, work / f"mem_out{count}", False), ROOT
+        )
+        rows.append({"photos": count, "size": label, "rss_mb": rss, "seconds": seconds,
+                     "summary": stdout.strip().splitlines()[-1]})  # fmt: skip
+        print(f"memory {count} x {label}: {rss:.0f} MB in {seconds:.0f} s", file=sys.stderr)
+        shutil.rmtree(work / f"mem_out{count}")
+    return rows
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--photos", type=int, default=4, help="photographs per size (default 4)")
+    parser.add_argument("--sizes", default="8,15", help="megapixels: 8 and/or 15 (default 8,15)")
+    parser.add_argument("--baseline-repo", type=Path, help="a checkout of older code to time too")
+    parser.add_argument(
+        "--memory", help="A,B: peak memory for A and for B photographs (first size)"
+    )
+    parser.add_argument("--no-speed", action="store_true", help="only the --memory runs")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    report = {"machine": machine(), "cpu": _cpu_model(), "rows": [], "memory": []}
+    with tempfile.TemporaryDirectory(prefix="predict_folder_") as tmp:
+        work = Path(tmp)
+        for size in sizes:
+            shape = SIZES[size]
+            label = f"{shape[1]} x {shape[0]} JPEG"
+            photos = make_photographs(work / f"photos_{size}", args.photos, shape)
+            if not args.no_speed:
+                codes = [("new", ROOT)] + (
+                    [("baseline", args.baseline_repo)] if args.baseline_repo else []
+                )
+                for code, repo in codes:
+                    sub = work / f"{code}_{size}"
+                    sub.mkdir()
+                    report["rows"].append(measure(repo.resolve(), code, photos, sub, label))
+            if args.memory and size == sizes[0]:
+                counts = [int(c) for c in args.memory.split(",")]
+                report["memory"] = memory_rows(photos, counts, work, label)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"{report['cpu']} ({report['machine']})\n")
+    if report["rows"]:
+        print(markdown_table(COLUMNS, report["rows"]))
+    if report["memory"]:
+        print()
+        print(markdown_table(
+            [("photographs", lambda r: str(r["photos"])), ("photograph", lambda r: r["size"]),
+             ("peak RSS MB", lambda r: f"{r['rss_mb']:.0f}"), ("seconds", lambda r: f"{r['seconds']:.0f}")],
+            report["memory"],
+        ))  # fmt: skip
+    return 0
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
