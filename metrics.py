@@ -18,6 +18,13 @@ Protocol, stated once:
   marginal is empty (as ``sklearn.metrics.matthews_corrcoef``), acc with no
   pixel at all. AUC is NaN when only one class is present in the label, and
   for binary maps without probabilities (the second human observer).
+
+Comparing two models on the same images (``paired_comparison``, used by
+compare.py): per-image differences d = B - A; their mean with a paired
+bootstrap confidence interval (images resampled with replacement, the same
+draw for both models, percentile interval, fixed seed) and the two-sided
+Wilcoxon signed-rank p-value (zero differences dropped; p = 1 when every
+difference is zero).
 """
 
 from __future__ import annotations
@@ -272,3 +279,99 @@ def format_table(summary, rows=PROTOCOLS, stat="mean", digits=4, keys=METRIC_KEY
             f"| {label} | " + " | ".join(_format_value(values[key], digits) for key in keys) + " |"
         )
     return "\n".join(lines) + "\n"
+
+
+# Paired comparison of two models (compare.py)
+
+BOOTSTRAP_RESAMPLES = 10_000
+BOOTSTRAP_SEED = 0
+
+
+def bootstrap_mean_ci(
+    differences, resamples=BOOTSTRAP_RESAMPLES, confidence=0.95, seed=BOOTSTRAP_SEED
+):
+    """Percentile bootstrap interval of the mean of paired per-image differences.
+
+    Args:
+        differences: 1-D sequence of per-image differences (B - A), finite.
+        resamples: bootstrap resamples of the images (with replacement).
+        confidence: coverage of the interval, in (0, 1).
+        seed: seed of numpy's default_rng: the same inputs give the same interval.
+
+    Returns:
+        (low, high) floats.
+    """
+    d = _differences(differences)
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    if resamples < 1:
+        raise ValueError(f"resamples must be a positive integer, got {resamples}")
+    rng = np.random.default_rng(seed)
+    means = np.empty(resamples, np.float64)
+    chunk = max(1, 2_000_000 // d.size)  # bounded memory for large test sets
+    for start in range(0, resamples, chunk):
+        stop = min(start + chunk, resamples)
+        means[start:stop] = d[rng.integers(0, d.size, size=(stop - start, d.size))].mean(axis=1)
+    tail = (1.0 - confidence) / 2.0 * 100.0
+    low, high = np.percentile(means, [tail, 100.0 - tail])
+    return float(low), float(high)
+
+
+def wilcoxon_p(differences):
+    """Two-sided p-value of the Wilcoxon signed-rank test of paired differences (B - A).
+
+    Zero differences are dropped (scipy's default); when every difference is zero
+    the models are indistinguishable on these images and p is 1.0.
+    """
+    from scipy.stats import wilcoxon
+
+    d = _differences(differences)
+    if not np.any(d != 0.0):
+        return 1.0
+    return float(wilcoxon(d).pvalue)
+
+
+def paired_comparison(
+    scores_a, scores_b, resamples=BOOTSTRAP_RESAMPLES, confidence=0.95, seed=BOOTSTRAP_SEED
+):
+    """Compare model B with model A on the same images, one score per image each.
+
+    Args:
+        scores_a, scores_b: 1-D sequences of one metric per image (e.g. F1), same
+            length and image order.
+        resamples, confidence, seed: of the bootstrap (``bootstrap_mean_ci``).
+
+    Returns:
+        {"n_images", "mean_a", "mean_b", "mean_diff" (B - A), "ci_low", "ci_high",
+         "confidence", "resamples", "seed", "p_wilcoxon", "b_better", "b_worse", "ties"}.
+    """
+    a = np.asarray(scores_a, np.float64)
+    b = np.asarray(scores_b, np.float64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"need two 1-D score lists of equal length, got {a.shape} and {b.shape}")
+    d = _differences(b - a)
+    low, high = bootstrap_mean_ci(d, resamples, confidence, seed)
+    return {
+        "n_images": int(d.size),
+        "mean_a": float(a.mean()),
+        "mean_b": float(b.mean()),
+        "mean_diff": float(d.mean()),
+        "ci_low": low,
+        "ci_high": high,
+        "confidence": float(confidence),
+        "resamples": int(resamples),
+        "seed": int(seed),
+        "p_wilcoxon": wilcoxon_p(d),
+        "b_better": int(np.count_nonzero(d > 0)),
+        "b_worse": int(np.count_nonzero(d < 0)),
+        "ties": int(np.count_nonzero(d == 0)),
+    }
+
+
+def _differences(values):
+    d = np.asarray(values, np.float64)
+    if d.ndim != 1 or d.size == 0:
+        raise ValueError(f"need a non-empty 1-D list of per-image differences, got shape {d.shape}")
+    if not np.isfinite(d).all():
+        raise ValueError("per-image differences must be finite (a NaN score cannot be compared)")
+    return d

@@ -18,11 +18,14 @@ from sklearn.metrics import (
 from metrics import (
     METRIC_KEYS,
     binary_scores,
+    bootstrap_mean_ci,
     confusion,
     format_table,
     image_metrics,
+    paired_comparison,
     scores_from_confusion,
     summarize,
+    wilcoxon_p,
 )
 
 # 3 x 3 example checkable by eye. prob > 0.5 predicts vessel (0.5 itself does not):
@@ -266,3 +269,63 @@ def test_format_table():
         summarize([PROB > 0.5], [LABEL], binary=True), rows=("whole_image",), keys=("auc",)
     )
     assert binary.splitlines()[-1] == "| whole image | n/a |"
+
+
+# Paired comparison of two models: 20 images, as DRIVE's test set.
+SCORES_A = np.random.default_rng(1).uniform(0.70, 0.85, 20)
+
+
+def test_a_consistent_improvement_is_detected():
+    """B = A + 0.02 (+- 0.005) on every image: the interval excludes 0 and p is the exact minimum."""
+    b = SCORES_A + 0.02 + np.random.default_rng(2).normal(0.0, 0.005, 20)
+    result = paired_comparison(SCORES_A, b)
+    assert result["mean_diff"] == pytest.approx(np.mean(b - SCORES_A))
+    assert 0.0 < result["ci_low"] < result["mean_diff"] < result["ci_high"] < 0.03
+    # All 20 differences positive: the exact two-sided p-value is 2 / 2**20.
+    assert result["p_wilcoxon"] == pytest.approx(2 / 2**20)
+    assert (result["b_better"], result["b_worse"], result["ties"]) == (20, 0, 0)
+    assert result["n_images"] == 20 and result["resamples"] == 10_000
+
+
+def test_no_difference_is_not_claimed():
+    """B = A + zero-mean noise: the interval contains 0 and p is large."""
+    noise = np.random.default_rng(3).normal(0.0, 0.01, 20)
+    result = paired_comparison(SCORES_A, SCORES_A + noise - noise.mean())
+    assert result["ci_low"] < 0.0 < result["ci_high"]
+    assert result["p_wilcoxon"] > 0.5
+    worse = paired_comparison(SCORES_A + 0.01, SCORES_A)  # the sign is B - A
+    assert worse["mean_diff"] == pytest.approx(-0.01) and worse["ci_high"] < 0.0
+
+
+def test_identical_scores_give_p_one_and_a_zero_interval():
+    result = paired_comparison(SCORES_A, SCORES_A.copy())
+    assert result["p_wilcoxon"] == 1.0
+    assert result["ci_low"] == result["ci_high"] == result["mean_diff"] == 0.0
+    assert result["ties"] == 20
+    assert wilcoxon_p([0.0, 0.0, 0.0]) == 1.0
+
+
+def test_bootstrap_is_seeded_and_matches_a_direct_resampling():
+    d = np.random.default_rng(4).normal(0.01, 0.02, 15)
+    assert bootstrap_mean_ci(d) == bootstrap_mean_ci(d)
+    assert bootstrap_mean_ci(d, seed=1) != bootstrap_mean_ci(d, seed=2)
+    # The same draw written directly: images resampled with replacement, 95% percentile interval.
+    idx = np.random.default_rng(7).integers(0, 15, size=(500, 15))
+    expected = tuple(np.percentile(d[idx].mean(axis=1), [2.5, 97.5]))
+    assert bootstrap_mean_ci(d, resamples=500, seed=7) == pytest.approx(expected)
+    low90, high90 = bootstrap_mean_ci(d, confidence=0.9)
+    low95, high95 = bootstrap_mean_ci(d, confidence=0.95)
+    assert low95 <= low90 < high90 <= high95
+
+
+@pytest.mark.parametrize(
+    "a,b,match",
+    [
+        ([0.5, 0.6], [0.5], "equal length"),
+        ([], [], "non-empty"),
+        ([0.5, float("nan")], [0.5, 0.6], "finite"),
+    ],
+)
+def test_paired_comparison_refuses_bad_input(a, b, match):
+    with pytest.raises(ValueError, match=match):
+        paired_comparison(a, b)
