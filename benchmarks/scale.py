@@ -59,7 +59,9 @@ def factor_for(spec: str, mask, train_diameter: float, name: str) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", required=True)
-    parser.add_argument("--dataset", default="drive", choices=("drive", "stare"))
+    parser.add_argument(
+        "--dataset", default="drive", choices=("drive", "stare", "chase_db1", "hrf")
+    )
     parser.add_argument("--fold", default="all", help="STARE fold (default: all 20 images)")
     parser.add_argument("--upsample", type=int, default=1)
     parser.add_argument("--factors", default="auto,1")
