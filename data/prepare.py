@@ -31,10 +31,10 @@ import numpy as np
 from data import augment as augment_module
 from data.augment import AUGMENT_PARAMS, N_AUGMENTED, augment_sample
 from data.io import default_cache_dir
-from data.readers import DATASET_NAMES, load_dataset, resolve_dataset_config
+from data.readers import DATASET_NAMES, FUNDUS_DATASETS, load_dataset, resolve_dataset_config
 from data.samples import Dataset, Sample
 from data.scale import median_fov_diameter
-from data.splits import VAL_SPLITS, validation_split
+from data.splits import VAL_SPLITS, validation_split, weighted_indices
 from utils.cli import run_cli
 from utils.errors import UserError
 from utils.io import atomic_path
@@ -143,7 +143,8 @@ def prepare_training_data(
     dataset = load_dataset(cfg, cache_dir=cache_dir)
     if not dataset.train:
         raise UserError(f"dataset '{dataset.name}' has no training images; expected at least 1")
-    tag = f"-fold{str(cfg['fold']).replace(':', '-')}" if dataset.name == "stare" else ""
+    has_fold = dataset.name in ("stare", "fundus")
+    tag = f"-fold{str(cfg['fold']).replace(':', '-')}" if has_fold else ""
     path = cache_dir / f"{dataset.name}{tag}-{cache_key(dataset, cfg)}.npz"
     arrays = load_cache(path)
     hit = arrays is not None
@@ -154,11 +155,14 @@ def prepare_training_data(
     train_idx, val_idx = validation_split(
         sources, cfg["val_split"], float(cfg["val_fraction"]), int(cfg["seed"])
     )
+    if dataset.name == "fundus":  # each dataset's share of an epoch, not its number of photographs
+        weights = cfg["dataset_weights"] or dict.fromkeys(FUNDUS_DATASETS, 1.0)
+        train_idx = weighted_indices(sources, train_idx, weights, int(cfg["seed"]))
     x, y = arrays["x"], arrays["y"][..., None]
     h, w = dataset.image_shape
     summary = {
         "dataset": dataset.name,
-        "fold": cfg["fold"] if dataset.name == "stare" else None,
+        "fold": cfg["fold"] if has_fold else None,
         "train": len(dataset.train),
         "test": len(dataset.test),
         "image_shape": [h, w, 3],
@@ -170,6 +174,10 @@ def prepare_training_data(
         "val_sources": sorted({sources[i] for i in val_idx})
         if cfg["val_split"] == "by_source"
         else None,
+        "train_by_dataset": {
+            name: sum(sources[i].split("/", 1)[0] == name for i in train_idx)
+            for name in sorted({s.split("/", 1)[0] for s in sources})
+        },
         "vessel_fraction": round(float(np.mean([s.label.mean() for s in dataset.train])), 4),
         "train_fov_diameter": median_fov_diameter([s.mask for s in dataset.train]),
         "seed": int(cfg["seed"]),
@@ -205,7 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cache", default=None, help="cache folder; default $SAUNETV2_CACHE or ~/.cache/sa-unetv2"
     )
-    parser.add_argument("--fold", default="1", help="STARE fold 1..5 or loo:<image id>")
+    parser.add_argument(
+        "--fold", default="1", help="STARE (and fundus) fold 1..5 or loo:<image id>"
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--val-split", default="by_source", choices=VAL_SPLITS)
     parser.add_argument(

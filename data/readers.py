@@ -3,8 +3,8 @@
 `load_dataset(cfg)` takes the `dataset` section of a config. Keys (unknown
 keys are a UserError naming the valid ones):
 
-- `name`: "drive" | "stare" | "chase_db1" | "hrf" | "synthetic" | "folder"
-  (default "drive").
+- `name`: "drive" | "stare" | "chase_db1" | "hrf" | "fundus" | "synthetic" |
+  "folder" (default "drive"). "fundus" is the four together (`read_fundus`).
 - `data_root`: where the data is; None -> `$SAUNETV2_DATA_ROOT`. May be the
   folder holding `DRIVE/`, `STARE/`, `CHASE_DB1/` and/or `HRF/`, the dataset
   folder itself, or the official archives (DRIVE's `.zip`, possibly with one
@@ -13,10 +13,14 @@ keys are a UserError naming the valid ones):
   `all.zip`, or its per-group archives `healthy.zip`, `healthy_manualsegm.zip`,
   `healthy_fovmask.zip`, and the same for `glaucoma` and
   `diabetic_retinopathy`). Not needed for "synthetic".
-- `fold`: STARE only: 1..5 (4 test images each, `data/splits/stare.json`) or
-  "loo:<image id>" (leave one out). Default 1.
-- `downsample`: HRF only: 2 (default: half resolution, 1168 x 1752, the
-  protocol of bob.ip.binseg and lwnet) or 1 (full resolution, 2336 x 3504).
+- `fold`: STARE and fundus: 1..5 (4 test images each, `data/splits/stare.json`)
+  or "loo:<image id>" (leave one out). Default 1.
+- `downsample`: HRF and fundus: 2 (default: half resolution, 1168 x 1752,
+  the protocol of bob.ip.binseg and lwnet) or 1 (full resolution, 2336 x 3504).
+- `fov_diameter`: fundus only: the FOV diameter (px) every training photograph
+  is brought to (default DRIVE's, 538.29).
+- `dataset_weights`: fundus only: each dataset's share of a training epoch,
+  e.g. {drive: 1, stare: 1, chase_db1: 1, hrf: 1} (default: equal shares).
 - `val_split`: "by_source" (default: whole source images held out) or
   "random" (the notebook's 90/10 split of the augmented set). Used by
   `data.prepare`.
@@ -67,13 +71,17 @@ from data.splits import VAL_SPLITS, drive_split, fixed_split, stare_split
 from data.trees import DirTree, MergedTree, TarTree, ZipTree, open_zip, zip_prefix
 from utils.errors import UserError
 
-DATASET_NAMES = ("drive", "stare", "chase_db1", "hrf", "synthetic", "folder")
+DATASET_NAMES = ("drive", "stare", "chase_db1", "hrf", "fundus", "synthetic", "folder")
+# The datasets "fundus" combines, in this order.
+FUNDUS_DATASETS = ("drive", "stare", "chase_db1", "hrf")
 
 DEFAULTS: dict = {
     "name": "drive",
     "data_root": None,
     "fold": 1,
     "downsample": 2,
+    "fov_diameter": None,
+    "dataset_weights": None,
     "val_split": "by_source",
     "val_fraction": 0.1,
     "augment": True,
@@ -152,9 +160,13 @@ def load_dataset(cfg: dict | None = None, cache_dir: str | os.PathLike | None = 
             train, test, excluded = read_chase_db1(root, fov_cache=cache / "fov" / "chase_db1")
         elif name == "hrf":
             train, test, excluded = read_hrf(root, int(cfg["downsample"]))
+        elif name == "fundus":
+            train, test, excluded = read_fundus(root, cfg, cache)
         else:
             train, test = read_folder(root, cfg, fov_cache=cache / "fov" / "folder")
-    shapes = [s.image.shape[:2] for s in train + test]
+    # fundus: its test photographs keep their own sizes (predicted resampled, `--scale auto`);
+    # only the training photographs, all brought to one FOV diameter, set the padded size.
+    shapes = [s.image.shape[:2] for s in (train if name == "fundus" else train + test)]
     image_shape = (max(h for h, _ in shapes), max(w for _, w in shapes))
     return Dataset(name, pad_shape_for(name, image_shape), train, test, image_shape, excluded)
 
@@ -531,6 +543,30 @@ def read_hrf(root: Path, downsample: int = 2) -> tuple[list[Sample], list[Sample
             sample = resize_sample(sample, (h // downsample, w // downsample))
         samples[i] = sample
     return [samples[i] for i in train_ids], [samples[i] for i in test_ids], missing
+
+
+# ----------------------------------------------------------------------------- the four together
+
+
+def read_fundus(root: Path, cfg: dict, cache: Path) -> tuple[list[Sample], list[Sample], list[str]]:
+    """DRIVE, STARE (fold `cfg["fold"]`), CHASE_DB1 and HRF together, for one model of every camera.
+
+    Training photographs are brought to one FOV diameter (`cfg["fov_diameter"]`, default
+    DRIVE's) by `data.scale.normalise_sample`, the rule `--scale auto` applies at prediction;
+    test photographs keep their own size. Every dataset must be present under `root`.
+    """
+    from data.scale import KNOWN_FOV_DIAMETERS, normalise_sample
+
+    target = float(cfg["fov_diameter"] or KNOWN_FOV_DIAMETERS["drive"])
+    train, test, excluded = [], [], []
+    for name in FUNDUS_DATASETS:
+        part = {"name": name, "data_root": str(root), "fold": cfg["fold"]}
+        part["downsample"] = cfg["downsample"]
+        dataset = load_dataset(part, cache_dir=cache)
+        train += [normalise_sample(s, target) for s in dataset.train]
+        test += dataset.test
+        excluded += dataset.excluded
+    return train, test, excluded
 
 
 # ----------------------------------------------------------------------------- any folder

@@ -184,7 +184,9 @@ def image_factor(
         return 1.0
     diameter = fov_diameter(mask) if mask is not None else None
     if diameter is None:
-        text = f"warning: no field of view found in {name}; predicting it at its own scale (factor 1)"
+        text = (
+            f"warning: no field of view found in {name}; predicting it at its own scale (factor 1)"
+        )
         if warn is None:
             print(text, file=sys.stderr)
         else:
@@ -258,3 +260,13 @@ def upsample_sample(sample, times: int):
         return sample
     shape = (sample.image.shape[0] * times, sample.image.shape[1] * times)
     return dataclasses.replace(resize_sample(sample, shape), name=f"{sample.name}_x{times}")
+
+
+def normalise_sample(sample, train_diameter: float):
+    """`sample` (a data.Sample) brought to the FOV diameter `train_diameter` by the rule of
+    `--scale auto` (`scale_factor`: unchanged inside the unit band or without a field of view),
+    so that training sees photographs as prediction will."""
+    factor = scale_factor(fov_diameter(sample.mask), train_diameter)
+    if factor == 1.0:
+        return sample
+    return resize_sample(sample, scaled_shape(sample.image.shape[:2], factor))

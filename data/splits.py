@@ -10,7 +10,9 @@
   `fold="all"` tests on all 20 (cross-dataset evaluation).
 - `validation_split`: which augmented training images go to validation.
   `by_source` (default) holds out whole source images with all 13 of their
-  augmented copies, so no source image sits on both sides; `random` is the
+  augmented copies, so no source image sits on both sides (with sources of
+  several datasets, "drive/21", "hrf/01_dr", ..., from each dataset: the
+  fundus dataset); `random` is the
   SA-UNet notebook's split (scikit-learn `train_test_split(test_size=0.1,
   random_state=42)` on the augmented set), reproduced here with NumPy's
   legacy RandomState so the indices match exactly.
@@ -79,7 +81,8 @@ def validation_split(
 
     `sources[i]` is the source image id of augmented image i. `by_source` holds
     out round(fraction * number of sources) source images (at least 1, unless
-    fraction is 0) chosen with `seed`; `random` holds out ceil(fraction * N)
+    fraction is 0) chosen with `seed`, from each dataset when the sources name
+    several (the part before "/"); `random` holds out ceil(fraction * N)
     augmented images exactly as scikit-learn's `train_test_split` does.
     """
     n = len(sources)
@@ -92,13 +95,60 @@ def validation_split(
         perm = np.random.RandomState(seed).permutation(n)
         return np.sort(perm[n_val:]), np.sort(perm[:n_val])
     if mode == "by_source":
-        unique = sorted(set(sources))
-        if len(unique) < 2:
-            raise UserError("dataset.val_split 'by_source' needs at least 2 training source images")
-        n_val = min(max(1, round(fraction * len(unique))), len(unique) - 1)
-        held = set(np.random.default_rng(seed).choice(unique, size=n_val, replace=False).tolist())
+        groups: dict[str, list[str]] = {}
+        for source in sorted(set(sources)):
+            groups.setdefault(source.split("/", 1)[0] if "/" in source else "", []).append(source)
+        rng = np.random.default_rng(seed)
+        held: set[str] = set()
+        for group in groups.values() if len(groups) > 1 else [sorted(set(sources))]:
+            if len(group) < 2:
+                raise UserError(
+                    "dataset.val_split 'by_source' needs at least 2 training source images"
+                )
+            n_val = min(max(1, round(fraction * len(group))), len(group) - 1)
+            held |= set(rng.choice(group, size=n_val, replace=False).tolist())
         is_val = np.array([s in held for s in sources])
         return np.flatnonzero(~is_val), np.flatnonzero(is_val)
     raise UserError(
         f"dataset.val_split '{mode}' is not known; expected one of {', '.join(VAL_SPLITS)}"
     )
+
+
+def weighted_indices(
+    sources: Sequence[str], indices: np.ndarray, weights: dict[str, float], seed: int = 42
+) -> np.ndarray:
+    """`indices` (into the augmented training set) redrawn so that each dataset's share of an
+    epoch is its weight's share; the epoch keeps len(indices) images.
+
+    Targets are whole numbers by largest remainders. A dataset (the part of `sources[i]` before
+    "/") with n images and a target of m takes its n images m // n times and m % n more drawn
+    with `seed`; datasets without a weight are left out. Returns the sorted indices (Keras
+    shuffles every epoch).
+    """
+    by_dataset: dict[str, list[int]] = {}
+    for i in indices:
+        by_dataset.setdefault(str(sources[i]).split("/", 1)[0], []).append(int(i))
+    unknown = sorted(set(weights) - set(by_dataset))
+    if unknown:
+        raise UserError(
+            f"dataset.dataset_weights names '{unknown[0]}', which has no training images; "
+            f"expected some of {', '.join(sorted(by_dataset))}"
+        )
+    total = float(sum(weights.values()))
+    if total <= 0 or any(w < 0 for w in weights.values()):
+        raise UserError("dataset.dataset_weights must be non-negative numbers, not all 0")
+    # Largest remainders: the shares' whole parts, then one more for the largest fractions.
+    names = sorted(weights)
+    quotas = {name: len(indices) * weights[name] / total for name in names}
+    targets = {name: int(quotas[name]) for name in names}
+    by_fraction = sorted(names, key=lambda n: targets[n] - quotas[n])
+    for name in by_fraction[: len(indices) - sum(targets.values())]:
+        targets[name] += 1
+    rng = np.random.default_rng(seed)
+    out: list[int] = []
+    for name in names:
+        members = np.array(by_dataset[name])
+        whole, rest = divmod(targets[name], len(members))
+        out += np.tile(members, whole).tolist()
+        out += rng.choice(members, size=rest, replace=False).tolist()
+    return np.sort(np.array(out, dtype=int))

@@ -15,6 +15,7 @@ CONFIGS = [
     "configs/chase_db1.yaml",
     "configs/hrf.yaml",
     "configs/folder.yaml",
+    "configs/fundus.yaml",
 ]
 
 
@@ -23,7 +24,8 @@ def test_shipped_configs_resolve(path):
     cfg = resolve_run_config(path)
     assert set(cfg) == set(DEFAULT_CONFIG)
     assert cfg["model"]["name"] == "sa_unetv2"
-    assert cfg["train"]["learning_rate"] == pytest.approx(1e-3)
+    fine_tuning = path == "configs/fundus.yaml"  # starts from the DRIVE weights
+    assert cfg["train"]["learning_rate"] == pytest.approx(2.5e-4 if fine_tuning else 1e-3)
 
 
 def test_paper_settings():

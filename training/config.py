@@ -47,6 +47,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
         # null: whole epochs. A number caps the batches per epoch (quick checks on real data).
         "steps_per_epoch": None,
         "validation_steps": None,
+        # A .keras file whose weights the run starts from (fine-tuning; same network); null: random.
+        "init_weights": None,
     },
     "evaluate": {
         "threshold": 0.5,

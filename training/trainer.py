@@ -35,6 +35,7 @@ from training.run_folder import (
 )
 from utils.config import save_config
 from utils.errors import UserError
+from utils.io import check_weights_file
 
 
 class TrainingFailed(RuntimeError):
@@ -222,6 +223,8 @@ def train(
     with distribution_scope(train_cfg["distribute"]):
         if state is None:
             model = build_and_compile(cfg)
+            if train_cfg["init_weights"]:  # e.g. the fundus recipe starts from the DRIVE weights
+                model.load_weights(check_weights_file(train_cfg["init_weights"]))
             initial_epoch = 0
         else:
             model = resume_model(run_dir / LAST_FILE, train_cfg)
