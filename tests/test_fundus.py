@@ -168,3 +168,13 @@ def test_fundus_config_trains_end_to_end_from_the_drive_weights(fake_root, tmp_p
     saved = (run / "config.yaml").read_text()
     assert "init_weights: weights/sa_unetv2_drive.keras" in saved
     assert "train_fov_diameter: " in saved
+
+
+def test_a_missing_init_weights_file_is_refused_before_the_data_are_read(tmp_path):
+    from training.config import resolve_run_config
+    from training.trainer import train
+
+    cfg = resolve_run_config("configs/demo.yaml", ["train.init_weights=nope.keras"])
+    with pytest.raises(UserError, match="weights file nope.keras does not exist"):
+        train(cfg, tmp_path / "run", cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import time
+import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -204,6 +205,9 @@ def train(
         keras.mixed_precision.set_global_policy(train_cfg["mixed_precision"])
     set_determinism(train_cfg["seed"])
 
+    init_weights = None  # checked before the data are read: a wrong path costs no wait
+    if state is None and train_cfg["init_weights"]:
+        init_weights = check_weights_file(train_cfg["init_weights"])
     data = prepare_training_data(cfg["dataset"], cache_dir=cache_dir)
     if state is None:
         cfg.setdefault("scale", {})["train_fov_diameter"] = data.summary["train_fov_diameter"]
@@ -223,8 +227,10 @@ def train(
     with distribution_scope(train_cfg["distribute"]):
         if state is None:
             model = build_and_compile(cfg)
-            if train_cfg["init_weights"]:  # e.g. the fundus recipe starts from the DRIVE weights
-                model.load_weights(check_weights_file(train_cfg["init_weights"]))
+            if init_weights:  # e.g. the fundus recipe starts from the DRIVE weights
+                with warnings.catch_warnings():  # the file's optimizer state is not wanted
+                    warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
+                    model.load_weights(init_weights)
             initial_epoch = 0
         else:
             model = resume_model(run_dir / LAST_FILE, train_cfg)
