@@ -166,3 +166,24 @@ def test_tensorflow_log_lines_are_hidden_unless_asked(monkeypatch):
     result = run_python(["-c", code], env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stderr.strip() == "", result.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_cross_dataset_hrf_leaves_out_unlabelled_test_images(tmp_path, random_weights):
+    """configs/hrf.yaml on a fake HRF without 11_h, 12_h, 13_h's labels: 27 scored, a warning."""
+    from tests.test_data_readers import _fake_hrf_files, _write_folder
+
+    _write_folder(tmp_path / "data" / "HRF", _fake_hrf_files())
+    for name in ("11_h", "12_h", "13_h"):
+        (tmp_path / "data" / "HRF" / "manual1" / f"{name}.tif").unlink()
+    out = tmp_path / "eval"
+    result = run_python(
+        ["evaluate.py", "--config", "configs/hrf.yaml", "--weights", str(random_weights),
+         "--data-root", str(tmp_path / "data"), "--out", str(out), "--engine", "keras",
+         "--no-images"]
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "11_h, 12_h, 13_h" in result.stderr and "27 of 30 test images scored" in result.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_images"] == 27
+    assert not {"11_h", "12_h", "13_h"} & {entry["name"] for entry in metrics["per_image"]}
