@@ -102,6 +102,12 @@ print(json.dumps({k: sum(v) / len(v) for k, v in stages.items()}))
 VERBOSE_STAGES = re.compile(r"seconds: (.*) -> ")
 
 
+def stage_times(stdout: str) -> dict[str, float]:
+    """Mean seconds per stage over the --verbose lines of predict.py in `stdout`."""
+    rows = [dict(pair.split(" ") for pair in m.split(", ")) for m in VERBOSE_STAGES.findall(stdout)]
+    return {s: float(np.mean([float(r[s]) for r in rows])) for s in STAGES}
+
+
 def make_photographs(folder: Path, count: int, shape: tuple[int, int]) -> list[Path]:
     """`count` synthetic fundus JPEGs of `shape` (H, W) in `folder`."""
     from PIL import Image
@@ -170,10 +176,7 @@ def measure(repo: Path, code: str, photos: list[Path], work: Path, label: str) -
     tn, rss, stdout = run_child(predict_command(repo, folder, work / f"{code}_outn", new), repo)
     rate = (len(photos) - 1) / (tn - t1) if tn > t1 else float("nan")
     if new:
-        rows = [
-            dict(pair.split(" ") for pair in m.split(", ")) for m in VERBOSE_STAGES.findall(stdout)
-        ]
-        stages = {s: float(np.mean([float(r[s]) for r in rows])) for s in STAGES}
+        stages = stage_times(stdout)
     else:
         _, _, stdout = run_child(
             [sys.executable, "-c", OLD_STAGES, str(repo), str(folder), str(WEIGHTS),

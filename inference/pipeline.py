@@ -295,6 +295,7 @@ def predict_files(
     summary.skipped = len(jobs) - len(todo)
     out_dir.mkdir(parents=True, exist_ok=True)
     if log is not None:
+        _remove_leftovers([log.path])
         log.start({job.name for job in todo})
     for job in todo:
         _remove_leftovers(job_outputs(job, out_dir, options))

@@ -47,7 +47,10 @@ def segment(
         if len(maps) == 1:
             return maps[0]
         start = time.perf_counter()
-        mean = np.mean(maps, axis=0, dtype=np.float32)
+        mean = maps[0]  # summed in place: no (n, H, W) stack of full-size maps
+        for other in maps[1:]:
+            mean += other
+        mean /= np.float32(len(maps))
         _add(times, "resample_back", start)
         return mean
     height, width = image.shape[:2]

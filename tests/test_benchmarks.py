@@ -28,3 +28,17 @@ def test_markdown_table():
 
 def test_machine_names_the_cores():
     assert machine().endswith("CPU cores")
+
+
+def test_predict_folder_photographs_and_stage_times(tmp_path):
+    from PIL import Image
+
+    from benchmarks.predict_folder import make_photographs, stage_times
+
+    (path,) = make_photographs(tmp_path, 1, (60, 90))
+    image = Image.open(path)
+    assert image.size == (90, 60) and image.format == "JPEG"
+    assert image.getpixel((1, 1)) == (0, 0, 0) and sum(image.getpixel((45, 30))) > 100
+    line = "a.jpg: ...; seconds: read 0.10, fov 0.20, resample 0.30, network 0.40, resample_back 0.50, write 0.60 -> x"
+    times = stage_times(f"{line}\n{line.replace('read 0.10', 'read 0.30')}\nsummary")
+    assert times["read"] == pytest.approx(0.2) and times["write"] == pytest.approx(0.6)
