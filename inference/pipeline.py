@@ -297,8 +297,10 @@ def predict_files(
     if log is not None:
         _remove_leftovers([log.path])
         log.start({job.name for job in todo})
-    for job in todo:
-        _remove_leftovers(job_outputs(job, out_dir, options))
+    for job in todo:  # any kind: a killed run may have asked for other pictures
+        _remove_leftovers(
+            [output_path(out_dir, job.name, k) for k in (*OUTPUT_KINDS, CALIBRE_KIND)]
+        )
     if todo:
         if predictor is None:
             from inference.engines import make_predictor
