@@ -24,7 +24,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from models.blocks import conv_steps, output_head, up_conv
+from models.blocks import conv_steps, encoder, output_head, up_conv
 from models.common import check_hparams, model_input
 
 
@@ -62,12 +62,7 @@ def build_attention_unet(
     }
 
     inputs = model_input(input_shape)
-    skips = []
-    x = inputs
-    for level, filters in enumerate(widths, start=1):
-        x = conv_steps(x, filters, f"enc{level}", **step)
-        skips.append(x)
-        x = layers.MaxPooling2D(2, name=f"enc{level}_pool")(x)
+    x, skips = encoder(inputs, widths, **step)
 
     x = conv_steps(x, 8 * n, "bottleneck", **step)
 

@@ -35,3 +35,16 @@ def conv_steps(x, filters: int, stage: str, count: int = 2, **step_kwargs):
     for i in range(count):
         x = conv_step(x, filters, name=f"{stage}_step{i + 1}", **step_kwargs)
     return x
+
+
+def encoder(x, widths, **step_kwargs):
+    """Two conv steps then a 2x2 max-pool per width (stages `enc1`, `enc2`, ...).
+
+    Returns the pooled output and the skips (each stage's output before pooling).
+    """
+    skips = []
+    for level, filters in enumerate(widths, start=1):
+        x = conv_steps(x, filters, f"enc{level}", **step_kwargs)
+        skips.append(x)
+        x = layers.MaxPooling2D(2, name=f"enc{level}_pool")(x)
+    return x, skips

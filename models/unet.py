@@ -15,7 +15,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from models.blocks import conv_step, conv_steps, output_head, up_conv
+from models.blocks import conv_step, conv_steps, encoder, output_head, up_conv
 from models.common import check_hparams, model_input
 from models.layers import SpatialAttention
 
@@ -40,12 +40,7 @@ def build_plain_unet(
     }
 
     inputs = model_input(input_shape)
-    skips = []
-    x = inputs
-    for level, filters in enumerate(widths, start=1):
-        x = conv_steps(x, filters, f"enc{level}", **step)
-        skips.append(x)
-        x = layers.MaxPooling2D(2, name=f"enc{level}_pool")(x)
+    x, skips = encoder(inputs, widths, **step)
 
     x = conv_step(x, bottleneck, name="bottleneck_step1", **step)
     if bottleneck_attention:
