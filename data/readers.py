@@ -351,6 +351,19 @@ def read_stare(
 # ----------------------------------------------------------------------------- CHASE_DB1 and HRF
 
 
+def _require_split_images(
+    dataset: str, split: str, ids: list[str], index: dict, where: str, expected: str = ""
+) -> None:
+    """A UserError naming the first id of `ids` (from data/splits/<split>.json) not in `index`;
+    `expected` is appended with the id in place of {}."""
+    for i in ids:
+        if i not in index:
+            raise UserError(
+                f"{dataset} image {i} (listed in data/splits/{split}.json) is missing from "
+                f"{where}{expected.format(i)}"
+            )
+
+
 def _labelled_ids(
     dataset: str, train_ids: list[str], test_ids: list[str], labelled: set[str], expected
 ) -> tuple[list[str], list[str], list[str]]:
@@ -418,12 +431,9 @@ def read_chase_db1(
     tree = find_chase_db1(root)
     files = _stem_index(tree, "", "CHASE_DB1 files")
     train_ids, test_ids = fixed_split("chase_db1")
-    for i in train_ids + test_ids:
-        if i not in files:
-            raise UserError(
-                f"CHASE_DB1 image {i} (listed in data/splits/chase_db1.json) is missing from "
-                f"{tree.where('')}; expected {i}.jpg"
-            )
+    _require_split_images(
+        "CHASE_DB1", "chase_db1", train_ids + test_ids, files, tree.where(""), "; expected {}.jpg"
+    )
     labelled = {i for i in train_ids + test_ids if f"{i}_1stHO" in files}
     train_ids, test_ids, missing = _labelled_ids(
         "CHASE_DB1", train_ids, test_ids, labelled, lambda i: tree.where(f"{i}_1stHO.png")
@@ -514,12 +524,7 @@ def read_hrf(root: Path, downsample: int = 2) -> tuple[list[Sample], list[Sample
             file=sys.stderr,
         )
     train_ids, test_ids = fixed_split("hrf")
-    for i in train_ids + test_ids:
-        if i not in images:
-            raise UserError(
-                f"HRF image {i} (listed in data/splits/hrf.json) is missing from "
-                f"{tree.where('images')}"
-            )
+    _require_split_images("HRF", "hrf", train_ids + test_ids, images, tree.where("images"))
     train_ids, test_ids, missing = _labelled_ids(
         "HRF", train_ids, test_ids, set(labels), lambda i: tree.where(f"manual1/{i}.tif")
     )

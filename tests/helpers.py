@@ -10,6 +10,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # The DRIVE weights the project ships (weights/README.md); their eval.json holds their published scores.
 DRIVE_WEIGHTS = ROOT / "weights" / "sa_unetv2_drive_interim.keras"
+# train.py flags for a tiny demo run: 3 synthetic training images of 64 x 64 -> 39 augmented
+# (1 source held out for validation), 2 test images, batch 4.
+TINY = [
+    "--set", "dataset.n_train=3",
+    "--set", "dataset.n_test=2",
+    "--set", "dataset.size=64",
+    "--set", "train.batch_size=4",
+]  # fmt: skip
 
 
 def run_python(

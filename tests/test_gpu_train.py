@@ -10,14 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, backend_available
-
-TINY = [
-    "--set", "dataset.n_train=3",
-    "--set", "dataset.n_test=2",
-    "--set", "dataset.size=64",
-    "--set", "train.batch_size=4",
-]  # fmt: skip
+from tests.helpers import ROOT, TINY, backend_available
 
 
 def train_sh(gpu_root: Path, out: Path, *args: str) -> subprocess.CompletedProcess:

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.helpers import ROOT, backend_available, run_python
+from tests.helpers import ROOT, TINY, backend_available, run_python
 from training.callbacks import (
     ResumableEarlyStopping,
     ResumableReduceLROnPlateau,
@@ -25,13 +25,6 @@ from training.run_folder import read_history, read_state
 from training.trainer import TrainingFailed, train
 from utils.errors import UserError
 
-# 3 synthetic training images of 64 x 64 -> 39 augmented (1 source held out for validation).
-TINY = [
-    "--set", "dataset.n_train=3",
-    "--set", "dataset.n_test=2",
-    "--set", "dataset.size=64",
-    "--set", "train.batch_size=4",
-]  # fmt: skip
 TINY_OVERRIDES = [TINY[i + 1] for i in range(0, len(TINY), 2)]
 
 
