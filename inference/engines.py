@@ -95,32 +95,40 @@ def default_threads() -> int:
         return os.cpu_count() or 1
 
 
-def check_images(images, channels: int) -> np.ndarray:
-    """Return `images` as float32 (B, H, W, C), H and W multiples of 8, or raise a UserError."""
+def check_images(images, channels: int, multiple: int = 8) -> np.ndarray:
+    """Return `images` as float32 (B, H, W, C), H and W multiples of `multiple`, or raise a
+    UserError."""
     array = np.asarray(images, dtype=np.float32)
     if array.ndim != 4 or array.shape[-1] != channels:
         raise UserError(
             f"images must be a (B, H, W, {channels}) array, got shape {tuple(array.shape)}"
         )
     height, width = array.shape[1:3]
-    if height < 8 or width < 8 or height % 8 or width % 8:
+    if height < multiple or width < multiple or height % multiple or width % multiple:
         raise UserError(
-            f"image height and width must be multiples of 8 (got {height} x {width}); pad them first"
+            f"image height and width must be multiples of {multiple} (got {height} x {width}); "
+            "pad them first"
         )
     return np.ascontiguousarray(array)
 
 
 class Predictor:
-    """`predict(images)`: float32 (B, H, W, C) in [0, 1] -> float32 (B, H, W, 1) probabilities."""
+    """`predict(images)`: float32 (B, H, W, C) in [0, 1] -> float32 (B, H, W, 1) probabilities.
+
+    `multiple`: what H and W must be multiples of (`models.common.input_multiple`: 16 for U-Net,
+    8 for the others); `inference.segment` pads to it."""
 
     name = "base"
 
     def __init__(self, model, channels: int):
+        from models.common import input_multiple
+
         self.model = model
         self.channels = channels
+        self.multiple = input_multiple(model)
 
     def predict(self, images) -> np.ndarray:
-        images = check_images(images, self.channels)
+        images = check_images(images, self.channels, self.multiple)
         return np.asarray(self._run(images), dtype=np.float32)
 
     def _run(self, images: np.ndarray) -> np.ndarray:

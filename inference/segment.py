@@ -3,7 +3,8 @@
 `segment` is the one place where the pad/predict/crop protocol lives, used by
 evaluate.py, predict.py and the end of train.py: an image is padded
 (bottom/right) to the network's size (the dataset's paper size, or the next
-multiple of 8), predicted and cropped back; with a factor it is first
+multiple of 8; of 16 for U-Net, whose four down-samplings need it), predicted
+and cropped back; with a factor it is first
 resampled (`data.scale`) and its probabilities resampled back; images over
 `MAX_WHOLE_PIXELS` are predicted in overlapping tiles.
 """
@@ -34,9 +35,10 @@ def segment(
     """Vessel probability of one image.
 
     image: uint8 (H, W, 3). pad_shape: (Hp, Wp) >= (H, W), multiples of 8
-    (None: the next multiples of 8). factor: the image is resampled by it
-    (`data.scale.resize_image`), predicted at that size (padded to multiples
-    of 8) and the probabilities resampled back to (H, W); 1: predicted as it
+    (None: the next multiples of 8); rounded up to `predictor.multiple` where
+    that is larger (16 for U-Net). factor: the image is resampled by it
+    (`data.scale.resize_image`), predicted at that size (padded likewise) and
+    the probabilities resampled back to (H, W); 1: predicted as it
     is; a tuple of factors (`data.scale.prediction_factors`): the mean of their
     maps. Over MAX_WHOLE_PIXELS it is predicted in tiles. Returns float32 (H, W) in [0, 1].
     times: if given, seconds are added to its "resample", "network" (pad, predict, crop)
@@ -78,7 +80,8 @@ def _predict_whole(predictor, image: np.ndarray, pad_shape=None, times=None) -> 
     """uint8 (H, W, 3) -> float32 (H, W): padded (bottom/right) to `pad_shape`, predicted, cropped."""
     start = time.perf_counter()
     height, width = image.shape[:2]
-    pad_shape = pad_shape or padded_shape((height, width))
+    # A dataset's paper size (multiples of 8) grows to the network's multiple (16 for U-Net).
+    pad_shape = padded_shape(pad_shape or (height, width), getattr(predictor, "multiple", 8))
     batch = to_unit_float(pad_to(image, pad_shape)[None])
     prob = np.asarray(predictor.predict(batch), dtype="float32")[0, ..., 0]
     prob = crop_to(prob, (height, width))

@@ -22,15 +22,26 @@ def check_hparams(widths, dropblock_rate, dropblock_size, gn_groups) -> None:
             )
 
 
-def model_input(input_shape):
-    """keras.Input for (H, W, C); H and W are None (any size) or multiples of 8."""
+def model_input(input_shape, multiple: int = 8):
+    """keras.Input for (H, W, C); H and W are None (any size) or multiples of `multiple` (2 to the
+    number of down-samplings)."""
     if len(input_shape) != 3:
         raise UserError(f"input_shape must be (H, W, C), got {tuple(input_shape)}")
     height, width, channels = input_shape
     for size in (height, width):
-        if size is not None and (not isinstance(size, int) or size < 8 or size % 8):
+        if size is not None and (not isinstance(size, int) or size < multiple or size % multiple):
             raise UserError(
-                f"input height and width must be multiples of 8 (got {height} x {width})"
+                f"input height and width must be multiples of {multiple} (got {height} x {width})"
             )
     check_positive_int(channels, "input channels")
     return layers.Input(shape=(height, width, channels), name="image")
+
+
+def input_multiple(model) -> int:
+    """What a model's input height and width must be multiples of: the product of its pooling
+    strides (8 for SA-UNetv2, SA-UNet and Attention U-Net, 16 for U-Net's four down-samplings)."""
+    multiple = 1
+    for layer in model.layers:
+        if isinstance(layer, layers.MaxPooling2D):
+            multiple *= max(int(s) for s in layer.strides)
+    return max(multiple, 1)

@@ -39,7 +39,7 @@ def build_plain_unet(
         "gn_groups": gn_groups,
     }
 
-    inputs = model_input(input_shape)
+    inputs = model_input(input_shape, multiple=2 ** len(widths))
     x, skips = encoder(inputs, widths, **step)
 
     x = conv_step(x, bottleneck, name="bottleneck_step1", **step)

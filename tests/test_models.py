@@ -96,6 +96,42 @@ def test_builds_and_predicts_on_small_inputs(name):
     assert y.shape == (1, 32, 48, 1) and np.isfinite(y).all()
 
 
+@pytest.mark.parametrize(
+    "name,multiple", [("sa_unetv2", 8), ("sa_unet", 8), ("unet", 16), ("attention_unet", 8)]
+)
+def test_input_multiple_is_two_to_the_down_samplings(name, multiple):
+    from models.common import input_multiple
+
+    assert input_multiple(build_model(name)) == multiple
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_segment_pads_to_the_model_multiple(name):
+    # 40 x 56 and a pad shape of 40 x 56: multiples of 8, not of 16 (U-Net's four down-samplings).
+    from inference.engines import make_predictor
+    from inference.segment import segment
+
+    predictor = make_predictor(build_model(name, start_neurons=8), "keras")
+    image = np.random.default_rng(4).integers(0, 256, size=(37, 53, 3), dtype=np.uint8)
+    whole = segment(predictor, image)
+    assert whole.shape == (37, 53) and np.isfinite(whole).all()
+    assert segment(predictor, image, pad_shape=(40, 56)).shape == (37, 53)
+    assert segment(predictor, image, factor=1.37).shape == (37, 53)
+
+
+def test_training_arrays_are_padded_to_the_model_multiple():
+    from training.trainer import pad_to_model
+
+    x = np.ones((2, 40, 56, 3), dtype="float32")
+    y = np.ones((2, 40, 56, 1), dtype="float32")
+    unet = build_model("unet", start_neurons=8)
+    px, py, (vx, vy) = pad_to_model(unet, x, y, (x[:1], y[:1]))
+    assert px.shape == (2, 48, 64, 3) and py.shape == (2, 48, 64, 1) and vx.shape == (1, 48, 64, 3)
+    assert px[:, 40:].sum() == 0 and px[:, :40, :56].min() == 1
+    same = pad_to_model(build_model("sa_unetv2", start_neurons=8), x, y, (x, y))
+    assert same[0] is x and same[1] is y
+
+
 def test_hyper_parameters_override():
     model = build_model(
         "sa_unetv2", start_neurons=8, dropblock_rate=0.1, dropblock_size=5, gn_groups=4
@@ -134,6 +170,7 @@ def test_keras_file_round_trip_in_safe_mode(name, tmp_path):
     [
         ({"name": "resnet"}, "sa_unetv2, sa_unet, unet"),
         ({"name": "sa_unetv2", "input_shape": (60, 64, 3)}, "multiples of 8"),
+        ({"name": "unet", "input_shape": (40, 64, 3)}, "multiples of 16"),
         ({"name": "sa_unetv2", "dropblock_rate": 1.0}, r"\[0, 1\)"),
         ({"name": "sa_unetv2", "dropblock_rate": -0.5}, r"\[0, 1\)"),
         ({"name": "sa_unetv2", "gn_groups": 5}, "gn_groups=5 must divide"),

@@ -65,6 +65,18 @@ def fill_last_batch(x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[np.n
     return np.concatenate([x, x[take]]), np.concatenate([y, y[take]])
 
 
+def pad_to_model(model: keras.Model, x, y, validation):
+    """The training and validation arrays zero-padded (bottom/right) to the model's multiple where
+    the dataset's padded size is not one (U-Net needs 16: HRF's 1752 px become 1760)."""
+    from data.geometry import pad_to, padded_shape
+    from models.common import input_multiple
+
+    shape = padded_shape(x.shape[1:3], input_multiple(model))
+    if shape == tuple(x.shape[1:3]):
+        return x, y, validation
+    return pad_to(x, shape), pad_to(y, shape), tuple(pad_to(a, shape) for a in validation)
+
+
 def distribution_scope(enabled: bool):
     """A context for building the model: TF MirroredStrategy, JAX DataParallel, or nothing."""
     import contextlib
@@ -238,6 +250,7 @@ def train(
             print(f"resuming {run_dir} at epoch {initial_epoch + 1} of {train_cfg['epochs']}")
         if not train_cfg["distribute"]:  # Keras builds them itself under a strategy
             build_step_state(model)
+    x_train, y_train, validation = pad_to_model(model, x_train, y_train, validation)
 
     history = read_history(run_dir / HISTORY_FILE) if state is not None else []
     history = [row for row in history if row["epoch"] <= initial_epoch]
