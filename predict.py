@@ -117,7 +117,13 @@ def main(argv=None) -> int:
     from utils.io import check_weights_file
 
     weights = check_weights_file(args.weights)
-    from inference.pipeline import PredictOptions, check_inputs, collect_inputs, predict_files
+    from inference.pipeline import (
+        PredictOptions,
+        check_inputs,
+        collect_inputs,
+        map_large_arrays,
+        predict_files,
+    )
 
     jobs = collect_inputs(args.inputs, recursive=args.recursive, exclude=args.out)
     check_inputs(jobs, args.mask)
@@ -137,6 +143,7 @@ def main(argv=None) -> int:
 
     select_backend(args.backend)  # after the checks above: a typo costs no TensorFlow import
     out = Path(args.out)
+    map_large_arrays()  # peak memory that does not depend on the cohort's length
     summary = predict_files(jobs, weights, out, options, engine=args.engine, mask_path=args.mask)
     print(summary.line(out))
     return 1 if summary.failed else 0

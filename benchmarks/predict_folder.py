@@ -30,6 +30,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -43,6 +44,7 @@ from benchmarks.common import machine, markdown_table  # noqa: E402
 SIZES = {8: (2336, 3504), 15: (3168, 4752)}  # megapixels -> (H, W)
 WEIGHTS = ROOT / "weights" / "sa_unetv2_drive.keras"
 STAGES = ("read", "fov", "resample", "network", "resample_back", "write")
+PICTURES = ("prob", "binary", "overlay", "fov")  # predict.py's default --save
 COLUMNS = [
     ("code", lambda r: r["code"]),
     ("photograph", lambda r: r["size"]),
@@ -137,12 +139,21 @@ def copies(photos: list[Path], folder: Path, count: int) -> Path:
     return folder
 
 
-def run_child(command: list[str], cwd: Path) -> tuple[float, float, str]:
-    """(wall seconds, peak resident MB, stdout) of a child process; raises if it fails."""
+def run_child(
+    command: list[str], cwd: Path, samples: list | None = None, watch: Path | None = None
+) -> tuple[float, float, str]:
+    """(wall seconds, peak resident MB, stdout) of a child process; raises if it fails.
+
+    samples: if a list, (resident MB, files in `watch`) every 0.1 s is appended to it."""
     env = {**os.environ, "PYTHONPATH": str(cwd)}
     start = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=err)
+        if samples is not None:
+            sampler = threading.Thread(
+                target=_sample, args=(process.pid, watch, samples), daemon=True
+            )
+            sampler.start()
         _, status, usage = os.wait4(process.pid, 0)
         process.returncode = os.waitstatus_to_exitcode(status)
         seconds = time.perf_counter() - start
@@ -151,6 +162,30 @@ def run_child(command: list[str], cwd: Path) -> tuple[float, float, str]:
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{stderr[-3000:]}")
     return seconds, usage.ru_maxrss / 1024.0, stdout  # ru_maxrss is in KiB on Linux
+
+
+def _sample(pid: int, watch: Path, samples: list) -> None:
+    """Append (resident MB, PNG files under `watch`) of process `pid` every 0.1 s until it ends."""
+    status = Path(f"/proc/{pid}/status")
+    while True:
+        try:
+            line = next(x for x in status.read_text().splitlines() if x.startswith("VmRSS:"))
+        except (OSError, StopIteration):
+            return
+        files = len(list(watch.glob("*.png"))) if watch.is_dir() else 0
+        samples.append((int(line.split()[1]) / 1024.0, files))
+        time.sleep(0.1)
+
+
+def windows(samples: list, per_photo: int, edges=(0, 5, 25, 50, 75, 100)) -> dict[str, float]:
+    """Peak resident MB while photographs (a, b] were being finished, for each window of `edges`
+    (photographs done = PNG files / pictures per photograph)."""
+    peaks = {}
+    for low, high in zip(edges, edges[1:], strict=False):
+        inside = [mb for mb, files in samples if low <= files // per_photo < high]
+        if inside:
+            peaks[f"{low + 1}-{high}"] = max(inside)
+    return peaks
 
 
 def predict_command(repo: Path, folder: Path, out: Path, verbose: bool) -> list[str]:
@@ -193,10 +228,13 @@ def memory_rows(photos: list[Path], counts: list[int], work: Path, label: str) -
     rows = []
     for count in counts:
         folder = copies(photos, work / f"memory_{count}", count)
+        samples: list = []
+        out = work / f"mem_out{count}"
         seconds, rss, stdout = run_child(
-            predict_command(ROOT, folder, work / f"mem_out{count}", False), ROOT
+            predict_command(ROOT, folder, out, False), ROOT, samples=samples, watch=out
         )
         rows.append({"photos": count, "size": label, "rss_mb": rss, "seconds": seconds,
+                     "windows": windows(samples, len(PICTURES)),
                      "summary": stdout.strip().splitlines()[-1]})  # fmt: skip
         print(f"memory {count} x {label}: {rss:.0f} MB in {seconds:.0f} s", file=sys.stderr)
         shutil.rmtree(work / f"mem_out{count}")
@@ -249,7 +287,9 @@ def main(argv=None) -> int:
         print()
         print(markdown_table(
             [("photographs", lambda r: str(r["photos"])), ("photograph", lambda r: r["size"]),
-             ("peak RSS MB", lambda r: f"{r['rss_mb']:.0f}"), ("seconds", lambda r: f"{r['seconds']:.0f}")],
+             ("peak RSS MB", lambda r: f"{r['rss_mb']:.0f}"), ("seconds", lambda r: f"{r['seconds']:.0f}"),
+             ("sampled peak MB while finishing photographs ...",
+              lambda r: ", ".join(f"{k}: {v:.0f}" for k, v in r["windows"].items()))],
             report["memory"],
         ))  # fmt: skip
     return 0

@@ -225,7 +225,9 @@ def resize_probability(prob: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     resized = Image.fromarray(np.asarray(prob, dtype=np.float32), mode="F").resize(
         (shape[1], shape[0]), Image.Resampling.BILINEAR
     )
-    return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
+    out = np.array(resized, dtype=np.float32)
+    del resized
+    return np.clip(out, 0.0, 1.0, out=out)  # in place: no second full-size map
 
 
 def resize_nearest(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -30,7 +30,10 @@ VESSEL_COLOUR = (0, 230, 0)
 
 def probability_png(prob: np.ndarray) -> np.ndarray:
     """(H, W) probabilities -> uint8 grey image 0..255."""
-    return np.clip(np.rint(prob * 255.0), 0, 255).astype(np.uint8)
+    scaled = prob * 255.0  # one full-size temporary, rounded and clipped in place
+    np.rint(scaled, out=scaled)
+    np.clip(scaled, 0, 255, out=scaled)
+    return scaled.astype(np.uint8)
 
 
 def overlay_errors(image: np.ndarray, pred: np.ndarray, label: np.ndarray) -> np.ndarray:

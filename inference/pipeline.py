@@ -1,11 +1,15 @@
 """predict.py's library: a cohort of fundus photographs in, vessel maps (and measurements) out.
 
-Streaming, so memory does not grow with the number of inputs: photographs are
-read and their field of view found on a reader thread (`READ_AHEAD` ahead of
-the network), the network runs on the calling thread one photograph at a
-time, and the pictures (and measurements) of each are written by a pool of
-`WRITERS` threads, at most `WRITERS` photographs in flight; the network waits
-for the oldest when the pool is full.
+Streaming, in lock step, so memory does not grow with the number of inputs.
+Step k: this thread resamples photograph k to the network's scale; while the
+network segments it, `WORKERS` threads write the pictures (and measurements)
+of photograph k-1, one picture a task, and then read photograph k+1 and find
+its field of view; when they are done, this thread resamples the
+probabilities back to full size. At most three photographs are held, and
+every step allocates the same arrays in the same order, so a run of five
+photographs already reaches the peak memory of a run of ten thousand
+(docs/prediction.md, "Speed and memory"). What each step freed is handed back
+to the system (`release_memory`).
 
 Resumable: every file is written under a temporary name and renamed
 (`utils.io.atomic_path`), so a killed run leaves either a complete picture or
@@ -28,8 +32,7 @@ import os
 import sys
 import threading
 import time
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,8 +42,7 @@ from data.io import file_stem, image_size, is_image_name
 from inference.outputs import CALIBRE_KIND, OUTPUT_KINDS, output_path
 from utils.errors import UserError
 
-READ_AHEAD = 2  # photographs read (and their field of view found) ahead of the network
-WRITERS = 2  # threads writing pictures; as many photographs in flight there
+WORKERS = 2  # threads writing photograph k-1's pictures and reading photograph k+1
 MEASUREMENTS_CSV = "measurements.csv"
 STAGES = ("read", "fov", "resample", "network", "resample_back", "write")
 
@@ -324,7 +326,7 @@ def predict_files(
 
 
 def _stream(todo, predictor, mask, train_diameter, out_dir, options, log, bar, summary) -> None:
-    """The reader thread -> network (this thread) -> writer threads loop of `predict_files`."""
+    """The lock-step loop of `predict_files` (module docstring)."""
     from inference.segment import segment
 
     def fail(job: Job, exc: BaseException) -> None:
@@ -335,60 +337,115 @@ def _stream(todo, predictor, mask, train_diameter, out_dir, options, log, bar, s
         summary.failed += 1
         bar.update(1)
 
-    def finished(item: _Photograph) -> None:
+    def finish(writing: _Writing | None) -> None:
+        if writing is None:
+            return
+        try:
+            item = writing.collect(log)
+        except Exception as exc:  # noqa: BLE001 - a picture that cannot be written: skipped
+            fail(writing.item.job, exc)
+            return
+        if options.verbose:
+            bar.write(_describe(item, out_dir))
         summary.done += 1
         for stage in STAGES:
             summary.times[stage] += item.times.get(stage, 0.0)
         bar.update(1)
 
-    pending = iter(todo)
-    reads: deque = deque()
-    writes: deque = deque()
-
-    def collect(entry) -> None:
-        job, future = entry
+    def take(reading, job: Job) -> _Photograph | None:
         try:
-            item = future.result()
-        except UserError as exc:
+            item = reading.result()
+        except Exception as exc:  # noqa: BLE001 - any undecodable file is skipped, not fatal
             fail(job, exc)
-            return
-        if options.verbose:
-            bar.write(_describe(item, out_dir))
-        finished(item)
+            return None
+        for text in item.warnings:
+            bar.write(text, file=sys.stderr)
+        return item
 
-    with (
-        ThreadPoolExecutor(1, thread_name_prefix="read") as reader,
-        ThreadPoolExecutor(WRITERS, thread_name_prefix="write") as writer,
-    ):
+    with ThreadPoolExecutor(WORKERS, thread_name_prefix="predict") as pool:
+        reading = pool.submit(_read, todo[0], mask, train_diameter, options)
+        writing = None
+        for index, job in enumerate(todo):
+            item = take(reading, job)
+            following = todo[index + 1] if index + 1 < len(todo) else None
+            started: list = []
 
-        def read_next() -> None:
-            job = next(pending, None)
-            if job is not None:
-                reads.append((job, reader.submit(_read, job, mask, train_diameter, options)))
+            def overlap(writing=writing, following=following, started=started):
+                """Write photograph k-1 and read photograph k+1 while the network runs."""
+                tasks = writing.submit(pool) if writing is not None else []
+                if following is not None:
+                    tasks.append(pool.submit(_read, following, mask, train_diameter, options))
+                started.append(tasks[-1] if following is not None else None)
+                return lambda: wait(tasks)
 
-        for _ in range(READ_AHEAD):
-            read_next()
-        while reads:
-            job, future = reads.popleft()
-            read_next()
-            try:
-                item = future.result()
-            except Exception as exc:  # noqa: BLE001 - any undecodable file is skipped, not fatal
-                fail(job, exc)
-                continue
-            for text in item.warnings:
-                bar.write(text, file=sys.stderr)
-            try:
-                item.prob = segment(predictor, item.image, factor=item.factors, times=item.times)
-            except UserError as exc:
-                fail(job, exc)
-                continue
-            while len(writes) >= WRITERS:
-                collect(writes.popleft())
-            writes.append((job, writer.submit(_write, item, out_dir, options, log)))
-            del item  # the writer holds the only reference: memory stays bounded
-        while writes:
-            collect(writes.popleft())
+            if item is not None:
+                try:
+                    item.prob = segment(
+                        predictor, item.image, factor=item.factors, times=item.times,
+                        during_network=overlap,
+                    )  # fmt: skip
+                except UserError as exc:
+                    item = None
+                    fail(job, exc)
+            if not started:  # nothing reached the network: write and read all the same
+                overlap()()
+            reading = started[0]
+            finish(writing)
+            writing = _Writing(item, out_dir, options) if item is not None else None
+            del item  # `writing` holds the only reference
+            release_memory()  # what this step freed, before the next one allocates
+        if writing is not None:
+            wait(writing.submit(pool))
+            finish(writing)
+
+
+class _Writing:
+    """The pictures (and measurements) of one photograph, each a task for the workers; `collect`
+    takes their results and appends the measurement row last (a row means every picture of the
+    photograph is there)."""
+
+    def __init__(self, item: _Photograph, out_dir: Path, options: PredictOptions):
+        self.item, self.out_dir, self.options = item, out_dir, options
+        self.vessels = item.prob > options.threshold
+        if options.use_fov:
+            self.vessels &= item.fov
+        item.share = float(self.vessels[item.fov].mean()) if item.fov.any() else 0.0
+        self.tasks: list = []
+        self.measuring = None
+        self.seconds = 0.0
+
+    def submit(self, pool) -> list:
+        """Start the tasks on `pool`; returns their futures."""
+        item, options, start = self.item, self.options, time.perf_counter()
+
+        def timed(function, *args):
+            result = function(*args)
+            self.seconds = max(self.seconds, time.perf_counter() - start)
+            return result
+
+        self.tasks = [
+            pool.submit(timed, _write_picture, item, self.vessels, kind, self.out_dir)
+            for kind in options.save
+        ]
+        if options.measure or options.measure_images:
+            self.measuring = pool.submit(timed, _measure, item, self.vessels, self.out_dir, options)
+            return [*self.tasks, self.measuring]
+        return list(self.tasks)
+
+    def collect(self, log) -> _Photograph:
+        item = self.item
+        try:
+            for task in self.tasks:
+                task.result()
+            row = self.measuring.result() if self.measuring is not None else None
+            if log is not None and row is not None:
+                log.append(row)
+        finally:
+            item.shape = item.image.shape[:2]
+            item.image = item.fov = item.prob = self.vessels = None
+            self.tasks = self.measuring = None
+        item.times["write"] = self.seconds
+        return item
 
 
 def _read(job: Job, mask, train_diameter, options: PredictOptions) -> _Photograph:
@@ -416,45 +473,92 @@ def _read(job: Job, mask, train_diameter, options: PredictOptions) -> _Photograp
     return _Photograph(job, image, fov, diameter, factors, times, warnings)
 
 
-def _write(item: _Photograph, out_dir: Path, options: PredictOptions, log) -> _Photograph:
-    """Writer thread: threshold, write the chosen pictures, measure; returns `item` without its
-    arrays (kept: what `_describe` prints)."""
-    from inference.outputs import PNG_OPTIONS, calibre_picture, output_picture
+def release_memory() -> None:
+    """Return the memory freed by the photographs done to the system (glibc's `malloc_trim`;
+    nothing elsewhere). Without it, each thread's heap keeps the largest photograph's temporaries
+    and the peak creeps up over a long run (docs/prediction.md, "Speed and memory")."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+LARGE_ARRAY_BYTES = 4 << 20
+
+
+def map_large_arrays(threshold: int = LARGE_ARRAY_BYTES) -> bool:
+    """Have glibc give every allocation of `threshold` bytes or more its own memory mapping,
+    returned to the system when freed (predict.py sets it for its process; True if it could).
+
+    By default glibc raises this threshold up to 32 MB as large blocks are freed, so full-size
+    maps of a few to 30 MB go to the heaps of the threads that made them, and what those heaps
+    keep depends on the order the threads happened to run in; with one fixed threshold the peak
+    memory repeats from one step to the next (docs/prediction.md, "Speed and memory")."""
+    libc = _libc()
+    if libc is None or not hasattr(libc, "mallopt"):
+        return False
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, int(threshold)))
+
+
+_LIBC: list = []
+
+
+def _libc():
+    """The C library through ctypes, or None where it cannot be loaded."""
+    if not _LIBC:
+        import ctypes
+        import ctypes.util
+
+        try:
+            _LIBC.append(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"))
+        except OSError:
+            _LIBC.append(None)
+    return _LIBC[0]
+
+
+def _malloc_trim():
+    """glibc's malloc_trim, or None where the C library has none (macOS, Windows, musl)."""
+    import ctypes
+
+    trim = getattr(_libc(), "malloc_trim", None)
+    if trim is not None:
+        trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim
+
+
+def _write_picture(item: _Photograph, vessels: np.ndarray, kind: str, out_dir: Path) -> None:
+    """Writer thread: one of the `OUTPUT_KINDS` pictures of a photograph."""
+    from inference.outputs import PNG_OPTIONS, output_picture
     from utils.io import write_image
 
-    start = time.perf_counter()
-    vessels = item.prob > options.threshold
-    if options.use_fov:
-        vessels &= item.fov
-    item.share = float(vessels[item.fov].mean()) if item.fov.any() else 0.0
-    for kind in options.save:
-        picture = output_picture(kind, item.image, item.prob, vessels, item.fov)
-        write_image(output_path(out_dir, item.job.name, kind), picture, **PNG_OPTIONS)
-    if options.measure or options.measure_images:
-        from measurements import measure_vessels, mm_per_pixel_from_fov
+    picture = output_picture(kind, item.image, item.prob, vessels, item.fov)
+    write_image(output_path(out_dir, item.job.name, kind), picture, **PNG_OPTIONS)
 
-        mm = options.mm_per_pixel or mm_per_pixel_from_fov(item.diameter, options.fov_degrees)
-        result = measure_vessels(vessels, item.fov, mm)
-        if options.measure_images:
-            write_image(
-                output_path(out_dir, item.job.name, CALIBRE_KIND),
-                calibre_picture(item.image, result.skeleton, result.calibre),
-                **PNG_OPTIONS,
-            )
-        if log is not None:  # last: a row means every picture of this photograph is there
-            log.append(
-                {
-                    "image": item.job.name,
-                    "input": str(item.job.path),
-                    "fov_diameter_px": item.diameter,
-                    "mm_per_pixel": mm,
-                    **result.values,
-                }
-            )
-    item.times["write"] = time.perf_counter() - start
-    item.shape = item.image.shape[:2]
-    item.image = item.fov = item.prob = None
-    return item
+
+def _measure(item: _Photograph, vessels: np.ndarray, out_dir: Path, options: PredictOptions):
+    """Writer thread: the vessel measurements of a photograph (`measurements.py`) and, with
+    `measure_images`, its calibre picture; returns the measurements.csv row."""
+    from inference.outputs import PNG_OPTIONS, calibre_picture
+    from measurements import measure_vessels, mm_per_pixel_from_fov
+    from utils.io import write_image
+
+    mm = options.mm_per_pixel or mm_per_pixel_from_fov(item.diameter, options.fov_degrees)
+    result = measure_vessels(vessels, item.fov, mm)
+    if options.measure_images:
+        write_image(
+            output_path(out_dir, item.job.name, CALIBRE_KIND),
+            calibre_picture(item.image, result.skeleton, result.calibre),
+            **PNG_OPTIONS,
+        )
+    if not options.measure:
+        return None
+    return {
+        "image": item.job.name,
+        "input": str(item.job.path),
+        "fov_diameter_px": item.diameter,
+        "mm_per_pixel": mm,
+        **result.values,
+    }
 
 
 def _describe(item: _Photograph, out_dir: Path) -> str:

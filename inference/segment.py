@@ -31,6 +31,7 @@ def segment(
     pad_shape: tuple[int, int] | None = None,
     factor: float | tuple[float, ...] = 1.0,
     times: dict[str, float] | None = None,
+    during_network=None,
 ) -> np.ndarray:
     """Vessel probability of one image.
 
@@ -43,28 +44,50 @@ def segment(
     maps. Over MAX_WHOLE_PIXELS it is predicted in tiles. Returns float32 (H, W) in [0, 1].
     times: if given, seconds are added to its "resample", "network" (pad, predict, crop)
     and "resample_back" (including the mean of several maps) entries.
+    during_network: called once every resampled image is made, before the first prediction;
+    it returns a function called after the last (predict.py overlaps its reading and writing
+    with the network this way).
     """
-    if isinstance(factor, tuple):
-        maps = [segment(predictor, image, pad_shape, f, times) for f in factor]
-        if len(maps) == 1:
-            return maps[0]
-        start = time.perf_counter()
-        mean = maps[0]  # summed in place: no (n, H, W) stack of full-size maps
-        for other in maps[1:]:
-            mean += other
-        mean /= np.float32(len(maps))
-        _add(times, "resample_back", start)
-        return mean
+    factors = factor if isinstance(factor, tuple) else (factor,)
     height, width = image.shape[:2]
-    if factor != 1.0:
+    scaled = []
+    for f in factors:  # every resampling first, then the network, then back
+        if f == 1.0:
+            scaled.append(image)
+            continue
         start = time.perf_counter()
-        scaled = resize_image(image, scaled_shape((height, width), factor))
+        scaled.append(resize_image(image, scaled_shape((height, width), f)))
         _add(times, "resample", start)
-        prob = segment(predictor, scaled, times=times)
+    join = during_network() if during_network is not None else None
+    try:
+        maps = [
+            _segment_at_size(predictor, s, pad_shape if f == 1.0 else None, times)
+            for s, f in zip(scaled, factors, strict=True)
+        ]
+    finally:
+        if join is not None:
+            join()
+    del scaled
+    mean = None
+    for f, prob in zip(factors, maps, strict=True):
         start = time.perf_counter()
-        prob = resize_probability(prob, (height, width))
-        _add(times, "resample_back", start)
-        return prob
+        if f != 1.0:
+            prob = resize_probability(prob, (height, width))
+        if mean is None:
+            mean = prob
+        else:  # summed in place as each comes: one full-size map besides the sum
+            mean += prob
+        del prob
+        if f != 1.0 or len(factors) > 1:
+            _add(times, "resample_back", start)
+    if len(factors) > 1:
+        mean /= np.float32(len(factors))
+    return mean
+
+
+def _segment_at_size(predictor, image: np.ndarray, pad_shape=None, times=None) -> np.ndarray:
+    """The network on an image as it is: whole, or in tiles over MAX_WHOLE_PIXELS."""
+    height, width = image.shape[:2]
     if height * width > MAX_WHOLE_PIXELS:
         return _segment_tiles(predictor, image, times)
     return _predict_whole(predictor, image, pad_shape, times)

@@ -42,3 +42,22 @@ def test_predict_folder_photographs_and_stage_times(tmp_path):
     line = "a.jpg: ...; seconds: read 0.10, fov 0.20, resample 0.30, network 0.40, resample_back 0.50, write 0.60 -> x"
     times = stage_times(f"{line}\n{line.replace('read 0.10', 'read 0.30')}\nsummary")
     assert times["read"] == pytest.approx(0.2) and times["write"] == pytest.approx(0.6)
+
+
+def test_predict_folder_memory_windows():
+    """Peak memory per window of photographs finished (PNG files / 4 pictures each)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from benchmarks.predict_folder import _sample, windows
+
+    samples = [(100.0, 0), (250.0, 3), (180.0, 4), (300.0, 19), (210.0, 20), (220.0, 99), (90.0, 400)]
+    assert windows(samples, 4) == {"1-5": 300.0, "6-25": 220.0}
+    if not Path("/proc/self/status").is_file():
+        pytest.skip("no /proc here: the sampler reads /proc/PID/status")
+    seen: list = []
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.35)"])
+    _sample(child.pid, Path("/nonexistent"), seen)
+    child.wait()
+    assert seen and all(mb > 0 and files == 0 for mb, files in seen)

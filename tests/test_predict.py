@@ -201,3 +201,61 @@ def test_bad_command_lines_are_refused_before_keras_is_imported(tmp_path, tiny_w
     assert result.returncode == 2, result.stderr[-2000:]
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not (tmp_path / "out").exists()
+
+
+class _HalfPredictor:
+    """Probability 0.6 everywhere, at once: the network is never the slow stage."""
+
+    name, multiple = "constant", 8
+
+    def predict(self, batch):
+        return np.full((*batch.shape[:3], 1), 0.6, dtype=np.float32)
+
+
+def test_lock_step_holds_at_most_three_photographs(tmp_path, tiny_weights, monkeypatch):
+    """Slow writers and an instant network: still at most three decoded photographs alive (the one
+    being written, the one segmented, the one read ahead), whatever the cohort's length."""
+    import weakref
+
+    from inference import pipeline
+
+    for i in range(9):
+        photo(tmp_path / "in" / f"p{i}.png", size=64, seed=i)
+    alive: set[str] = set()
+    most = [0]
+    read, write = pipeline._read, pipeline._write_picture
+
+    def counting_read(job, *args):
+        item = read(job, *args)
+        alive.add(job.name)
+        weakref.finalize(item.image, alive.discard, job.name)
+        most[0] = max(most[0], len(alive))
+        return item
+
+    def slow_write(*args):
+        time.sleep(0.05)
+        write(*args)
+
+    monkeypatch.setattr(pipeline, "_read", counting_read)
+    monkeypatch.setattr(pipeline, "_write_picture", slow_write)
+    jobs = pipeline.collect_inputs([str(tmp_path / "in")])
+    options = pipeline.PredictOptions(scale=1.0, measure=True)
+    summary = pipeline.predict_files(
+        jobs, tiny_weights, tmp_path / "out", options, predictor=_HalfPredictor()
+    )
+    assert (summary.done, summary.failed) == (9, 0)
+    assert most[0] == 3, most[0]
+    assert all(complete(tmp_path / "out" / f"p{i}_{k}.png") for i in range(9) for k in KINDS)
+
+
+def test_memory_is_handed_back_to_the_system():
+    """In a child process (the allocator setting is process-wide): on glibc both calls take."""
+    code = (
+        "from inference.pipeline import _malloc_trim, map_large_arrays, release_memory\n"
+        "release_memory()\n"
+        "print(map_large_arrays(), _malloc_trim() is not None)"
+    )
+    result = run_python(["-c", code])
+    assert result.returncode == 0, result.stderr
+    if sys.platform.startswith("linux") and os.confstr("CS_GNU_LIBC_VERSION"):
+        assert result.stdout.split() == ["True", "True"]

@@ -153,6 +153,31 @@ def test_segment_resamples_back_and_tiles(monkeypatch):
     np.testing.assert_array_equal(ev.segment(Local(), image), whole)
 
 
+def test_segment_runs_the_hook_around_the_network_and_averages_the_scales():
+    """during_network starts after every resampling and its join ends after the last prediction;
+    two factors give the mean of the two maps, each resampled back."""
+    from data.scale import resize_image, resize_probability, scaled_shape
+    from inference.segment import segment
+
+    events = []
+
+    class Local:
+        def predict(self, batch):
+            events.append(("network", batch.shape[1:3]))
+            return batch.mean(axis=-1, keepdims=True)
+
+    def hook():
+        events.append("start")
+        return lambda: events.append("join")
+
+    image = np.random.default_rng(2).integers(0, 256, (120, 90, 3), dtype=np.uint8)
+    prob = segment(Local(), image, factor=(0.5, 1.0), during_network=hook)
+    assert events == ["start", ("network", (64, 48)), ("network", (120, 96)), "join"]
+    half = resize_image(image, scaled_shape((120, 90), 0.5))
+    expected = resize_probability(segment(Local(), half), (120, 90)) + segment(Local(), image)
+    np.testing.assert_allclose(prob, expected / 2, rtol=1e-6)
+
+
 def test_resize_nearest_keeps_labels():
     label = np.array([[0, 1], [1, 0]], np.uint8)
     np.testing.assert_array_equal(
