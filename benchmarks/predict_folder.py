@@ -177,14 +177,24 @@ def _sample(pid: int, watch: Path, samples: list) -> None:
         time.sleep(0.1)
 
 
-def windows(samples: list, per_photo: int, edges=(0, 5, 25, 50, 75, 100)) -> dict[str, float]:
-    """Peak resident MB while photographs (a, b] were being finished, for each window of `edges`
-    (photographs done = PNG files / pictures per photograph)."""
+def windows(
+    samples: list, per_photo: int, count: int, edges=(0, 5, 25, 50, 75, 100)
+) -> dict[str, float]:
+    """Peak resident MB while photographs a+1..b of `count` were being finished, for each window
+    (a, b] of `edges` (photographs done = PNG files / pictures per photograph); the samples
+    after the last photograph count in the last window."""
     peaks = {}
     for low, high in zip(edges, edges[1:], strict=False):
-        inside = [mb for mb, files in samples if low <= files // per_photo < high]
+        if low >= count:
+            break
+        last = high >= count
+        inside = [
+            mb
+            for mb, files in samples
+            if low <= files // per_photo and (last or files // per_photo < high)
+        ]
         if inside:
-            peaks[f"{low + 1}-{high}"] = max(inside)
+            peaks[f"{low + 1}-{min(high, count)}"] = max(inside)
     return peaks
 
 
@@ -234,7 +244,7 @@ def memory_rows(photos: list[Path], counts: list[int], work: Path, label: str) -
             predict_command(ROOT, folder, out, False), ROOT, samples=samples, watch=out
         )
         rows.append({"photos": count, "size": label, "rss_mb": rss, "seconds": seconds,
-                     "windows": windows(samples, len(PICTURES)),
+                     "windows": windows(samples, len(PICTURES), count),
                      "summary": stdout.strip().splitlines()[-1]})  # fmt: skip
         print(f"memory {count} x {label}: {rss:.0f} MB in {seconds:.0f} s", file=sys.stderr)
         shutil.rmtree(work / f"mem_out{count}")

@@ -53,7 +53,8 @@ def test_predict_folder_memory_windows():
     from benchmarks.predict_folder import _sample, windows
 
     samples = [(100.0, 0), (250.0, 3), (180.0, 4), (300.0, 19), (210.0, 20), (220.0, 99), (90.0, 400)]
-    assert windows(samples, 4) == {"1-5": 300.0, "6-25": 220.0}
+    assert windows(samples, 4, 100) == {"1-5": 300.0, "6-25": 220.0, "76-100": 90.0}
+    assert windows(samples, 4, 5) == {"1-5": 300.0}  # after the last: in the last window
     if not Path("/proc/self/status").is_file():
         pytest.skip("no /proc here: the sampler reads /proc/PID/status")
     seen: list = []
