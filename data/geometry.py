@@ -3,8 +3,10 @@
 DRIVE images (584 x 565) are padded to 592 x 592 and STARE images (605 x 700)
 to 704 x 704, as in the paper, CHASE_DB1 images (960 x 999) to 1008 x 1008, as
 in the SA-UNet paper; any other image goes to the next multiple of 8 in each
-direction (HRF at half resolution, 1168 x 1752, already is one; the network
-downsamples three times). `crop_to` with the original (h, w) is the exact
+direction (HRF at half resolution, 1168 x 1752, already is one; SA-UNetv2
+downsamples three times). U-Net downsamples four times and needs multiples of
+16: `inference.segment` and the trainer pad further for it
+(`models.common.input_multiple`). `crop_to` with the original (h, w) is the exact
 inverse of `pad_to`.
 
 Array layouts: (H, W), (H, W, C) or a batch (N, H, W, C).
