@@ -143,7 +143,7 @@ def main(argv=None) -> int:
 
     select_backend(args.backend)  # after the checks above: a typo costs no TensorFlow import
     out = Path(args.out)
-    map_large_arrays()  # peak memory that does not depend on the cohort's length
+    map_large_arrays()  # freed full-size arrays go back to the system at once
     summary = predict_files(jobs, weights, out, options, engine=args.engine, mask_path=args.mask)
     print(summary.line(out))
     return 1 if summary.failed else 0

@@ -5,11 +5,12 @@ Step k: this thread resamples photograph k to the network's scale; while the
 network segments it, `WORKERS` threads write the pictures (and measurements)
 of photograph k-1, one picture a task, and then read photograph k+1 and find
 its field of view; when they are done, this thread resamples the
-probabilities back to full size. At most three photographs are held, and
-every step allocates the same arrays in the same order, so a run of five
-photographs already reaches the peak memory of a run of ten thousand
-(docs/prediction.md, "Speed and memory"). What each step freed is handed back
-to the system (`release_memory`).
+probabilities back to full size. At most three photographs are held and
+every step allocates the same arrays in the same order, so the peak memory
+does not grow with the cohort: from the sixth photograph on it stays within
+about 10 MB, the variation of thread timing (docs/prediction.md, "Speed and
+memory"). What each step freed is handed back to the system
+(`release_memory`).
 
 Resumable: every file is written under a temporary name and renamed
 (`utils.io.atomic_path`), so a killed run leaves either a complete picture or
@@ -25,6 +26,7 @@ skipped; the run goes on and `Summary.failed` counts it.
 from __future__ import annotations
 
 import csv
+import functools
 import glob
 import io
 import math
@@ -492,30 +494,27 @@ def map_large_arrays(threshold: int = LARGE_ARRAY_BYTES) -> bool:
 
     By default glibc raises this threshold up to 32 MB as large blocks are freed, so full-size
     maps of a few to 30 MB go to the heaps of the threads that made them, and what those heaps
-    keep depends on the order the threads happened to run in; with one fixed threshold the peak
-    memory repeats from one step to the next (docs/prediction.md, "Speed and memory")."""
+    keep depends on the order the threads happened to run in; with one fixed threshold the large
+    arrays leave nothing behind (docs/prediction.md, "Speed and memory")."""
     libc = _libc()
     if libc is None or not hasattr(libc, "mallopt"):
         return False
     return bool(libc.mallopt(M_MMAP_THRESHOLD, int(threshold)))
 
 
-_LIBC: list = []
-
-
+@functools.cache
 def _libc():
-    """The C library through ctypes, or None where it cannot be loaded."""
-    if not _LIBC:
-        import ctypes
-        import ctypes.util
+    """The C library through ctypes (loaded once), or None where it cannot be loaded."""
+    import ctypes
+    import ctypes.util
 
-        try:
-            _LIBC.append(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"))
-        except OSError:
-            _LIBC.append(None)
-    return _LIBC[0]
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
 
 
+@functools.cache
 def _malloc_trim():
     """glibc's malloc_trim, or None where the C library has none (macOS, Windows, musl)."""
     import ctypes

@@ -44,4 +44,4 @@ def input_multiple(model) -> int:
     for layer in model.layers:
         if isinstance(layer, layers.MaxPooling2D):
             multiple *= max(int(s) for s in layer.strides)
-    return max(multiple, 1)
+    return multiple
