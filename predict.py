@@ -30,6 +30,7 @@ import math
 import sys
 from pathlib import Path
 
+from inference.pipeline import WORKERS
 from utils.cli import run_cli
 from utils.errors import UserError
 
@@ -93,6 +94,13 @@ def parse_args(argv):
     parser.add_argument("--engine", default="auto", help="inference engine (auto, keras, ...)")
     parser.add_argument("--backend", choices=("tensorflow", "jax", "torch"), help="Keras backend")
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=WORKERS,
+        help=f"threads writing and reading photographs while the network runs (default "
+        f"{WORKERS}); 0: one stage after the other, slower, the least memory",
+    )
+    parser.add_argument(
         "--verbose", action="store_true", help="print a line per photograph (scale factor, times)"
     )
     return parser.parse_args(argv)
@@ -109,6 +117,8 @@ def main(argv=None) -> int:
         raise UserError(f"--threshold must be in [0, 1], got {args.threshold}")
     _positive(args.fov_degrees, "--fov-degrees")
     _positive(args.mm_per_pixel, "--mm-per-pixel")
+    if args.workers < 0:
+        raise UserError(f"--workers must be 0 or more, got {args.workers}")
     from data.scale import parse_scale
     from inference.outputs import parse_save
 
@@ -138,6 +148,7 @@ def main(argv=None) -> int:
         fov_degrees=args.fov_degrees,
         overwrite=args.overwrite,
         verbose=args.verbose,
+        workers=args.workers,
     )
     from training.backend import select_backend
 

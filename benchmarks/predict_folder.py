@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import machine, markdown_table  # noqa: E402
+from inference.pipeline import WORKERS  # noqa: E402
 
 SIZES = {8: (2336, 3504), 15: (3168, 4752)}  # megapixels -> (H, W)
 WEIGHTS = ROOT / "weights" / "sa_unetv2_drive.keras"
@@ -47,6 +48,7 @@ STAGES = ("read", "fov", "resample", "network", "resample_back", "write")
 PICTURES = ("prob", "binary", "overlay", "fov")  # predict.py's default --save
 COLUMNS = [
     ("code", lambda r: r["code"]),
+    ("workers", lambda r: "-" if r["code"] != "new" else str(_workers(r))),
     ("photograph", lambda r: r["size"]),
     ("photographs/s", lambda r: f"{r['rate']:.3f}"),
     ("s per photograph", lambda r: f"{1 / r['rate']:.2f}" if r["rate"] else "-"),
@@ -177,12 +179,14 @@ def _sample(pid: int, watch: Path, samples: list) -> None:
         time.sleep(0.1)
 
 
-def windows(
-    samples: list, per_photo: int, count: int, edges=(0, 5, 25, 50, 75, 100)
-) -> dict[str, float]:
+def windows(samples: list, per_photo: int, count: int, edges=None) -> dict[str, float]:
     """Peak resident MB while photographs a+1..b of `count` were being finished, for each window
-    (a, b] of `edges` (photographs done = PNG files / pictures per photograph); the samples
-    after the last photograph count in the last window."""
+    (a, b] of `edges` (photographs done = PNG files / pictures per photograph; default: the first
+    five, then each quarter of the run); the samples after the last photograph count in the last
+    window."""
+    if edges is None:
+        quarters = (round(count * k / 4) for k in range(1, 5))
+        edges = (0, 5, *(edge for edge in quarters if edge > 5))
     peaks = {}
     for low, high in zip(edges, edges[1:], strict=False):
         if low >= count:
@@ -198,7 +202,10 @@ def windows(
     return peaks
 
 
-def predict_command(repo: Path, folder: Path, out: Path, verbose: bool) -> list[str]:
+def predict_command(
+    repo: Path, folder: Path, out: Path, verbose: bool, workers: int | None = None
+) -> list[str]:
+    """predict.py of `repo` with its defaults; `workers`: its --workers (None: not given)."""
     command = [
         sys.executable,
         str(repo / "predict.py"),
@@ -207,18 +214,23 @@ def predict_command(repo: Path, folder: Path, out: Path, verbose: bool) -> list[
         "--out",
         str(out),
     ]
-    return [*command, str(folder)] + (["--verbose"] if verbose else [])
+    command += ["--verbose"] if verbose else []
+    return [*command, str(folder)] + ([] if workers is None else ["--workers", str(workers)])
 
 
-def measure(repo: Path, code: str, photos: list[Path], work: Path, label: str) -> dict:
+def measure(
+    repo: Path, code: str, photos: list[Path], work: Path, label: str, workers: int | None = None
+) -> dict:
     """One row: the predict.py of `repo` on all photos and on the first alone."""
     one = work / f"{code}_one"
     one.mkdir()
     os.link(photos[0], one / photos[0].name)
     new = code == "new"
-    t1, _, _ = run_child(predict_command(repo, one, work / f"{code}_out1", False), repo)
+    t1, _, _ = run_child(predict_command(repo, one, work / f"{code}_out1", False, workers), repo)
     folder = photos[0].parent
-    tn, rss, stdout = run_child(predict_command(repo, folder, work / f"{code}_outn", new), repo)
+    tn, rss, stdout = run_child(
+        predict_command(repo, folder, work / f"{code}_outn", new, workers), repo
+    )
     rate = (len(photos) - 1) / (tn - t1) if tn > t1 else float("nan")
     if new:
         stages = stage_times(stdout)
@@ -230,23 +242,30 @@ def measure(repo: Path, code: str, photos: list[Path], work: Path, label: str) -
         )  # fmt: skip
         stages = json.loads(stdout.strip().splitlines()[-1])
     print(f"{code} {label}: {rate:.3f} photographs/s, {rss:.0f} MB", file=sys.stderr)
-    return {"code": code, "size": label, "photos": len(photos), "rate": rate, "rss_mb": rss,
+    return {"code": code, "workers": workers, "size": label, "photos": len(photos), "rate": rate, "rss_mb": rss,
             "seconds_n": tn, "seconds_1": t1, "stages": stages}  # fmt: skip
 
 
-def memory_rows(photos: list[Path], counts: list[int], work: Path, label: str) -> list[dict]:
+def memory_rows(
+    photos: list[Path], counts: list[int], work: Path, label: str, workers: int | None = None
+) -> list[dict]:
     rows = []
     for count in counts:
-        folder = copies(photos, work / f"memory_{count}", count)
+        folder = work / f"memory_{count}"
+        if not folder.is_dir():
+            copies(photos, folder, count)
         samples: list = []
         out = work / f"mem_out{count}"
         seconds, rss, stdout = run_child(
-            predict_command(ROOT, folder, out, False), ROOT, samples=samples, watch=out
+            predict_command(ROOT, folder, out, False, workers), ROOT, samples=samples, watch=out
         )
-        rows.append({"photos": count, "size": label, "rss_mb": rss, "seconds": seconds,
+        rows.append({"photos": count, "workers": workers, "size": label, "rss_mb": rss, "seconds": seconds,
                      "windows": windows(samples, len(PICTURES), count),
                      "summary": stdout.strip().splitlines()[-1]})  # fmt: skip
-        print(f"memory {count} x {label}: {rss:.0f} MB in {seconds:.0f} s", file=sys.stderr)
+        print(
+            f"memory {count} x {label}, workers {workers}: {rss:.0f} MB in {seconds:.0f} s",
+            file=sys.stderr,
+        )
         shutil.rmtree(work / f"mem_out{count}")
     return rows
 
@@ -262,6 +281,11 @@ def parse_args(argv=None):
         "--memory", help="A,B: peak memory for A and for B photographs (first size)"
     )
     parser.add_argument("--no-speed", action="store_true", help="only the --memory runs")
+    parser.add_argument(
+        "--workers",
+        help="comma-separated values of the new predict.py's --workers, a row each (default: "
+        "its default)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     return parser.parse_args(argv)
 
@@ -269,6 +293,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
+    workers = [int(w) for w in args.workers.split(",")] if args.workers else [None]
     report = {"machine": machine(), "cpu": _cpu_model(), "rows": [], "memory": []}
     with tempfile.TemporaryDirectory(prefix="predict_folder_") as tmp:
         work = Path(tmp)
@@ -277,16 +302,17 @@ def main(argv=None) -> int:
             label = f"{shape[1]} x {shape[0]} JPEG"
             photos = make_photographs(work / f"photos_{size}", args.photos, shape)
             if not args.no_speed:
-                codes = [("new", ROOT)] + (
-                    [("baseline", args.baseline_repo)] if args.baseline_repo else []
+                runs = [("new", ROOT, w) for w in workers] + (
+                    [("baseline", args.baseline_repo, None)] if args.baseline_repo else []
                 )
-                for code, repo in codes:
-                    sub = work / f"{code}_{size}"
+                for index, (code, repo, count) in enumerate(runs):
+                    sub = work / f"{code}_{size}_{index}"
                     sub.mkdir()
-                    report["rows"].append(measure(repo.resolve(), code, photos, sub, label))
+                    report["rows"].append(measure(repo.resolve(), code, photos, sub, label, count))
             if args.memory and size == sizes[0]:
                 counts = [int(c) for c in args.memory.split(",")]
-                report["memory"] = memory_rows(photos, counts, work, label)
+                for count in workers:
+                    report["memory"] += memory_rows(photos, counts, work, label, count)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -297,12 +323,18 @@ def main(argv=None) -> int:
         print()
         print(markdown_table(
             [("photographs", lambda r: str(r["photos"])), ("photograph", lambda r: r["size"]),
+             ("workers", lambda r: str(_workers(r))),
              ("peak RSS MB", lambda r: f"{r['rss_mb']:.0f}"), ("seconds", lambda r: f"{r['seconds']:.0f}"),
              ("sampled peak MB while finishing photographs ...",
               lambda r: ", ".join(f"{k}: {v:.0f}" for k, v in r["windows"].items()))],
             report["memory"],
         ))  # fmt: skip
     return 0
+
+
+def _workers(row: dict) -> int:
+    """The --workers a row of the new code ran with."""
+    return WORKERS if row["workers"] is None else row["workers"]
 
 
 def _cpu_model() -> str:

@@ -34,7 +34,7 @@ import os
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,7 +64,8 @@ class PredictOptions:
     """What predict.py writes. scale: "auto" or a factor (`data.scale`); save: kinds of
     `OUTPUT_KINDS`; measure: measurements.csv (`measurements.py`); measure_images:
     `<name>_calibre.png`; mm_per_pixel, or fov_degrees with the measured FOV diameter, for
-    millimetres."""
+    millimetres; workers: threads writing and reading beside the network (0: every stage one
+    after the other on the calling thread)."""
 
     threshold: float = 0.5
     use_fov: bool = True
@@ -76,6 +77,7 @@ class PredictOptions:
     fov_degrees: float = 45.0
     overwrite: bool = False
     verbose: bool = False
+    workers: int = WORKERS
 
 
 @dataclass
@@ -364,7 +366,12 @@ def _stream(todo, predictor, mask, train_diameter, out_dir, options, log, bar, s
             bar.write(text, file=sys.stderr)
         return item
 
-    with ThreadPoolExecutor(WORKERS, thread_name_prefix="predict") as pool:
+    pool = (
+        ThreadPoolExecutor(options.workers, thread_name_prefix="predict")
+        if options.workers > 0
+        else _Inline()
+    )
+    with pool:
         reading = pool.submit(_read, todo[0], mask, train_diameter, options)
         writing = None
         for index, job in enumerate(todo):
@@ -399,6 +406,24 @@ def _stream(todo, predictor, mask, train_diameter, out_dir, options, log, bar, s
         if writing is not None:
             wait(writing.submit(pool))
             finish(writing)
+
+
+class _Inline:
+    """A stand-in for the thread pool with no threads: `submit` runs the task at once."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def submit(self, function, *args) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(function(*args))
+        except Exception as exc:  # noqa: BLE001 - kept for `result()`, as a pool would
+            future.set_exception(exc)
+        return future
 
 
 class _Writing:

@@ -55,6 +55,10 @@ def test_predict_folder_memory_windows():
     samples = [(100.0, 0), (250.0, 3), (180.0, 4), (300.0, 19), (210.0, 20), (220.0, 99), (90.0, 400)]
     assert windows(samples, 4, 100) == {"1-5": 300.0, "6-25": 220.0, "76-100": 90.0}
     assert windows(samples, 4, 5) == {"1-5": 300.0}  # after the last: in the last window
+    longer = [(float(done), done) for done in range(0, 401, 50)]  # one picture per photograph
+    assert windows(longer, 1, 400) == {
+        "1-5": 0.0, "6-100": 50.0, "101-200": 150.0, "201-300": 250.0, "301-400": 400.0
+    }  # fmt: skip
     if not Path("/proc/self/status").is_file():
         pytest.skip("no /proc here: the sampler reads /proc/PID/status")
     seen: list = []

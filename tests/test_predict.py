@@ -174,6 +174,7 @@ def test_resume_after_sigkill(tmp_path, tiny_weights):
         (["--save", "prob,veins"], "--save takes a comma-separated list of prob, binary, overlay, fov"),
         (["--weights", "none.keras"], "weights file none.keras does not exist"),
         (["--fov-degrees", "0"], "--fov-degrees must be a positive number"),
+        (["--workers", "-1"], "--workers must be 0 or more, got -1"),
         (["NOT_AN_IMAGE"], "is not an image file"),
         (["EMPTY"], "holds no image files"),
         (["MASK"], "mask"),
@@ -259,3 +260,40 @@ def test_memory_is_handed_back_to_the_system():
     assert result.returncode == 0, result.stderr
     if sys.platform.startswith("linux") and os.confstr("CS_GNU_LIBC_VERSION"):
         assert result.stdout.split() == ["True", "True"]
+
+
+def test_no_workers_runs_every_stage_on_the_calling_thread(tmp_path, tiny_weights, monkeypatch):
+    """--workers 0: the same pictures and rows as with the worker threads, a bad file still skipped,
+    and no stage leaves the calling thread."""
+    import threading
+
+    from inference import pipeline
+
+    for i in range(4):
+        photo(tmp_path / "in" / f"p{i}.png", size=64, seed=i)
+    (tmp_path / "in" / "p2.png").write_bytes(b"not a PNG")
+    threads: set[str] = set()
+    read, write = pipeline._read, pipeline._write_picture
+
+    def where_read(*args):
+        threads.add(threading.current_thread().name)
+        return read(*args)
+
+    def where_write(*args):
+        threads.add(threading.current_thread().name)
+        write(*args)
+
+    jobs = pipeline.collect_inputs([str(tmp_path / "in")])
+    outputs = {}
+    for workers in (2, 0):
+        threads.clear()
+        monkeypatch.setattr(pipeline, "_read", where_read)
+        monkeypatch.setattr(pipeline, "_write_picture", where_write)
+        options = pipeline.PredictOptions(scale=1.0, measure=True, workers=workers)
+        out = tmp_path / f"out{workers}"
+        summary = pipeline.predict_files(jobs, tiny_weights, out, options, predictor=_HalfPredictor())
+        assert (summary.done, summary.failed) == (3, 1)
+        outputs[workers] = {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+        on_caller = threads == {threading.current_thread().name}
+        assert on_caller == (workers == 0), threads
+    assert len(outputs[0]) == 3 * len(KINDS) + 1 and outputs[0] == outputs[2]
