@@ -375,3 +375,44 @@ def _differences(values):
     if not np.isfinite(d).all():
         raise ValueError("per-image differences must be finite (a NaN score cannot be compared)")
     return d
+
+
+THRESHOLD_GRID = tuple(round(0.05 + 0.01 * i, 2) for i in range(91))  # 0.05, 0.06, ..., 0.95
+
+
+def f1_by_threshold(probs, labels, grid=THRESHOLD_GRID) -> np.ndarray:
+    """Mean over images of F1 at each threshold of `grid` (vessel: prob > threshold), shape
+    (len(grid),). probs, labels: sequences of same-shape arrays per image (labels in {0, 1}).
+
+    One pass per image: the thresholds cut a histogram of the vessel pixels' and of the background
+    pixels' probabilities, so TP(t) and FP(t) come from cumulative sums, not one map per threshold.
+    """
+    edges = np.asarray(grid, dtype=np.float64)
+    scores = []
+    for prob, label in zip(probs, labels, strict=True):
+        prob = np.asarray(prob, dtype=np.float64).ravel()  # as `image_metrics` compares
+        label = np.asarray(label).ravel().astype(bool)
+        if prob.shape != label.shape:
+            raise ValueError(f"prediction of {prob.size} pixels against a label of {label.size}")
+        # Pixels above each threshold: searchsorted 'left' puts p == t below t (prob > t).
+        bins = np.searchsorted(edges, prob, side="left")  # how many thresholds lie below p
+        above_pos = np.cumsum(np.bincount(bins[label], minlength=len(edges) + 1)[::-1])[::-1]
+        above_neg = np.cumsum(np.bincount(bins[~label], minlength=len(edges) + 1)[::-1])[::-1]
+        tp = above_pos[1:].astype(np.float64)  # p > grid[k]  <=>  bins >= k + 1
+        fp = above_neg[1:].astype(np.float64)
+        fn = label.sum() - tp
+        denominator = 2 * tp + fp + fn
+        scores.append(np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0))
+    if not scores:
+        raise ValueError("no images to choose a threshold on")
+    return np.mean(scores, axis=0)
+
+
+def choose_threshold(probs, labels, grid=THRESHOLD_GRID) -> tuple[float, float]:
+    """(threshold, mean F1 there): the threshold of `grid` that maximises the mean F1 over images
+    (`f1_by_threshold`); of equal scores, the one nearest 0.5."""
+    f1 = f1_by_threshold(probs, labels, grid)
+    best = f1.max()
+    candidates = [t for t, score in zip(grid, f1, strict=True) if score == best]
+    threshold = min(candidates, key=lambda t: abs(t - DEFAULT_THRESHOLD))
+    return float(threshold), float(best)

@@ -1,7 +1,12 @@
 """Segment the vessels of your own fundus photographs, one or a whole cohort.
 
-    python predict.py --weights weights/sa_unetv2_drive.keras --out predictions photo1.jpg folder/
+    python predict.py --out predictions photo1.jpg folder/
     python predict.py --weights weights/sa_unetv2_drive.keras --recursive --measure cohort/
+
+Without --weights it uses weights/sa_unetv2_fundus.keras (trained on four datasets, for any
+camera) when it is there, otherwise weights/sa_unetv2_drive.keras, and says which. The
+threshold is the one the weights' .yaml records as chosen on their validation images
+(--threshold auto, the default), 0.5 where none is recorded.
 
 Any size and camera: with --scale auto (the default) each photograph is
 resampled so that its field of view is as wide as in the images the weights
@@ -34,6 +39,10 @@ from inference.pipeline import WORKERS
 from utils.cli import run_cli
 from utils.errors import UserError
 
+ROOT = Path(__file__).resolve().parent
+# Without --weights: the weights for photographs from any camera once shipped, else DRIVE's.
+DEFAULT_WEIGHTS = ("sa_unetv2_fundus.keras", "sa_unetv2_drive.keras")
+
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(
@@ -42,7 +51,12 @@ def parse_args(argv):
     parser.add_argument(
         "inputs", nargs="+", metavar="INPUT", help="image files or folders of images"
     )
-    parser.add_argument("--weights", required=True, help="a .keras checkpoint")
+    parser.add_argument(
+        "--weights",
+        help="a .keras checkpoint (default: the first of "
+        + ", ".join(f"weights/{name}" for name in DEFAULT_WEIGHTS)
+        + " that is there)",
+    )
     parser.add_argument(
         "--out", default="predictions", help="output folder (default: predictions/)"
     )
@@ -60,7 +74,10 @@ def parse_args(argv):
         "--overwrite", action="store_true", help="redo photographs whose outputs already exist"
     )
     parser.add_argument(
-        "--threshold", type=float, default=0.5, help="vessel if probability > threshold (0.5)"
+        "--threshold",
+        default="auto",
+        help="vessel if probability > threshold; auto (default): the threshold the weights' .yaml "
+        "records as chosen on their validation images, 0.5 where it records none",
     )
     parser.add_argument("--mask", help="FOV mask image for a single input (default: generated)")
     parser.add_argument(
@@ -106,6 +123,42 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
+def default_weights(folder: Path = ROOT / "weights") -> Path:
+    """The weights predict.py uses without --weights: the first of DEFAULT_WEIGHTS in `folder`."""
+    for name in DEFAULT_WEIGHTS:
+        if (folder / name).is_file():
+            return folder / name
+    raise UserError(
+        f"no --weights given and none of {', '.join(DEFAULT_WEIGHTS)} is in {folder}; "
+        "name a .keras file with --weights"
+    )
+
+
+def parse_threshold(value: str) -> str | float:
+    """A --threshold value: "auto" or a number in [0, 1]."""
+    if value.strip().lower() == "auto":
+        return "auto"
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not 0.0 <= number <= 1.0:
+        raise UserError(f"--threshold must be 'auto' or a number in [0, 1], got {value}")
+    return number
+
+
+def resolve_threshold(value: str | float, weights: Path) -> tuple[float, str]:
+    """(threshold, where it comes from) for a `parse_threshold` value and the weights used."""
+    if value != "auto":
+        return float(value), "--threshold"
+    from data.scale import weights_config
+
+    chosen = (weights_config(weights).get("evaluate") or {}).get("chosen_threshold")
+    if chosen is None:
+        return 0.5, "the weights record no chosen threshold"
+    return float(chosen), "chosen on the weights' validation images"
+
+
 def _positive(value: float | None, flag: str) -> None:
     if value is not None and not (math.isfinite(value) and value > 0):
         raise UserError(f"{flag} must be a positive number, got {value}")
@@ -113,8 +166,7 @@ def _positive(value: float | None, flag: str) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if not 0.0 <= args.threshold <= 1.0:
-        raise UserError(f"--threshold must be in [0, 1], got {args.threshold}")
+    threshold = parse_threshold(args.threshold)
     _positive(args.fov_degrees, "--fov-degrees")
     _positive(args.mm_per_pixel, "--mm-per-pixel")
     if args.workers < 0:
@@ -126,7 +178,8 @@ def main(argv=None) -> int:
     save = parse_save(args.save)
     from utils.io import check_weights_file
 
-    weights = check_weights_file(args.weights)
+    weights = check_weights_file(args.weights) if args.weights else default_weights()
+    threshold, source = resolve_threshold(threshold, weights)
     from inference.pipeline import (
         PredictOptions,
         check_inputs,
@@ -138,7 +191,7 @@ def main(argv=None) -> int:
     jobs = collect_inputs(args.inputs, recursive=args.recursive, exclude=args.out)
     check_inputs(jobs, args.mask)
     options = PredictOptions(
-        threshold=args.threshold,
+        threshold=threshold,
         use_fov=not args.no_fov,
         scale=scale,
         save=save,
@@ -155,9 +208,19 @@ def main(argv=None) -> int:
     select_backend(args.backend)  # after the checks above: a typo costs no TensorFlow import
     out = Path(args.out)
     map_large_arrays()  # freed full-size arrays go back to the system at once
+    which = "" if args.weights else " (the default; --weights to choose others)"
+    print(f"weights {_shown(weights)}{which}, threshold {threshold:.2f} ({source})")
     summary = predict_files(jobs, weights, out, options, engine=args.engine, mask_path=args.mask)
     print(summary.line(out))
     return 1 if summary.failed else 0
+
+
+def _shown(path: Path) -> str:
+    """`path` relative to the repository when it is inside it, as the README names it."""
+    try:
+        return Path(path).resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        return str(path)
 
 
 if __name__ == "__main__":

@@ -329,3 +329,27 @@ def test_bootstrap_is_seeded_and_matches_a_direct_resampling():
 def test_paired_comparison_refuses_bad_input(a, b, match):
     with pytest.raises(ValueError, match=match):
         paired_comparison(a, b)
+
+
+def test_f1_by_threshold_matches_thresholding_each_map():
+    """The histogram pass gives, at every threshold of the grid, the mean F1 that `image_metrics`
+    gives (values on a threshold included), and the best threshold is the one chosen."""
+    from metrics import THRESHOLD_GRID, choose_threshold, f1_by_threshold, image_metrics
+
+    rng = np.random.default_rng(3)
+    labels = [rng.random((30, 40)) < 0.15 for _ in range(3)]
+    probs = [np.clip(lab * 0.35 + rng.random(lab.shape) * 0.6, 0, 1) for lab in labels]
+    probs[0][0, :8] = 0.3  # on a grid value: not above it
+    f1 = f1_by_threshold(probs, labels)
+    expected = [
+        np.mean([image_metrics(p, lab.astype(np.uint8), threshold=t)["f1"] for p, lab in zip(probs, labels, strict=True)])
+        for t in THRESHOLD_GRID
+    ]
+    np.testing.assert_allclose(f1, expected, rtol=0, atol=1e-12)
+    threshold, best = choose_threshold(probs, labels)
+    assert best == pytest.approx(max(expected)) and threshold == THRESHOLD_GRID[int(np.argmax(expected))]
+    # The labels' own map scores 1 at every threshold below 1: the tie goes to 0.5.
+    assert choose_threshold([lab.astype(np.float32) for lab in labels], labels) == (0.5, 1.0)
+    # Maps that are vessel only above 0.7: a threshold between 0.6 and 0.7 is best, not 0.5.
+    shifted = [np.where(lab, 0.75, 0.65).astype(np.float32) for lab in labels]
+    assert 0.65 <= choose_threshold(shifted, labels)[0] < 0.75

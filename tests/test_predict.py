@@ -158,7 +158,8 @@ def test_resume_after_sigkill(tmp_path, tiny_weights):
 
     second = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
-    done, skipped = (int(word) for word in second.stdout.split()[0:4:2][:2])
+    summary = second.stdout.splitlines()[-1].split()  # "N done, M skipped ..."
+    done, skipped = int(summary[0]), int(summary[2])
     assert done + skipped == 50 and skipped >= 1 and done >= 1, second.stdout
     for i in range(50):
         assert all(complete(out / f"p{i:02d}_{kind}.png") for kind in KINDS)
@@ -174,6 +175,7 @@ def test_resume_after_sigkill(tmp_path, tiny_weights):
         (["--save", "prob,veins"], "--save takes a comma-separated list of prob, binary, overlay, fov"),
         (["--weights", "none.keras"], "weights file none.keras does not exist"),
         (["--fov-degrees", "0"], "--fov-degrees must be a positive number"),
+        (["--threshold", "1.5"], "--threshold must be 'auto' or a number in [0, 1], got 1.5"),
         (["--workers", "-1"], "--workers must be 0 or more, got -1"),
         (["NOT_AN_IMAGE"], "is not an image file"),
         (["EMPTY"], "holds no image files"),
@@ -297,3 +299,37 @@ def test_no_workers_runs_every_stage_on_the_calling_thread(tmp_path, tiny_weight
         on_caller = threads == {threading.current_thread().name}
         assert on_caller == (workers == 0), threads
     assert len(outputs[0]) == 3 * len(KINDS) + 1 and outputs[0] == outputs[2]
+
+
+def test_default_weights_and_the_auto_threshold(tmp_path, tiny_weights, capsys):
+    """Without --weights: the fundus weights when shipped, else DRIVE's, and the run says which;
+    --threshold auto takes the threshold the weights' yaml records, 0.5 without one."""
+    import shutil
+
+    from predict import default_weights, resolve_threshold
+    from utils.config import save_config
+    from utils.errors import UserError
+
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    with pytest.raises(UserError, match="no --weights given"):
+        default_weights(folder)
+    drive = shutil.copyfile(tiny_weights, folder / "sa_unetv2_drive.keras")
+    assert default_weights(folder) == drive
+    fundus = shutil.copyfile(tiny_weights, folder / "sa_unetv2_fundus.keras")
+    assert default_weights(folder) == fundus
+    assert resolve_threshold("auto", fundus) == (0.5, "the weights record no chosen threshold")
+    save_config({"evaluate": {"threshold": 0.5, "chosen_threshold": 0.42}}, folder / "sa_unetv2_fundus.yaml")
+    assert resolve_threshold("auto", fundus) == (0.42, "chosen on the weights' validation images")
+    assert resolve_threshold(0.3, fundus) == (0.3, "--threshold")
+
+    # As a user runs it: the shipped weights, named in the first line.
+    image = photo(tmp_path / "in" / "p.png", size=64)
+    code, stdout, _ = predict(["--out", tmp_path / "out", "--engine", "keras", image], capsys)
+    assert code == 0, stdout
+    shipped = default_weights()
+    assert stdout.splitlines()[0] == (
+        f"weights weights/{shipped.name} (the default; --weights to choose others), threshold "
+        f"{resolve_threshold('auto', shipped)[0]:.2f} ({resolve_threshold('auto', shipped)[1]})"
+    )
+    assert all(complete(tmp_path / "out" / f"p_{kind}.png") for kind in KINDS)

@@ -100,6 +100,16 @@ def test_ship_weights_writes_a_loadable_evaluated_set(tmp_path):
     assert load_model(out / "demo_probe.keras").count_params() == 260_521
     record = json.loads((out / "demo_probe.eval.json").read_text(encoding="utf-8"))
     assert record["n_images"] == 2 and len(record["per_image"]) == 2
+    # The threshold chosen on the run's validation images (never the test images) is in the yaml.
+    from data.prepare import prepare_training_data
+
+    choice = record["threshold_choice"]
+    shipped_cfg = resolve_run_config(out / "demo_probe.yaml")
+    assert shipped_cfg["evaluate"]["chosen_threshold"] == choice["threshold"]
+    assert shipped_cfg["evaluate"]["threshold"] == 0.5  # evaluation keeps the paper's protocol
+    assert 0.05 <= choice["threshold"] <= 0.95 and choice["val_f1"] >= choice["val_f1_at_0.5"]
+    assert choice["val_images"] == len(prepare_training_data(cfg["dataset"], progress=False).x_val)
+    assert f"{choice['threshold']:.2f} (F1 {choice['val_f1']:.4f}" in result.stdout
 
     missing = run_python(["tools/ship_weights.py", "--run", str(tmp_path), "--stem", "x"])
     assert missing.returncode == 2 and "must be a folder train.py wrote" in missing.stderr

@@ -10,6 +10,11 @@ writes, each atomically:
   weights/<stem>.eval.json     evaluate.py's metrics of these weights (per image and summary)
 so that `python evaluate.py --config weights/<stem>.yaml --weights weights/<stem>.keras
 --data-root DIR` reproduces the recorded row (tests/test_weights.py checks a few images).
+
+The yaml also records `evaluate.chosen_threshold`: the threshold (0.05-0.95 in steps of 0.01)
+with the best mean F1 over the run's own validation images, the split train.py held out, never
+the test images (`predict.py --threshold auto` uses it; evaluation keeps the paper's 0.5).
+eval.json records it with that F1 and the number of validation images.
 """
 
 from __future__ import annotations
@@ -61,6 +66,8 @@ def main(argv=None) -> int:
     model = load_model(run / args.checkpoint)  # compile=False: no optimizer state
     with atomic_path(out / f"{args.stem}.keras") as tmp:
         model.save(tmp)
+    choice = validation_threshold(cfg, model, args.data_root)
+    cfg["evaluate"]["chosen_threshold"] = choice["threshold"]
     save_config(cfg, out / f"{args.stem}.yaml")
     with atomic_path(out / f"{args.stem}.history.csv") as tmp:
         shutil.copyfile(run / "history.csv", tmp)
@@ -69,9 +76,50 @@ def main(argv=None) -> int:
     eval_cfg["evaluate"]["save_images"] = False
     with tempfile.TemporaryDirectory() as scratch:
         summary = evaluate_checkpoint(eval_cfg, out / f"{args.stem}.keras", scratch)
-    write_json(out / f"{args.stem}.eval.json", summary)
+    write_json(out / f"{args.stem}.eval.json", {**summary, "threshold_choice": choice})
+    print(
+        f"threshold of the best mean F1 on {choice['val_images']} validation images: "
+        f"{choice['threshold']:.2f} (F1 {choice['val_f1']:.4f}; at 0.5: {choice['val_f1_at_0.5']:.4f})"
+    )
     print(f"wrote {out}/{args.stem}.{{keras,yaml,history.csv,curves.png,eval.json}}")
     return 0
+
+
+def validation_threshold(cfg: dict, model, data_root: str | None) -> dict:
+    """The threshold of the best mean F1 over the run's validation images (`metrics.choose_threshold`):
+    the same augmented, padded images and split that train.py validated on, predicted by `model`."""
+    import copy
+
+    import numpy as np
+
+    from data.io import to_unit_float
+    from data.prepare import prepare_training_data
+    from inference.engines import make_predictor
+    from metrics import DEFAULT_THRESHOLD, THRESHOLD_GRID, choose_threshold, f1_by_threshold
+    from training.trainer import pad_to_model
+
+    dataset = copy.deepcopy(cfg["dataset"])
+    if data_root is not None:
+        dataset["data_root"] = data_root
+    data = prepare_training_data(dataset, progress=False)
+    if not len(data.x_val):
+        raise UserError("the run held out no validation images: no threshold can be chosen")
+    x_val, y_val, _ = pad_to_model(model, data.x_val, data.y_val, ())
+    predictor = make_predictor(model, cfg["evaluate"]["engine"])
+    probs = [
+        np.asarray(predictor.predict(to_unit_float(x_val[i : i + 1])))[0, ..., 0]
+        for i in range(len(x_val))
+    ]
+    labels = [y[..., 0] for y in y_val]
+    threshold, f1 = choose_threshold(probs, labels)
+    at_half = f1_by_threshold(probs, labels, (DEFAULT_THRESHOLD,))[0]
+    return {
+        "threshold": threshold,
+        "val_f1": round(f1, 6),
+        "val_f1_at_0.5": round(float(at_half), 6),
+        "val_images": len(x_val),
+        "grid": [THRESHOLD_GRID[0], THRESHOLD_GRID[-1], 0.01],
+    }
 
 
 if __name__ == "__main__":

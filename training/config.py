@@ -56,6 +56,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "weights": "best",
         "save_images": True,
         "scale": "auto",  # "auto", or a number: the factor images are predicted at (1: off)
+        # The threshold of the best mean F1 on the run's validation images, recorded by
+        # tools/ship_weights.py; predict.py --threshold auto uses it. null: none chosen.
+        "chosen_threshold": None,
     },
     # The training images' median FOV diameter (px), recorded by train.py (data.scale);
     # null: the dataset's known value (data.scale.KNOWN_FOV_DIAMETERS).
@@ -164,6 +167,11 @@ def validate(cfg: dict[str, Any]) -> None:
     threshold = cfg["evaluate"]["threshold"]
     if not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
         raise UserError(f"evaluate.threshold must be in [0, 1], got {threshold!r}")
+    chosen = cfg["evaluate"]["chosen_threshold"]
+    if chosen is not None and (
+        isinstance(chosen, bool) or not isinstance(chosen, (int, float)) or not 0.0 <= chosen <= 1.0
+    ):
+        raise UserError(f"evaluate.chosen_threshold must be in [0, 1] or null, got {chosen!r}")
     from data.scale import parse_scale
 
     parse_scale(cfg["evaluate"]["scale"], "evaluate.scale")
