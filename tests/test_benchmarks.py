@@ -66,3 +66,20 @@ def test_predict_folder_memory_windows():
     _sample(child.pid, Path("/nonexistent"), seen)
     child.wait()
     assert seen and all(mb > 0 and files == 0 for mb, files in seen)
+
+
+def test_scale_ceiling_loses_thin_vessels_when_shrunk():
+    """A label shrunk as a coverage map and brought back: unchanged at factor 1, a 5-px bar kept
+    at 0.5, a 1-px line lost at a third (its coverage falls under 0.5)."""
+    import numpy as np
+
+    from benchmarks.scale_ceiling import ceiling_f1
+
+    mask = np.ones((120, 120), dtype=bool)
+    bar = np.zeros((120, 120), dtype=np.uint8)
+    bar[40:45, 10:110] = 1
+    line = np.zeros((120, 120), dtype=np.uint8)
+    line[80, 10:110] = 1
+    assert ceiling_f1(bar, mask, 1.0) == 1.0 and ceiling_f1(line, mask, 1.0) == 1.0
+    assert ceiling_f1(bar, mask, 0.5) > 0.9
+    assert ceiling_f1(line, mask, 1 / 3) < 0.5
