@@ -9,8 +9,8 @@ probabilities back to full size. At most three photographs are held and
 every step allocates the same arrays in the same order, so the peak memory
 does not grow with the cohort: with the worker threads it varies by up to
 about 1 % with thread timing, flat over 300 photographs; with `workers=0`
-(every stage on this thread, one after the other) it is reached in the first
-photographs and never again (docs/prediction.md, "Speed and memory"). What
+(every stage on this thread, one after the other) by about 0.1 %
+(docs/prediction.md, "Speed and memory"). What
 each step freed is handed back to the system (`release_memory`).
 
 Resumable: every file is written under a temporary name and renamed
