@@ -411,8 +411,12 @@ def f1_by_threshold(probs, labels, grid=THRESHOLD_GRID) -> np.ndarray:
 def choose_threshold(probs, labels, grid=THRESHOLD_GRID) -> tuple[float, float]:
     """(threshold, mean F1 there): the threshold of `grid` that maximises the mean F1 over images
     (`f1_by_threshold`); of equal scores, the one nearest 0.5."""
-    f1 = f1_by_threshold(probs, labels, grid)
-    best = f1.max()
+    return best_threshold(f1_by_threshold(probs, labels, grid), grid)
+
+
+def best_threshold(f1, grid=THRESHOLD_GRID) -> tuple[float, float]:
+    """`choose_threshold` on a curve `f1_by_threshold` already gave for `grid`."""
+    best = max(f1)
     candidates = [t for t, score in zip(grid, f1, strict=True) if score == best]
     threshold = min(candidates, key=lambda t: abs(t - DEFAULT_THRESHOLD))
     return float(threshold), float(best)

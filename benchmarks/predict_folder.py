@@ -15,7 +15,8 @@ times (read, FOV, resample, network, resample back, write) are the means over
 the photographs: the new code's from its --verbose lines, the baseline's by
 running its library functions in its own checkout in the order its
 predict.py calls them. `--memory A,B` runs the new predict.py on A and on B
-copies of the photographs (peak memory must not grow with B).
+copies of the photographs (peak memory must not grow with B). `--workers 0,2`
+gives a row for each value of predict.py's --workers (default: its default).
 
 The machine is shared (other jobs, 2 cores): compare rows of one run only.
 """
@@ -266,7 +267,7 @@ def memory_rows(
             f"memory {count} x {label}, workers {workers}: {rss:.0f} MB in {seconds:.0f} s",
             file=sys.stderr,
         )
-        shutil.rmtree(work / f"mem_out{count}")
+        shutil.rmtree(out)
     return rows
 
 
@@ -305,14 +306,14 @@ def main(argv=None) -> int:
                 runs = [("new", ROOT, w) for w in workers] + (
                     [("baseline", args.baseline_repo, None)] if args.baseline_repo else []
                 )
-                for index, (code, repo, count) in enumerate(runs):
+                for index, (code, repo, threads) in enumerate(runs):
                     sub = work / f"{code}_{size}_{index}"
                     sub.mkdir()
-                    report["rows"].append(measure(repo.resolve(), code, photos, sub, label, count))
+                    report["rows"].append(measure(repo.resolve(), code, photos, sub, label, threads))
             if args.memory and size == sizes[0]:
                 counts = [int(c) for c in args.memory.split(",")]
-                for count in workers:
-                    report["memory"] += memory_rows(photos, counts, work, label, count)
+                for threads in workers:
+                    report["memory"] += memory_rows(photos, counts, work, label, threads)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

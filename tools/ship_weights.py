@@ -86,7 +86,7 @@ def main(argv=None) -> int:
 
 
 def validation_threshold(cfg: dict, model, data_root: str | None) -> dict:
-    """The threshold of the best mean F1 over the run's validation images (`metrics.choose_threshold`):
+    """The threshold of the best mean F1 over the run's validation images (`metrics.best_threshold`):
     the same augmented, padded images and split that train.py validated on, predicted by `model`."""
     import copy
 
@@ -95,7 +95,7 @@ def validation_threshold(cfg: dict, model, data_root: str | None) -> dict:
     from data.io import to_unit_float
     from data.prepare import prepare_training_data
     from inference.engines import make_predictor
-    from metrics import DEFAULT_THRESHOLD, THRESHOLD_GRID, choose_threshold, f1_by_threshold
+    from metrics import DEFAULT_THRESHOLD, THRESHOLD_GRID, best_threshold, f1_by_threshold
     from training.trainer import pad_to_model
 
     dataset = copy.deepcopy(cfg["dataset"])
@@ -111,8 +111,9 @@ def validation_threshold(cfg: dict, model, data_root: str | None) -> dict:
         for i in range(len(x_val))
     ]
     labels = [y[..., 0] for y in y_val]
-    threshold, f1 = choose_threshold(probs, labels)
-    at_half = f1_by_threshold(probs, labels, (DEFAULT_THRESHOLD,))[0]
+    curve = f1_by_threshold(probs, labels)  # one pass over the pixels for every threshold
+    threshold, f1 = best_threshold(curve)
+    at_half = curve[THRESHOLD_GRID.index(DEFAULT_THRESHOLD)]
     return {
         "threshold": threshold,
         "val_f1": round(f1, 6),
