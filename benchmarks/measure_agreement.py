@@ -65,7 +65,7 @@ def drive_measurements(weights: Path, data_root: Path, limit: int | None = None)
         fov_diameter,
         image_factor,
         prediction_factors,
-        training_fov_diameter,
+        training_fov_band,
         weights_config,
     )
     from inference.engines import make_predictor
@@ -75,7 +75,7 @@ def drive_measurements(weights: Path, data_root: Path, limit: int | None = None)
     _, test = read_drive(data_root)
     test = test[:limit] if limit else test
     predictor = make_predictor(weights)
-    train_diameter = training_fov_diameter(weights_config(weights))
+    train_diameter = training_fov_band(weights_config(weights))
     found = {"predicted": [], "manual": [], "second": []}
     for sample in test:
         factor = image_factor("auto", sample.mask, train_diameter, sample.name)
@@ -83,7 +83,7 @@ def drive_measurements(weights: Path, data_root: Path, limit: int | None = None)
             predictor,
             sample.image,
             pad_shape_for("drive", sample.image.shape[:2]),
-            prediction_factors("auto", factor),
+            prediction_factors("auto", factor, train_diameter),
         )
         mm = mm_per_pixel_from_fov(fov_diameter(sample.mask), DEFAULT_FOV_DEGREES)
         found["predicted"].append(measure_vessels(prob > 0.5, sample.mask, mm).values)
@@ -112,7 +112,9 @@ def main(argv=None) -> int:
         print(json.dumps({"predicted_vs_manual": model, "second_vs_manual": human}, indent=2))
         return 0
     rows = [{"key": k, **model[k], "human": human.get(k)} for k in KEYS]
-    print(f"DRIVE test, {model[KEYS[0]]['n']} photographs, {args.weights.name}, inside the FOV masks\n")
+    print(
+        f"DRIVE test, {model[KEYS[0]]['n']} photographs, {args.weights.name}, inside the FOV masks\n"
+    )
     print(
         markdown_table(
             [

@@ -40,7 +40,9 @@ COLUMNS = [
 ]
 
 
-def factor_for(spec: str, mask, train_diameter: float, name: str) -> float:
+def factor_for(spec: str, mask, train_diameter, name: str) -> float:
+    """The factor of one `--factors` part; `train_diameter`: the weights' data.scale.FovBand
+    ("ratio" is to the nearest end of a band)."""
     from data.scale import fov_diameter, image_factor
 
     if spec == "auto":  # the rule's first factor; run_spec adds its second
@@ -52,7 +54,7 @@ def factor_for(spec: str, mask, train_diameter: float, name: str) -> float:
     if spec.startswith("ratio"):
         power = float(spec.split("^", 1)[1]) if "^" in spec else 1.0
         diameter = fov_diameter(mask)
-        return 1.0 if diameter is None else (train_diameter / diameter) ** power
+        return 1.0 if diameter is None else (train_diameter.target(diameter) / diameter) ** power
     return float(spec)
 
 
@@ -82,7 +84,7 @@ def main() -> int:
     from data.geometry import pad_shape_for
     from data.scale import (
         prediction_factors,
-        training_fov_diameter,
+        training_fov_band,
         upsample_sample,
         weights_config,
     )
@@ -95,7 +97,7 @@ def main() -> int:
         cfg["fold"] = args.fold
     samples = load_dataset(cfg).test[: args.images]
     samples = [upsample_sample(s, args.upsample) for s in samples]
-    train_diameter = training_fov_diameter(weights_config(args.weights))
+    train_diameter = training_fov_band(weights_config(args.weights))
     predictor = make_predictor(args.weights, args.engine)
     rows = []
     for spec in args.factors.split(","):
@@ -107,7 +109,9 @@ def main() -> int:
             for part in spec.split(joint):
                 factor = factor_for(part, s.mask, train_diameter, s.name)
                 pad = pad_shape_for(args.dataset, s.image.shape[:2]) if factor == 1.0 else None
-                scales = prediction_factors("auto", factor) if part == "auto" else factor
+                scales = (
+                    prediction_factors("auto", factor, train_diameter) if part == "auto" else factor
+                )
                 maps.append(segment(predictor, s.image, pad, scales))
                 factors.append(factor)
             probs.append(np.mean(maps, axis=0) if joint == "&" else np.max(maps, axis=0))

@@ -31,7 +31,13 @@ import numpy as np
 from data import augment as augment_module
 from data.augment import AUGMENT_PARAMS, N_AUGMENTED, augment_sample
 from data.io import default_cache_dir
-from data.readers import DATASET_NAMES, FUNDUS_DATASETS, load_dataset, resolve_dataset_config
+from data.readers import (
+    DATASET_NAMES,
+    FUNDUS_DATASETS,
+    fundus_band,
+    load_dataset,
+    resolve_dataset_config,
+)
 from data.samples import Dataset, Sample
 from data.scale import median_fov_diameter
 from data.splits import VAL_SPLITS, validation_split, weighted_indices
@@ -45,6 +51,7 @@ CACHE_VERSION = 1
 @dataclass
 class TrainingData:
     """x_* uint8 (N, H, W, 3) and y_* uint8 (N, H, W, 1) in {0, 1}, padded to `pad_shape`;
+    `extents_train`: int (N, 2), each training image's own (h, w) inside the padding;
     `test`: unpadded test samples; `summary`: what `--json` prints; `cache`: the .npz path."""
 
     x_train: np.ndarray
@@ -55,6 +62,7 @@ class TrainingData:
     pad_shape: tuple[int, int]
     summary: dict
     cache: Path
+    extents_train: np.ndarray
 
 
 def cache_key(dataset: Dataset, cfg: dict) -> str:
@@ -134,6 +142,18 @@ def load_cache(path: Path) -> dict[str, np.ndarray] | None:
         return None
 
 
+def training_scale(dataset: Dataset, cfg: dict) -> dict:
+    """What train.py records as the weights' scale (`data.scale.training_fov_band` reads it):
+    `train_fov_diameter`, the training masks' median FOV diameter, and `max_fov_diameter`, None;
+    for a fundus band, its two ends."""
+    if dataset.name == "fundus":
+        band = fundus_band(cfg)
+        if not band.single:
+            return {"train_fov_diameter": band.low, "max_fov_diameter": band.high}
+    median = median_fov_diameter([s.mask for s in dataset.train])
+    return {"train_fov_diameter": median, "max_fov_diameter": None}
+
+
 def prepare_training_data(
     cfg: dict | None = None, cache_dir: str | os.PathLike | None = None, progress: bool = True
 ) -> TrainingData:
@@ -159,6 +179,10 @@ def prepare_training_data(
         weights = cfg["dataset_weights"] or dict.fromkeys(FUNDUS_DATASETS, 1.0)
         train_idx = weighted_indices(sources, train_idx, weights, int(cfg["seed"]))
     x, y = arrays["x"], arrays["y"][..., None]
+    # Augmentation keeps each photograph's size: its copies follow it in order.
+    extents = np.repeat(
+        [s.image.shape[:2] for s in dataset.train], len(sources) // len(dataset.train), axis=0
+    )
     h, w = dataset.image_shape
     summary = {
         "dataset": dataset.name,
@@ -179,7 +203,7 @@ def prepare_training_data(
             for name in sorted({s.split("/", 1)[0] for s in sources})
         },
         "vessel_fraction": round(float(np.mean([s.label.mean() for s in dataset.train])), 4),
-        "train_fov_diameter": median_fov_diameter([s.mask for s in dataset.train]),
+        **training_scale(dataset, cfg),
         "seed": int(cfg["seed"]),
         "cache": str(path),
         "cache_hit": hit,
@@ -193,6 +217,7 @@ def prepare_training_data(
         pad_shape=dataset.pad_shape,
         summary=summary,
         cache=path,
+        extents_train=extents[train_idx],
     )
 
 
@@ -216,6 +241,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--fold", default="1", help="STARE (and fundus) fold 1..5 or loo:<image id>"
     )
+    parser.add_argument(
+        "--fov-diameter",
+        type=float,
+        default=None,
+        help="fundus: the FOV diameter (px) the training photographs are brought to (DRIVE's)",
+    )
+    parser.add_argument(
+        "--max-fov-diameter",
+        type=float,
+        default=None,
+        help="fundus: the high end of a band of FOV diameters (configs/fundus.yaml: 900)",
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--val-split", default="by_source", choices=VAL_SPLITS)
     parser.add_argument(
@@ -231,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.dataset != "synthetic":
         cfg["data_root"] = args.data_root
+    if args.dataset == "fundus":
+        cfg["fov_diameter"], cfg["max_fov_diameter"] = args.fov_diameter, args.max_fov_diameter
     data = prepare_training_data(cfg, cache_dir=args.cache, progress=not args.no_progress)
     s = data.summary
     if args.json:

@@ -18,7 +18,11 @@ keys are a UserError naming the valid ones):
 - `downsample`: HRF and fundus: 2 (default: half resolution, 1168 x 1752,
   the protocol of bob.ip.binseg and lwnet) or 1 (full resolution, 2336 x 3504).
 - `fov_diameter`: fundus only: the FOV diameter (px) every training photograph
-  is brought to (default DRIVE's, 538.29).
+  is brought to (default DRIVE's, 538.29); with `max_fov_diameter`, the low
+  end of a band of diameters.
+- `max_fov_diameter`: fundus only: the high end of that band (default null:
+  one diameter). A photograph whose FOV is larger is shrunk to it, one inside
+  the band is left as it is (`data.scale.FovBand`).
 - `dataset_weights`: fundus only: each dataset's share of a training epoch,
   e.g. {drive: 1, stare: 1, chase_db1: 1, hrf: 1} (default: equal shares).
 - `val_split`: "by_source" (default: whole source images held out) or
@@ -81,6 +85,7 @@ DEFAULTS: dict = {
     "fold": 1,
     "downsample": 2,
     "fov_diameter": None,
+    "max_fov_diameter": None,
     "dataset_weights": None,
     "val_split": "by_source",
     "val_fraction": 0.1,
@@ -553,16 +558,27 @@ def read_hrf(root: Path, downsample: int = 2) -> tuple[list[Sample], list[Sample
 # ----------------------------------------------------------------------------- the four together
 
 
+def fundus_band(cfg: dict):
+    """The data.scale.FovBand the fundus training photographs are brought into (config keys
+    `fov_diameter`, default DRIVE's, and `max_fov_diameter`, default the same: one diameter)."""
+    from data.scale import KNOWN_FOV_DIAMETERS, FovBand
+
+    low = float(cfg["fov_diameter"] or KNOWN_FOV_DIAMETERS["drive"])
+    high = cfg["max_fov_diameter"]
+    return FovBand(low, float(high) if high is not None else low)
+
+
 def read_fundus(root: Path, cfg: dict, cache: Path) -> tuple[list[Sample], list[Sample], list[str]]:
     """DRIVE, STARE (fold `cfg["fold"]`), CHASE_DB1 and HRF together, for one model of every camera.
 
     Training photographs are brought to one FOV diameter (`cfg["fov_diameter"]`, default
-    DRIVE's) by `data.scale.normalise_sample`, the rule `--scale auto` applies at prediction;
-    test photographs keep their own size. Every dataset must be present under `root`.
+    DRIVE's), or into the band up to `cfg["max_fov_diameter"]`, by
+    `data.scale.normalise_sample`, the rule `--scale auto` applies at prediction; test
+    photographs keep their own size. Every dataset must be present under `root`.
     """
-    from data.scale import KNOWN_FOV_DIAMETERS, normalise_sample
+    from data.scale import normalise_sample
 
-    target = float(cfg["fov_diameter"] or KNOWN_FOV_DIAMETERS["drive"])
+    target = fundus_band(cfg)
     train, test, excluded = [], [], []
     for name in FUNDUS_DATASETS:
         part = {"name": name, "data_root": str(root), "fold": cfg["fold"]}

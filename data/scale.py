@@ -20,6 +20,13 @@ where it is thresholded (`inference.segment.segment`).
 - `auto` predicts a shrunk photograph twice, at the factor and
   `SECOND_SCALE` (sqrt 2) times milder, and averages the probabilities
   (`prediction_factors`): measured better on DRIVE enlarged 2 and 4 times.
+- A diameter band (`FovBand`): weights trained on photographs whose FOV
+  diameters span [low, high] (`scale.max_fov_diameter` recorded beside
+  `scale.train_fov_diameter`) bring a photograph into that band instead of to
+  one diameter: a smaller field of view is enlarged to `low`, a larger one
+  shrunk to `high`, one inside it is left as it is; the unit band still
+  applies. Such weights have seen the range, so a shrunk photograph is
+  predicted once.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +122,50 @@ def median_fov_diameter(masks: Sequence[np.ndarray]) -> float | None:
     return round(float(np.median(found)), 2) if found else None
 
 
+@dataclass(frozen=True)
+class FovBand:
+    """The FOV diameters (px) weights were trained at: [low, high]; low == high for one diameter."""
+
+    low: float
+    high: float
+
+    def __post_init__(self):
+        if not (0 < self.low <= self.high and np.isfinite(self.high)):
+            raise UserError(
+                f"the FOV diameter band {self.low:g}-{self.high:g} px must have 0 < low <= high"
+            )
+
+    @property
+    def single(self) -> bool:
+        """True for weights trained at one diameter (no band)."""
+        return self.high <= self.low
+
+    def target(self, diameter: float) -> float:
+        """The diameter a photograph of `diameter` px is brought to: itself clamped into the band."""
+        return min(max(float(diameter), self.low), self.high)
+
+    def __str__(self) -> str:
+        return f"{self.low:.1f} px" if self.single else f"{self.low:.1f}-{self.high:.1f} px"
+
+
+def as_band(train: float | FovBand | None) -> FovBand | None:
+    """`train` as a FovBand: a number is a band of one diameter; None stays None."""
+    if train is None or isinstance(train, FovBand):
+        return train
+    return FovBand(float(train), float(train))
+
+
+def training_fov_band(cfg: dict) -> FovBand | None:
+    """The FOV diameters the weights of a run were trained at, from its resolved config:
+    [`training_fov_diameter`, `scale.max_fov_diameter`] (one diameter where no maximum is
+    recorded); None where the training scale is unknown."""
+    low = training_fov_diameter(cfg)
+    if low is None:
+        return None
+    high = (cfg.get("scale") or {}).get("max_fov_diameter")
+    return FovBand(low, max(low, float(high))) if high else FovBand(low, low)
+
+
 def training_fov_diameter(cfg: dict) -> float | None:
     """The FOV diameter the weights of a run were trained at, from its resolved config.
 
@@ -160,18 +212,19 @@ def parse_scale(value, what: str = "--scale") -> str | float:
     return number
 
 
-def scale_factor(diameter: float | None, train_diameter: float) -> float:
-    """The automatic factor: `train_diameter / diameter`, 1 inside the unit band or without a FOV."""
+def scale_factor(diameter: float | None, train_diameter: float | FovBand) -> float:
+    """The automatic factor: `train_diameter / diameter` (for a band, its clamp of `diameter` /
+    `diameter`), 1 inside the unit band or without a FOV."""
     if diameter is None:
         return 1.0
-    factor = float(train_diameter) / float(diameter)
+    factor = as_band(train_diameter).target(diameter) / float(diameter)
     if 1.0 / UNIT_BAND <= factor <= UNIT_BAND:
         return 1.0
     return factor
 
 
 def image_factor(
-    scale, mask: np.ndarray | None, train_diameter: float | None, name: str, warn=None
+    scale, mask: np.ndarray | None, train_diameter: float | FovBand | None, name: str, warn=None
 ) -> float:
     """The factor for one image: `scale` when it is a number, else from its FOV mask.
 
@@ -194,13 +247,18 @@ def image_factor(
     return scale_factor(diameter, train_diameter)
 
 
-def prediction_factors(scale, factor: float) -> tuple[float, ...]:
+def prediction_factors(
+    scale, factor: float, train: float | FovBand | None = None
+) -> tuple[float, ...]:
     """The factors an image is predicted at (their probability maps averaged).
 
     With `--scale auto` a photograph that is shrunk (factor < 1) is also
-    predicted at min(1, SECOND_SCALE * factor); otherwise only at `factor`.
+    predicted at min(1, SECOND_SCALE * factor), unless the weights were trained
+    on a band of diameters (`train`, a FovBand wider than one diameter);
+    otherwise only at `factor`.
     """
-    if scale == "auto" and factor < 1.0:
+    band = as_band(train)
+    if scale == "auto" and factor < 1.0 and (band is None or band.single):
         return (factor, min(1.0, SECOND_SCALE * factor))
     return (factor,)
 
@@ -264,10 +322,10 @@ def upsample_sample(sample, times: int):
     return dataclasses.replace(resize_sample(sample, shape), name=f"{sample.name}_x{times}")
 
 
-def normalise_sample(sample, train_diameter: float):
-    """`sample` (a data.Sample) brought to the FOV diameter `train_diameter` by the rule of
-    `--scale auto` (`scale_factor`: unchanged inside the unit band or without a field of view),
-    so that training sees photographs as prediction will."""
+def normalise_sample(sample, train_diameter: float | FovBand):
+    """`sample` (a data.Sample) brought to the FOV diameter `train_diameter` (or into its band)
+    by the rule of `--scale auto` (`scale_factor`: unchanged inside the unit band or without a
+    field of view), so that training sees photographs as prediction will."""
     factor = scale_factor(fov_diameter(sample.mask), train_diameter)
     if factor == 1.0:
         return sample

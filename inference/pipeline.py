@@ -285,7 +285,7 @@ def predict_files(
     """
     from tqdm import tqdm
 
-    from data.scale import training_fov_diameter, weights_config
+    from data.scale import training_fov_band, weights_config
 
     options = options or PredictOptions()
     out_dir = Path(out_dir)
@@ -320,7 +320,7 @@ def predict_files(
             from data.io import read_mask
 
             mask = read_mask(mask_path)
-        train_diameter = training_fov_diameter(weights_config(weights))
+        train_diameter = training_fov_band(weights_config(weights))
         bar = tqdm(total=len(todo), unit="photo", desc="predict", disable=None, file=sys.stderr)
         try:
             _stream(todo, predictor, mask, train_diameter, out_dir, options, log, bar, summary)
@@ -497,7 +497,7 @@ def _read(job: Job, mask, train_diameter, options: PredictOptions) -> _Photograp
     warnings: list[str] = []
     factor = image_factor(options.scale, fov, train_diameter, str(job.path), warn=warnings.append)
     times["fov"] = time.perf_counter() - start
-    factors = prediction_factors(options.scale, factor)
+    factors = prediction_factors(options.scale, factor, train_diameter)
     return _Photograph(job, image, fov, diameter, factors, times, warnings)
 
 

@@ -86,6 +86,17 @@ def test_fundus_reads_the_four_and_normalises_the_training_photographs(fake_root
     assert ds.pad_shape == (32, 48)
 
 
+def test_fundus_band_shrinks_only_the_larger_fields_of_view(fake_root, tmp_path):
+    """A band of 30-45 px: HRF's 60 px field of view is shrunk to 45, not to 30; the band's two
+    ends are what the run records as its scale."""
+    cfg = {**FUNDUS, "max_fov_diameter": 45.0, "data_root": str(fake_root), "augment": False}
+    data = prepare_training_data(cfg, cache_dir=tmp_path, progress=False)
+    assert data.pad_shape == (48, 72)  # HRF's 64 x 96 times 0.75
+    assert {tuple(e) for e in data.extents_train} == {(16, 16), (16, 18), (48, 72)}
+    s = data.summary
+    assert (s["train_fov_diameter"], s["max_fov_diameter"]) == (30.0, 45.0)
+
+
 def test_validation_from_every_dataset_and_weighted_epochs():
     sizes = {"drive": 20, "stare": 16, "chase_db1": 20, "hrf": 15}
     sources = [f"{d}/{i}" for d, n in sizes.items() for i in range(n) for _ in range(13)]
@@ -124,6 +135,7 @@ def test_fundus_prepare_summary(fake_root, tmp_path):
     assert s["train_by_dataset"] == {"chase_db1": 16, "drive": 16, "hrf": 16, "stare": 15}
     assert s["padded_shape"] == [32, 48, 3] and len(data.x_train) == 63
     assert abs(s["train_fov_diameter"] - HRF_DISC / 2) < 1.5  # HRF's, halved; the rest have none
+    assert s["max_fov_diameter"] is None  # one diameter, no band
 
 
 @pytest.mark.slow
@@ -143,6 +155,10 @@ def test_fundus_config_trains_end_to_end_from_the_drive_weights(fake_root, tmp_p
             "dataset.downsample=1",
             "--set",
             "dataset.fov_diameter=30",
+            "--set",
+            "dataset.max_fov_diameter=45",
+            "--set",
+            "train.crop_size=32",
             "--set",
             "dataset.augment=false",
             "--set",
@@ -165,9 +181,13 @@ def test_fundus_config_trains_end_to_end_from_the_drive_weights(fake_root, tmp_p
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((run / "eval" / "metrics.json").read_text())
     assert metrics["n_images"] == 62
+    # evaluated in the recorded band: the fake HRF test photographs (60 px) shrunk to 45 px, once
+    scaling = metrics["scaling"]
+    assert (scaling["train_fov_diameter"], scaling["max_fov_diameter"]) == (30.0, 45.0)
+    assert {round(f, 3) for name, f in scaling["factors"].items() if name.endswith("_h")} == {0.75}
     saved = (run / "config.yaml").read_text()
     assert "init_weights: weights/sa_unetv2_drive.keras" in saved
-    assert "train_fov_diameter: " in saved
+    assert "train_fov_diameter: 30.0" in saved and "max_fov_diameter: 45.0" in saved
 
 
 def test_a_missing_init_weights_file_is_refused_before_the_data_are_read(tmp_path):

@@ -125,10 +125,10 @@ def test_training_arrays_are_padded_to_the_model_multiple():
     x = np.ones((2, 40, 56, 3), dtype="float32")
     y = np.ones((2, 40, 56, 1), dtype="float32")
     unet = build_model("unet", start_neurons=8)
-    px, py, (vx, vy) = pad_to_model(unet, x, y, (x[:1], y[:1]))
+    px, py, vx, vy = pad_to_model(unet, x, y, x[:1], y[:1])
     assert px.shape == (2, 48, 64, 3) and py.shape == (2, 48, 64, 1) and vx.shape == (1, 48, 64, 3)
     assert px[:, 40:].sum() == 0 and px[:, :40, :56].min() == 1
-    same = pad_to_model(build_model("sa_unetv2", start_neurons=8), x, y, (x, y))
+    same = pad_to_model(build_model("sa_unetv2", start_neurons=8), x, y)
     assert same[0] is x and same[1] is y
 
 

@@ -11,6 +11,7 @@ from PIL import Image
 from data.fov import generate_fov_mask
 from data.scale import (
     KNOWN_FOV_DIAMETERS,
+    FovBand,
     fov_diameter,
     image_factor,
     median_fov_diameter,
@@ -18,6 +19,7 @@ from data.scale import (
     prediction_factors,
     resize_nearest,
     scale_factor,
+    training_fov_band,
     training_fov_diameter,
     upsample_sample,
     weights_config,
@@ -94,6 +96,39 @@ def test_scale_factor_rule():
     assert prediction_factors("auto", 0.8) == (0.8, 1.0)
     assert prediction_factors("auto", 2.0) == (2.0,)
     assert prediction_factors(0.5, 0.5) == (0.5,)
+
+
+def test_scale_factor_in_a_band():
+    """Weights trained on FOV diameters 538-900 px: a larger field of view is shrunk to 900, a
+    smaller one enlarged to 538, one in between left as it is; the unit band still applies."""
+    band = FovBand(538.0, 900.0)
+    assert scale_factor(1800.0, band) == 0.5  # shrunk to the high end, not to 538
+    assert scale_factor(3600.0, band) == 0.25
+    assert scale_factor(700.0, band) == 1.0  # inside the band
+    assert scale_factor(1100.0, band) == 1.0  # 900 / 1100 = 0.82: inside the unit band
+    assert scale_factor(269.0, band) == 2.0  # enlarged to the low end
+    assert scale_factor(None, band) == 1.0
+    assert scale_factor(1800.0, FovBand(538.0, 538.0)) == scale_factor(1800.0, 538.0)
+    # Weights of a band have seen the range: one prediction; one diameter: two, as before.
+    assert prediction_factors("auto", 0.5, band) == (0.5,)
+    assert prediction_factors("auto", 0.5, 538.0) == (0.5, pytest.approx(0.5 * 2**0.5))
+    assert prediction_factors("auto", 0.5, FovBand(538.0, 538.0)) == (
+        0.5,
+        pytest.approx(0.5 * 2**0.5),
+    )
+    assert str(band) == "538.0-900.0 px" and str(FovBand(538.0, 538.0)) == "538.0 px"
+    with pytest.raises(UserError, match="must have 0 < low <= high"):
+        FovBand(900.0, 538.0)
+
+
+def test_training_band_from_configs():
+    cfg = {"scale": {"train_fov_diameter": 538.29, "max_fov_diameter": 900.0}}
+    assert training_fov_band(cfg) == FovBand(538.29, 900.0)
+    assert training_fov_band({"scale": {"train_fov_diameter": 612.5}}) == FovBand(612.5, 612.5)
+    assert training_fov_band({"dataset": {"name": "synthetic"}}) is None
+    assert training_fov_band({}) == FovBand(
+        KNOWN_FOV_DIAMETERS["drive"], KNOWN_FOV_DIAMETERS["drive"]
+    )
 
 
 @pytest.mark.parametrize("bad", ["0", "-1", "abc", "nan", "inf", ""])

@@ -104,7 +104,7 @@ def validation_threshold(cfg: dict, model, data_root: str | None) -> dict:
     data = prepare_training_data(dataset, progress=False)
     if not len(data.x_val):
         raise UserError("the run held out no validation images: no threshold can be chosen")
-    x_val, y_val, _ = pad_to_model(model, data.x_val, data.y_val, ())
+    x_val, y_val = pad_to_model(model, data.x_val, data.y_val)
     predictor = make_predictor(model, cfg["evaluate"]["engine"])
     probs = [
         np.asarray(predictor.predict(to_unit_float(x_val[i : i + 1])))[0, ..., 0]

@@ -49,6 +49,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "validation_steps": None,
         # A .keras file whose weights the run starts from (fine-tuning; same network); null: random.
         "init_weights": None,
+        # null: whole (padded) photographs, the paper's. A number: one random crop_size x crop_size
+        # square of each training image per epoch (training.crops; the fundus recipe).
+        "crop_size": None,
     },
     "evaluate": {
         "threshold": 0.5,
@@ -61,8 +64,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "chosen_threshold": None,
     },
     # The training images' median FOV diameter (px), recorded by train.py (data.scale);
-    # null: the dataset's known value (data.scale.KNOWN_FOV_DIAMETERS).
-    "scale": {"train_fov_diameter": None},
+    # null: the dataset's known value (data.scale.KNOWN_FOV_DIAMETERS). max_fov_diameter: the
+    # high end of a band of training diameters (dataset.max_fov_diameter); null: one diameter.
+    "scale": {"train_fov_diameter": None, "max_fov_diameter": None},
 }
 
 MIXED_PRECISION_POLICIES = (None, "mixed_bfloat16", "mixed_float16")
@@ -153,6 +157,8 @@ def validate(cfg: dict[str, Any]) -> None:
     train = cfg["train"]
     for key in ("epochs", "batch_size"):
         check_positive_int(train[key], f"train.{key}")
+    if train["crop_size"] is not None:
+        check_positive_int(train["crop_size"], "train.crop_size")
     if not isinstance(train["learning_rate"], (int, float)) or train["learning_rate"] <= 0:
         raise UserError(
             f"train.learning_rate must be a positive number, got {train['learning_rate']!r}"

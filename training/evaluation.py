@@ -42,7 +42,11 @@ def results_markdown(title: str, summary: dict, second: dict | None, reference: 
     ]
     scaling = summary.get("scaling")
     if scaling:
-        line = describe_factors(scaling["scale"], scaling["factors"], scaling["train_fov_diameter"])
+        from data.scale import FovBand
+
+        low, high = scaling["train_fov_diameter"], scaling.get("max_fov_diameter")
+        band = None if low is None else FovBand(low, high or low)
+        line = describe_factors(scaling["scale"], scaling["factors"], band)
         parts.append(f"Scale: {line}.\n")
     parts += ["## Mean over images (the paper's protocol)\n", format_table(summary)]
     parts += ["\n## Standard deviation over images\n", format_table(summary, stat="std")]
@@ -106,20 +110,24 @@ def evaluate_predictions(
     return summary
 
 
-def describe_factors(scale, factors: dict[str, float], train_diameter: float | None) -> str:
-    """One line: the scale mode and the factors used (min-max, how many images were resampled)."""
+def describe_factors(scale, factors: dict[str, float], train_diameter) -> str:
+    """One line: the scale mode and the factors used (min-max, how many images were resampled);
+    `train_diameter`: the weights' data.scale.FovBand, a diameter, or None."""
+    from data.scale import as_band
+
+    band = as_band(train_diameter)
     values = list(factors.values())
     resampled = sum(value != 1.0 for value in values)
     shrunk = sum(value < 1.0 for value in values)
     if scale != "auto":
         mode = f"--scale {scale:g}"
-    elif train_diameter is None:
+    elif band is None:
         mode = "--scale auto (the weights' training scale is not recorded: factor 1)"
     else:
-        mode = f"--scale auto (weights trained at a FOV diameter of {train_diameter:.1f} px)"
+        mode = f"--scale auto (weights trained at a FOV diameter of {band})"
     second = (
         f"; the {shrunk} shrunk also at {SECOND_SCALE:.2f} times their factor, maps averaged"
-        if scale == "auto" and shrunk
+        if scale == "auto" and shrunk and band is not None and band.single
         else ""
     )
     return (
@@ -149,7 +157,7 @@ def evaluate_checkpoint(
         image_factor,
         parse_scale,
         prediction_factors,
-        training_fov_diameter,
+        training_fov_band,
         upsample_sample,
         weights_config,
     )
@@ -157,7 +165,7 @@ def evaluate_checkpoint(
     from models import load_model
 
     scale = parse_scale(scale if scale is not None else cfg["evaluate"]["scale"])
-    train_diameter = training_fov_diameter(weights_config(weights))
+    train_diameter = training_fov_band(weights_config(weights))
     dataset = load_dataset(cfg["dataset"])
     samples = [upsample_sample(sample, upsample) for sample in dataset.test]
     model = load_model(weights)
@@ -169,7 +177,7 @@ def evaluate_checkpoint(
             predictor,
             sample.image,
             pad_shape_for(dataset.name, sample.image.shape[:2]),
-            prediction_factors(scale, factors[sample.name]),
+            prediction_factors(scale, factors[sample.name], train_diameter),
         )
         for sample in samples
     ]
@@ -186,7 +194,10 @@ def evaluate_checkpoint(
     }
     scaling = {
         "scale": scale,
-        "train_fov_diameter": train_diameter,
+        "train_fov_diameter": train_diameter and train_diameter.low,
+        "max_fov_diameter": None
+        if train_diameter is None or train_diameter.single
+        else train_diameter.high,
         "upsample": upsample,
         "factors": factors,
     }

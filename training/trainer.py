@@ -25,6 +25,7 @@ from training.callbacks import (
     StopBeforeDeadline,
 )
 from training.config import model_hparams, resolve_resume_config
+from training.crops import CropBatches, ImageBatches
 from training.plots import plot_history
 from training.run_folder import (
     BEST_FILE,
@@ -65,16 +66,28 @@ def fill_last_batch(x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[np.n
     return np.concatenate([x, x[take]]), np.concatenate([y, y[take]])
 
 
-def pad_to_model(model: keras.Model, x, y, validation):
-    """The training and validation arrays zero-padded (bottom/right) to the model's multiple where
-    the dataset's padded size is not one (U-Net needs 16: HRF's 1752 px become 1760)."""
+def pad_to_model(model: keras.Model, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Image batches (N, H, W, C) of one size, zero-padded (bottom/right) to the model's multiple
+    where it is not one (U-Net needs 16: HRF's 1752 px become 1760); unchanged arrays otherwise."""
     from data.geometry import pad_to, padded_shape
     from models.common import input_multiple
 
-    shape = padded_shape(x.shape[1:3], input_multiple(model))
-    if shape == tuple(x.shape[1:3]):
-        return x, y, validation
-    return pad_to(x, shape), pad_to(y, shape), tuple(pad_to(a, shape) for a in validation)
+    shape = padded_shape(arrays[0].shape[1:3], input_multiple(model))
+    if shape == tuple(arrays[0].shape[1:3]):
+        return arrays
+    return tuple(pad_to(a, shape) for a in arrays)
+
+
+def check_crop_size(model: keras.Model, crop: int) -> int:
+    """`train.crop_size` if the model can take it (a multiple of its input multiple)."""
+    from models.common import input_multiple
+
+    multiple = input_multiple(model)
+    if crop % multiple:
+        raise UserError(
+            f"train.crop_size must be a multiple of {multiple} for {model.name}, got {crop}"
+        )
+    return crop
 
 
 def distribution_scope(enabled: bool):
@@ -222,19 +235,24 @@ def train(
         init_weights = check_weights_file(train_cfg["init_weights"])
     data = prepare_training_data(cfg["dataset"], cache_dir=cache_dir)
     if state is None:
-        cfg.setdefault("scale", {})["train_fov_diameter"] = data.summary["train_fov_diameter"]
+        for key in ("train_fov_diameter", "max_fov_diameter"):
+            cfg.setdefault("scale", {})[key] = data.summary[key]
         save_config(cfg, run_dir / CONFIG_FILE)
-    x_train, y_train = to_unit_float(data.x_train), data.y_train.astype("float32")
-    validation = (
-        (to_unit_float(data.x_val), data.y_val.astype("float32")) if len(data.x_val) else None
-    )
-    if validation is None:
+    if not len(data.x_val):
         raise UserError(
             "the validation split is empty; raise dataset.val_fraction or add training images"
         )
+    crop = train_cfg["crop_size"]
+    if crop:  # uint8 until each batch is cut or converted (training.crops)
+        x_train, y_train = data.x_train, data.y_train
+        validation = (data.x_val, data.y_val)
+    else:
+        x_train, y_train = to_unit_float(data.x_train), data.y_train.astype("float32")
+        validation = (to_unit_float(data.x_val), data.y_val.astype("float32"))
 
     if train_cfg["distribute"]:
-        x_train, y_train = fill_last_batch(x_train, y_train, train_cfg["batch_size"])
+        if not crop:  # crop batches are always full
+            x_train, y_train = fill_last_batch(x_train, y_train, train_cfg["batch_size"])
         validation = fill_last_batch(*validation, train_cfg["batch_size"])
     with distribution_scope(train_cfg["distribute"]):
         if state is None:
@@ -250,7 +268,28 @@ def train(
             print(f"resuming {run_dir} at epoch {initial_epoch + 1} of {train_cfg['epochs']}")
         if not train_cfg["distribute"]:  # Keras builds them itself under a strategy
             build_step_state(model)
-    x_train, y_train, validation = pad_to_model(model, x_train, y_train, validation)
+    validation = pad_to_model(model, *validation)
+    if crop:
+        crops = CropBatches(
+            x_train,
+            y_train,
+            data.extents_train,
+            check_crop_size(model, crop),
+            train_cfg["batch_size"],
+            train_cfg["seed"],
+            initial_epoch,
+            train_cfg["shuffle"],
+        )
+        fit_data = {"x": crops}
+        validation = ImageBatches(*validation, train_cfg["batch_size"])
+    else:
+        x_train, y_train = pad_to_model(model, x_train, y_train)
+        fit_data = {
+            "x": x_train,
+            "y": y_train,
+            "batch_size": train_cfg["batch_size"],
+            "shuffle": train_cfg["shuffle"],
+        }
 
     history = read_history(run_dir / HISTORY_FILE) if state is not None else []
     history = [row for row in history if row["epoch"] <= initial_epoch]
@@ -263,13 +302,10 @@ def train(
     start = time.perf_counter()
     if initial_epoch < train_cfg["epochs"]:
         model.fit(
-            x_train,
-            y_train,
-            batch_size=train_cfg["batch_size"],
+            **fit_data,
             epochs=train_cfg["epochs"],
             initial_epoch=initial_epoch,
             validation_data=validation,
-            shuffle=train_cfg["shuffle"],
             steps_per_epoch=train_cfg["steps_per_epoch"],
             validation_steps=train_cfg["validation_steps"],
             callbacks=callbacks,
@@ -296,7 +332,7 @@ def train(
         "epochs_done": history[-1]["epoch"] if history else initial_epoch,
         "train_seconds": round(seconds, 1),
         "train_images": int(len(x_train)),
-        "val_images": int(len(validation[0])),
+        "val_images": int(len(data.x_val)),
         "best": {"monitor": checkpoint.monitor, "value": checkpoint.best},
     }
     if deadline is not None and deadline.stopped_after is not None:

@@ -1,0 +1,121 @@
+"""Random-crop training batches (training/crops.py): where the crops come from, the epoch's order,
+and the same draws after a resume."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from training.crops import CropBatches, ImageBatches
+
+PAD = (40, 48)
+EXTENTS = np.array([[40, 48], [20, 30], [40, 24], [12, 12], [33, 47]])
+
+
+def coded_images():
+    """uint8 (5, 40, 48, 3): channel 0 the image index + 1, 1 the row, 2 the column, inside each
+    image's extent; zero padding outside. Labels: 1 inside the extent."""
+    x = np.zeros((len(EXTENTS), *PAD, 3), np.uint8)
+    y = np.zeros((len(EXTENTS), *PAD, 1), np.uint8)
+    for i, (h, w) in enumerate(EXTENTS):
+        rows, cols = np.mgrid[:h, :w]
+        x[i, :h, :w] = np.stack([np.full((h, w), i + 1), rows, cols], axis=-1)
+        y[i, :h, :w] = 1
+    return x, y
+
+
+def test_crops_come_from_each_image_inside_its_extent():
+    x, y = coded_images()
+    batches = CropBatches(x, y, EXTENTS, crop=16, batch_size=2, seed=3)
+    assert len(batches) == 3
+    seen = []
+    for index in range(len(batches)):
+        xb, yb = batches[index]
+        assert xb.shape == (2, 16, 16, 3) and yb.shape == (2, 16, 16, 1)
+        assert xb.dtype == np.float32 and yb.dtype == np.float32 and xb.max() <= 1.0
+        codes = np.rint(xb * 255).astype(int)
+        picks, corners = batches.windows(index)
+        for k, (i, (top, left)) in enumerate(zip(picks, corners, strict=True)):
+            h, w = EXTENTS[i]
+            assert 0 <= top <= max(h - 16, 0) and 0 <= left <= max(w - 16, 0)
+            inside = codes[k, : min(16, h - top), : min(16, w - left)]
+            assert (inside[..., 0] == i + 1).all()  # the image the order names
+            assert inside[0, 0, 1] == top and inside[0, 0, 2] == left  # at the drawn corner
+            # a photograph smaller than the crop keeps its zero padding, label 0 there
+            assert codes[k, min(16, h - top) :].sum() == 0 and yb[k, min(16, h - top) :].sum() == 0
+            assert yb[k, : min(16, h - top), : min(16, w - left)].min() == 1
+            seen.append(int(i))
+    # every image once per epoch; the last batch wraps around to the start of the order
+    assert sorted(seen[:5]) == [0, 1, 2, 3, 4] and seen[5] == seen[0]
+
+
+def test_each_epoch_draws_anew_and_a_resume_draws_the_same():
+    x, y = coded_images()
+    run = CropBatches(x, y, EXTENTS, crop=8, batch_size=2, seed=7)
+    epochs = []
+    for _ in range(3):
+        epochs.append([run.windows(i) for i in range(len(run))])
+        run.on_epoch_end()  # Keras calls it after each epoch
+    first, second = epochs[0], epochs[1]
+    assert any(
+        not np.array_equal(a[1], b[1]) or not np.array_equal(a[0], b[0])
+        for a, b in zip(first, second, strict=True)
+    )
+    resumed = CropBatches(x, y, EXTENTS, crop=8, batch_size=2, seed=7, initial_epoch=2)
+    for (picks, corners), index in zip(epochs[2], range(len(resumed)), strict=True):
+        again = resumed.windows(index)
+        assert np.array_equal(picks, again[0]) and np.array_equal(corners, again[1])
+    other_seed = CropBatches(x, y, EXTENTS, crop=8, batch_size=2, seed=8)
+    assert any(not np.array_equal(a[1], other_seed.windows(i)[1]) for i, a in enumerate(first))
+
+
+def test_without_shuffle_the_order_is_the_arrays():
+    x, y = coded_images()
+    batches = CropBatches(x, y, EXTENTS, crop=8, batch_size=5, seed=0, shuffle=False)
+    assert batches.windows(0)[0].tolist() == [0, 1, 2, 3, 4]
+
+
+def test_validation_batches_are_the_whole_images_in_order():
+    x, y = coded_images()
+    batches = ImageBatches(x, y, batch_size=2)
+    assert len(batches) == 3
+    xs, ys = zip(*(batches[i] for i in range(len(batches))), strict=True)
+    assert [len(b) for b in xs] == [2, 2, 1]
+    assert np.array_equal(np.rint(np.concatenate(xs) * 255).astype(np.uint8), x)
+    assert np.array_equal(np.concatenate(ys), y.astype(np.float32))
+    assert xs[0].dtype == np.float32 and ys[0].dtype == np.float32
+
+
+def test_crop_size_must_suit_the_model(tmp_path):
+    from training.config import resolve_run_config
+    from training.trainer import train
+    from utils.errors import UserError
+
+    cfg = resolve_run_config(
+        "configs/demo.yaml", ["train.crop_size=36", "train.epochs=1", "train.tensorboard=false"]
+    )
+    with pytest.raises(UserError, match="train.crop_size must be a multiple of 8"):
+        train(cfg, tmp_path / "run", cache_dir=tmp_path / "cache", evaluate=False, verbose=0)
+    with pytest.raises(UserError, match="train.crop_size must be a positive integer"):
+        resolve_run_config("configs/demo.yaml", ["train.crop_size=0"])
+
+
+@pytest.mark.slow
+def test_a_run_on_crops_trains_resumes_and_evaluates(tmp_path):
+    """The demo on 32 x 32 crops: one epoch, stopped, then resumed for a second one."""
+    from training.config import resolve_run_config
+    from training.run_folder import read_history
+    from training.trainer import train
+
+    overrides = ["train.crop_size=32", "train.epochs=1", "train.tensorboard=false"]
+    overrides += ["evaluate.save_images=false", "evaluate.engine=keras"]
+    cfg = resolve_run_config("configs/demo.yaml", overrides)
+    run = tmp_path / "run"
+    first = train(cfg, run, cache_dir=tmp_path / "cache", evaluate=False, verbose=0)
+    assert first["epochs_done"] == 1
+    cfg = resolve_run_config("configs/demo.yaml", [*overrides[:1], "train.epochs=2"])
+    second = train(
+        cfg, run, resume=True, overrides=["train.epochs=2"], cache_dir=tmp_path / "cache", verbose=0
+    )
+    assert second["epochs_done"] == 2 and np.isfinite(read_history(run / "history.csv")[-1]["loss"])
+    assert second["eval"]["n_images"] > 0

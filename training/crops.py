@@ -1,0 +1,112 @@
+"""Training on random crops of the augmented photographs (`train.crop_size`).
+
+Whole-photograph training, the paper's, pads every image of a batch to the
+largest photograph. When the photographs differ in size, as in the fundus
+set (DRIVE's 565 x 584 beside HRF's 967 x 645 and CHASE_DB1's 999 x 960),
+most of a small photograph's batch would be padding, and the float copy of
+the whole set would not fit in memory. `CropBatches` instead keeps the
+augmented set as uint8 and cuts one `crop x crop` square from each training
+image per epoch, at a position drawn uniformly over that image's own extent
+(a photograph smaller than the crop keeps its zero padding, as in whole-image
+training). An epoch still visits every training index once, in a shuffled
+order. The validation images stay whole and uint8 too (`ImageBatches`),
+converted a batch at a time.
+
+The order and the positions come from `np.random.default_rng([seed, epoch,
+...])`, so a run resumed at epoch k draws what an uninterrupted run would
+have drawn: the dataset counts epochs from `initial_epoch` and Keras calls
+`on_epoch_end` after each.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+
+from data.io import to_unit_float
+
+
+class CropBatches(keras.utils.PyDataset):
+    """Batches of random crops: x float32 (B, crop, crop, 3) in [0, 1], y float32 (B, crop, crop, 1).
+
+    x: uint8 (N, H, W, 3) and y: uint8 (N, H, W, 1) zero-padded images; extents: (N, 2) int, each
+    image's own (h, w) inside the padding. Every batch is full: the last one wraps around to the
+    start of the epoch's order (data-parallel training splits each batch evenly).
+    """
+
+    def __init__(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        extents: np.ndarray,
+        crop: int,
+        batch_size: int,
+        seed: int,
+        initial_epoch: int = 0,
+        shuffle: bool = True,
+    ):
+        super().__init__()
+        if len(x) == 0:
+            raise ValueError("CropBatches needs at least one image")
+        self.x, self.y = x, y
+        self.extents = np.asarray(extents, dtype=np.int64).reshape(len(x), 2)
+        self.crop, self.batch_size = int(crop), int(batch_size)
+        self.seed, self.epoch, self.shuffle = int(seed), int(initial_epoch), bool(shuffle)
+        self._order_epoch, self._order = None, None
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.x) / self.batch_size)
+
+    def order(self) -> np.ndarray:
+        """This epoch's order of the training indices."""
+        if self._order_epoch != self.epoch:
+            n = len(self.x)
+            rng = np.random.default_rng([self.seed, self.epoch])
+            self._order = rng.permutation(n) if self.shuffle else np.arange(n)
+            self._order_epoch = self.epoch
+        return self._order
+
+    def windows(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The image indices (B,) of batch `index` and their crops' top-left corners (B, 2)."""
+        order = self.order()
+        picks = order[
+            np.arange(index * self.batch_size, (index + 1) * self.batch_size) % len(order)
+        ]
+        room = np.maximum(self.extents[picks] - self.crop, 0)
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        corners = np.floor(rng.random((len(picks), 2)) * (room + 1)).astype(np.int64)
+        return picks, corners
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        picks, corners = self.windows(index)
+        c = self.crop
+        xb = np.zeros((len(picks), c, c, self.x.shape[-1]), np.uint8)
+        yb = np.zeros((len(picks), c, c, self.y.shape[-1]), np.uint8)
+        for k, (i, (top, left)) in enumerate(zip(picks, corners, strict=True)):
+            part_x = self.x[i, top : top + c, left : left + c]
+            xb[k, : part_x.shape[0], : part_x.shape[1]] = part_x
+            part_y = self.y[i, top : top + c, left : left + c]
+            yb[k, : part_y.shape[0], : part_y.shape[1]] = part_y
+        return to_unit_float(xb), yb.astype(np.float32)
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+
+
+class ImageBatches(keras.utils.PyDataset):
+    """Whole images in order, converted a batch at a time: x float32 (B, H, W, 3) in [0, 1] and
+    y float32 (B, H, W, 1) from uint8 x (N, H, W, 3) and y (N, H, W, 1); the last batch may be
+    short. Holds the uint8 arrays only (a float copy of the fundus validation set is 1.6 GB)."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int):
+        super().__init__()
+        self.x, self.y, self.batch_size = x, y, int(batch_size)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.x) / self.batch_size)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        part = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        return to_unit_float(self.x[part]), self.y[part].astype(np.float32)
