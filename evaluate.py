@@ -97,7 +97,7 @@ def main(argv=None) -> int:
     from training.backend import select_backend
 
     select_backend(args.backend)  # after the checks above: a typo costs no TensorFlow import
-    from training.evaluation import evaluate_checkpoint
+    from inference.evaluation import evaluate_checkpoint
 
     out = Path(args.out) if args.out else Path("runs") / "eval" / weights.stem
     evaluate_checkpoint(

@@ -51,9 +51,9 @@ def main(argv=None) -> int:
     if not args.stem.replace("_", "").replace("-", "").isalnum():
         raise UserError(f"--stem may hold letters, digits, '_' and '-' only, got '{args.stem}'")
 
+    from inference.evaluation import evaluate_checkpoint
     from models import load_model
     from training.config import resolve_run_config
-    from training.evaluation import evaluate_checkpoint
     from training.plots import plot_history
     from training.run_folder import read_history
     from utils.config import save_config

@@ -10,7 +10,7 @@ Layout (every file written atomically):
     history.csv    one row per epoch: loss, accuracy, val_*, learning_rate
     curves.png     training curves
     logs/          TensorBoard logs (TensorFlow installed only)
-    eval/          the test evaluation of best.keras (see training.evaluation)
+    eval/          the test evaluation of best.keras (see inference.evaluation)
 """
 
 from __future__ import annotations

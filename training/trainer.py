@@ -345,7 +345,7 @@ def train(
         summary["stopped_for_deadline"] = True
         return summary
     if evaluate:
-        from training.evaluation import evaluate_checkpoint
+        from inference.evaluation import evaluate_checkpoint
 
         weights = run_dir / (BEST_FILE if cfg["evaluate"]["weights"] == "best" else LAST_FILE)
         summary["eval"] = evaluate_checkpoint(cfg, weights, run_dir / "eval")
