@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from training.run_folder import CONFIG_FILE
-from utils.checks import check_model_name, check_positive_int, check_rate
+from utils.checks import check_model_name, check_positive_int, check_rate, check_threshold
 from utils.config import apply_overrides, check_keys, load_config, set_key
 from utils.errors import UserError
 
@@ -170,14 +170,8 @@ def validate(cfg: dict[str, Any]) -> None:
         )
     check_model_name(cfg["model"]["name"])
     check_rate(cfg["model"]["dropblock_rate"], "model.dropblock_rate")
-    threshold = cfg["evaluate"]["threshold"]
-    if not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
-        raise UserError(f"evaluate.threshold must be in [0, 1], got {threshold!r}")
-    chosen = cfg["evaluate"]["chosen_threshold"]
-    if chosen is not None and (
-        isinstance(chosen, bool) or not isinstance(chosen, (int, float)) or not 0.0 <= chosen <= 1.0
-    ):
-        raise UserError(f"evaluate.chosen_threshold must be in [0, 1] or null, got {chosen!r}")
+    check_threshold(cfg["evaluate"]["threshold"], "evaluate.threshold")
+    check_threshold(cfg["evaluate"]["chosen_threshold"], "evaluate.chosen_threshold", True)
     from data.scale import parse_scale
 
     parse_scale(cfg["evaluate"]["scale"], "evaluate.scale")

@@ -27,6 +27,17 @@ def check_data_root(dataset_cfg: dict) -> None:
         resolve_data_root(dataset_cfg.get("data_root"))
 
 
+def check_threshold(value, name: str, allow_none: bool = False) -> float | None:
+    """Return `value` if it is a number in [0, 1] (or None where `allow_none`), else raise a
+    UserError."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        also = " or null" if allow_none else ""
+        raise UserError(f"{name} must be in [0, 1]{also}, got {value!r}")
+    return value
+
+
 def check_rate(rate: float, name: str = "rate") -> float:
     """Return `rate` as a float if it lies in [0, 1), else raise a UserError."""
     try:
