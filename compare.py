@@ -1,7 +1,7 @@
 """Compare models on the same test images: per-image F1 and Jaccard side by side, paired statistics.
 
     python compare.py A.keras B.keras [C.keras ...] --config configs/drive.yaml --data-root DIR [--out DIR]
-    python compare.py weights/sa_unetv2_drive.keras runs/sa_unet_drive/best.keras \\
+    python compare.py weights/sa_unetv2_drive.keras weights/sa_unet_drive.keras \\
         --config configs/drive.yaml --data-root DIR --out runs/compare/drive
 
 Each model is evaluated by the project's protocol, as evaluate.py does it (same
