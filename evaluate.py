@@ -12,6 +12,15 @@ image and inside the FOV mask; prints a per-image table and the summary, and
 writes metrics.json, per_image.csv, results.md and per-image probability,
 binary and overlay PNGs (true positives green, false positives red, false
 negatives blue). DRIVE adds the second human observer as a reference row.
+
+--predictions DIR scores instead the vessel maps predict.py wrote for the test
+photographs (<image>_binary.png, searched through DIR's sub-folders), as a user
+gets them: whatever weights, threshold and scale predict.py used, no model
+loaded. Maps larger than the label (HRF's full-size photographs against its
+half-size labels) are resampled to it by nearest neighbour; AUC is n/a.
+
+    python predict.py --out preds/chase ../data/CHASE_DB1/Image_1[1-4]?.jpg
+    python evaluate.py --config configs/chase_db1.yaml --predictions preds/chase --data-root DIR
 """
 
 from __future__ import annotations
@@ -31,10 +40,15 @@ def parse_args(argv):
     parser.add_argument(
         "--config", required=True, help="YAML config of the run (its dataset and evaluate sections)"
     )
-    parser.add_argument(
-        "--weights",
-        required=True,
-        help="a .keras checkpoint (best.keras, last.keras, weights/*.keras)",
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--weights", help="a .keras checkpoint (best.keras, last.keras, weights/*.keras)"
+    )
+    source.add_argument(
+        "--predictions",
+        metavar="DIR",
+        help="instead of weights: score the vessel maps predict.py wrote into DIR "
+        "(<image>_binary.png of each test image), as they are",
     )
     parser.add_argument(
         "--data-root", help="dataset folder or archive (default: $SAUNETV2_DATA_ROOT)"
@@ -79,10 +93,27 @@ def main(argv=None) -> int:
         parse_scale(args.scale)  # a bad value is refused before anything is loaded
     if args.upsample < 1:
         raise UserError(f"--upsample must be a positive whole number, got {args.upsample}")
+    if args.predictions is not None:
+        given = [
+            flag
+            for flag, value in (
+                ("--scale", args.scale),
+                ("--upsample", args.upsample != 1 or None),
+                ("--threshold", args.threshold),
+                ("--engine", args.engine),
+                ("--backend", args.backend),
+            )
+            if value is not None
+        ]
+        if given:
+            raise UserError(
+                f"{', '.join(given)} cannot apply to --predictions: the vessel maps are scored "
+                "as predict.py wrote them (give those options to predict.py)"
+            )
     from training.config import resolve_run_config
     from utils.io import check_weights_file
 
-    weights = check_weights_file(args.weights)
+    weights = None if args.weights is None else check_weights_file(args.weights)
     overrides = list(args.set)
     if args.fold is not None:
         overrides.append(f"dataset.fold={args.fold}")
@@ -94,6 +125,13 @@ def main(argv=None) -> int:
     from utils.checks import check_data_root
 
     check_data_root(cfg["dataset"])
+    if weights is None:
+        from inference.evaluation import evaluate_prediction_folder
+
+        folder = Path(args.predictions)
+        out = Path(args.out) if args.out else Path("runs") / "eval" / f"{folder.name}_maps"
+        evaluate_prediction_folder(cfg, folder, out)
+        return 0
     from training.backend import select_backend
 
     select_backend(args.backend)  # after the checks above: a typo costs no TensorFlow import

@@ -38,7 +38,9 @@ def results_markdown(title: str, summary: dict, second: dict | None, reference: 
     """Markdown report: per-image means (the paper's protocol), pooled values, second observer."""
     parts = [
         f"# {title}\n",
-        f"Threshold {summary['threshold']}, {summary['n_images']} test images.\n",
+        f"Threshold {summary['threshold']}, {summary['n_images']} test images.\n"
+        if summary["threshold"] is not None
+        else f"Binary maps as written, {summary['n_images']} test images (AUC needs probabilities: n/a).\n",
     ]
     scaling = summary.get("scaling")
     if scaling:
@@ -72,15 +74,22 @@ def evaluate_predictions(
     title: str,
     save_images: bool = True,
     extra: dict[str, Any] | None = None,
+    binary: bool = False,
 ) -> dict[str, Any]:
     """Score `probs` against the samples' labels and write the report files into `out_dir`.
 
-    `extra` items (e.g. timing) are added to the summary and metrics.json.
+    `extra` items (e.g. timing) are added to the summary and metrics.json. binary: `probs`
+    are vessel maps already (bool), scored as they are (threshold ignored, AUC n/a).
     """
     out_dir = Path(out_dir)
     names = [s.name for s in samples]
     summary = summarize(
-        probs, [s.label for s in samples], [s.mask for s in samples], threshold, names
+        probs,
+        [s.label for s in samples],
+        [s.mask for s in samples],
+        threshold,
+        names,
+        binary=binary,
     )
     second = None
     if all(s.second is not None for s in samples):
@@ -98,8 +107,9 @@ def evaluate_predictions(
     write_text(out_dir / "results.md", results_markdown(title, summary, second, "second manual"))
     if save_images:
         for sample, prob in zip(samples, probs, strict=True):
-            pred = prob > threshold
-            write_image(out_dir / "images" / f"{sample.name}_prob.png", probability_png(prob))
+            pred = np.asarray(prob, dtype=bool) if binary else prob > threshold
+            if not binary:
+                write_image(out_dir / "images" / f"{sample.name}_prob.png", probability_png(prob))
             write_image(
                 out_dir / "images" / f"{sample.name}_binary.png", pred.astype(np.uint8) * 255
             )
@@ -218,4 +228,93 @@ def evaluate_checkpoint(
             f"{len(probs)} images predicted in {seconds:.1f} s with the {predictor.name} engine; "
             f"report in {out_dir}"
         )
+    return summary
+
+
+BINARY_SUFFIX = "_binary.png"  # predict.py's vessel map of <stem>.<ext> (inference.outputs)
+
+
+def find_binary_maps(folder: Path, names: list[str]) -> dict[str, Path]:
+    """{test image name: `<name>_binary.png` under `folder`, searched through its sub-folders
+    (predict.py --recursive keeps them)}; a UserError names what is missing or found twice."""
+    from utils.errors import UserError
+
+    if not folder.is_dir():
+        raise UserError(
+            f"--predictions {folder} is not a folder; give the --out folder of predict.py"
+        )
+    found: dict[str, list[Path]] = {}
+    for path in sorted(folder.rglob(f"*{BINARY_SUFFIX}")):
+        found.setdefault(path.name[: -len(BINARY_SUFFIX)], []).append(path)
+    missing = [name for name in names if name not in found]
+    if missing:
+        listed = ", ".join(f"{name}{BINARY_SUFFIX}" for name in missing[:4])
+        more = f" and {len(missing) - 4} more" if len(missing) > 4 else ""
+        raise UserError(
+            f"{folder} lacks the vessel maps of {len(missing)} of the {len(names)} test images "
+            f"({listed}{more}); run predict.py on the test photographs with --out {folder}"
+        )
+    twice = [name for name in names if len(found[name]) > 1]
+    if twice:
+        where = " and ".join(str(p) for p in found[twice[0]][:2])
+        raise UserError(
+            f"{folder} holds {twice[0]}{BINARY_SUFFIX} more than once ({where}); "
+            "point --predictions at the sub-folder of this dataset"
+        )
+    return {name: found[name][0] for name in names}
+
+
+def read_binary_map(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, bool]:
+    """A predicted vessel map as bool at `shape` (the label's) and whether it was resampled
+    (nearest neighbour, as the labels of datasets read at reduced size are); a map whose aspect
+    ratio differs from the label's by more than 1 % is refused: it is another photograph."""
+    from data.io import read_label
+    from data.scale import resize_nearest
+    from utils.errors import UserError
+
+    pred = read_label(path).astype(bool)
+    if pred.shape == tuple(shape):
+        return pred, False
+    ratios = (pred.shape[0] / shape[0], pred.shape[1] / shape[1])
+    if abs(ratios[0] / ratios[1] - 1) > 0.01:
+        raise UserError(
+            f"{path} is {pred.shape[1]} x {pred.shape[0]} but its test image's label is "
+            f"{shape[1]} x {shape[0]}, another aspect ratio: is it the prediction of this photograph?"
+        )
+    return resize_nearest(pred, tuple(shape)), True
+
+
+def evaluate_prediction_folder(
+    cfg: dict[str, Any], folder: str | Path, out_dir: str | Path, verbose: bool = True
+) -> dict[str, Any]:
+    """Score the vessel maps predict.py wrote into `folder` (`<name>_binary.png`, at the
+    photograph's size) against the config's test split, as they are: whatever weights,
+    threshold and scale predict.py used. Maps of another size than the label (HRF's full-size
+    photographs against its half-size labels) are resampled to it by nearest neighbour."""
+    from data import load_dataset
+
+    folder = Path(folder)
+    dataset = load_dataset(cfg["dataset"])
+    paths = find_binary_maps(folder, [sample.name for sample in dataset.test])
+    maps, resampled = [], 0
+    for sample in dataset.test:
+        pred, changed = read_binary_map(paths[sample.name], sample.label.shape[:2])
+        maps.append(pred)
+        resampled += changed
+    summary = evaluate_predictions(
+        dataset.test,
+        maps,
+        Path(out_dir),
+        cfg["evaluate"]["threshold"],
+        f"predict.py's vessel maps ({folder}) on {dataset.name} test",
+        save_images=cfg["evaluate"]["save_images"],
+        extra={"predictions": {"folder": str(folder), "resampled_to_label_size": resampled}},
+        binary=True,
+    )
+    if verbose:
+        print_per_image(summary, "fov")
+        print()
+        print((Path(out_dir) / "results.md").read_text(encoding="utf-8"))
+        note = f" ({resampled} resampled to their label's size)" if resampled else ""
+        print(f"{len(maps)} vessel maps scored{note}; report in {out_dir}")
     return summary

@@ -187,3 +187,104 @@ def test_cross_dataset_hrf_leaves_out_unlabelled_test_images(tmp_path, random_we
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n_images"] == 27
     assert not {"11_h", "12_h", "13_h"} & {entry["name"] for entry in metrics["per_image"]}
+
+
+# ----------------------------------------------------------------------------- --predictions
+
+
+def _demo_test_samples():
+    from data import load_dataset
+    from training.config import resolve_run_config
+
+    cfg = resolve_run_config(
+        "configs/demo.yaml", ["dataset.n_test=3", "dataset.size=64", "evaluate.save_images=true"]
+    )
+    return cfg, load_dataset(cfg["dataset"]).test
+
+
+def _write_map(path, vessels):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(vessels.astype("uint8") * 255).save(path)
+
+
+def test_prediction_folder_scores_the_maps_as_written(tmp_path):
+    """Maps equal to the labels score F1 1, an empty map 0, half the vessels the F1 of its counts;
+    maps in sub-folders are found; no probability picture, AUC n/a."""
+    import numpy as np
+
+    from inference.evaluation import evaluate_prediction_folder
+
+    cfg, samples = _demo_test_samples()
+    first, second, third = samples
+    maps = tmp_path / "predictions"
+    _write_map(maps / f"{first.name}_binary.png", first.label)
+    _write_map(maps / "sub" / f"{second.name}_binary.png", np.zeros_like(second.label))
+    half = third.label.astype(bool) & (np.arange(third.label.shape[1])[None, :] % 2 == 0)
+    _write_map(maps / f"{third.name}_binary.png", half)
+    summary = evaluate_prediction_folder(cfg, maps, tmp_path / "eval", verbose=False)
+    f1 = {entry["name"]: entry["whole_image"]["f1"] for entry in summary["per_image"]}
+    hits, vessels = int(half.sum()), int(third.label.sum())
+    assert 0 < hits < vessels
+    assert f1 == pytest.approx(
+        {first.name: 1.0, second.name: 0.0, third.name: 2 * hits / (hits + vessels)}
+    )
+    assert summary["threshold"] is None and summary["predictions"]["resampled_to_label_size"] == 0
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["whole_image"]["mean"]["auc"] is None  # NaN written as null
+    assert "Binary maps as written" in (tmp_path / "eval" / "results.md").read_text()
+    written = sorted(p.name for p in (tmp_path / "eval" / "images").iterdir())
+    kinds = ("binary", "overlay")
+    assert written == sorted(f"{s.name}_{kind}.png" for s in samples for kind in kinds)
+
+
+def test_prediction_folder_refuses_missing_doubled_and_foreign_maps(tmp_path):
+    import numpy as np
+
+    from inference.evaluation import evaluate_prediction_folder
+    from utils.errors import UserError
+
+    cfg, samples = _demo_test_samples()
+    maps = tmp_path / "predictions"
+    with pytest.raises(UserError, match="is not a folder"):
+        evaluate_prediction_folder(cfg, maps, tmp_path / "eval", verbose=False)
+    for sample in samples[:2]:
+        _write_map(maps / f"{sample.name}_binary.png", sample.label)
+    with pytest.raises(UserError, match=f"lacks the vessel maps of 1 of the 3 .*{samples[2].name}"):
+        evaluate_prediction_folder(cfg, maps, tmp_path / "eval", verbose=False)
+    _write_map(maps / f"{samples[2].name}_binary.png", samples[2].label)
+    _write_map(maps / "again" / f"{samples[0].name}_binary.png", samples[0].label)
+    with pytest.raises(UserError, match="more than once"):
+        evaluate_prediction_folder(cfg, maps, tmp_path / "eval", verbose=False)
+    (maps / "again" / f"{samples[0].name}_binary.png").unlink()
+    _write_map(maps / f"{samples[1].name}_binary.png", np.zeros((64, 80), bool))
+    with pytest.raises(UserError, match="another aspect ratio"):
+        evaluate_prediction_folder(cfg, maps, tmp_path / "eval", verbose=False)
+    assert not (tmp_path / "eval").exists()  # refused before anything is written
+
+
+@pytest.mark.slow
+def test_evaluate_predictions_cli_on_full_size_hrf_maps(tmp_path, random_weights):
+    """HRF's labels are read at half size; predict.py's maps of the full-size photographs are
+    brought to it (27 resampled, F1 1 for maps equal to the full-size labels); options that
+    only apply to a model are refused in one sentence, as is --weights together with it."""
+    from data.io import read_label
+    from tests.test_data_readers import _fake_hrf_files, _write_folder
+
+    hrf = _write_folder(tmp_path / "data" / "HRF", _fake_hrf_files())
+    for name in ("11_h", "12_h", "13_h"):
+        (hrf / "manual1" / f"{name}.tif").unlink()
+    maps = tmp_path / "predictions"
+    for label in (hrf / "manual1").iterdir():
+        _write_map(maps / f"{label.stem}_binary.png", read_label(label))
+    out = tmp_path / "eval"
+    args = ["evaluate.py", "--config", "configs/hrf.yaml", "--data-root", str(tmp_path / "data")]
+    result = run_python([*args, "--predictions", str(maps), "--out", str(out)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "27 vessel maps scored (27 resampled to their label's size)" in result.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_images"] == 27 and metrics["fov"]["mean"]["f1"] == pytest.approx(1.0)
+    refused = run_python([*args, "--predictions", str(maps), "--threshold", "0.3"])
+    assert refused.returncode == 2
+    assert "--threshold cannot apply to --predictions" in refused.stderr
+    both = run_python([*args, "--predictions", str(maps), "--weights", str(random_weights)])
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
