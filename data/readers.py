@@ -39,7 +39,8 @@ keys are a UserError naming the valid ones):
   image stem, e.g. "{stem}_1stHO" (CHASE_DB1) or "{stem}_mask" (HRF);
   default "{stem}" (same stem).
 - `test_fraction`: folder only: share of images, chosen with `seed`, kept
-  for test (default 0.2), unless `split` names a JSON file with "train" and
+  for test (default 0.2; 1: every image, to score weights or predict.py's maps
+  on a labelled set), unless `split` names a JSON file with "train" and
   "test" lists of image stems.
 
 Datasets: DRIVE in its official layout (`training/` and `test/` with
@@ -676,8 +677,8 @@ def _folder_split(root: Path, cfg: dict, stems: list[str]) -> tuple[list[str], l
             )
         return train, test
     fraction = float(cfg["test_fraction"])
-    if not 0 <= fraction < 1:
-        raise UserError(f"dataset.test_fraction {fraction} must be in [0, 1)")
+    if not 0 <= fraction <= 1:
+        raise UserError(f"dataset.test_fraction {fraction} must be in [0, 1]")
     n_test = round(fraction * len(stems))
     order = np.random.default_rng(int(cfg["seed"])).permutation(len(stems))
     test = {stems[i] for i in order[:n_test]}

@@ -104,6 +104,10 @@ def test_folder_reader_with_pattern_masks_and_split(tmp_path):
         train[1].name
     ]
     assert list((tmp_path / "cache" / "fov" / "folder").glob("*.png"))  # generated masks visible
+    ds = load_dataset({**cfg, "test_fraction": 1})  # a labelled set only scored
+    assert ds.train == [] and len(ds.test) == 5
+    with pytest.raises(UserError, match=r"test_fraction 1.5 must be in \[0, 1\]"):
+        load_dataset({**cfg, "test_fraction": 1.5})
     (tmp_path / "gt" / f"{train[4].name}_1stHO.png").unlink()
     with pytest.raises(UserError, match="has no label"):
         load_dataset(cfg)
