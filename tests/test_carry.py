@@ -162,8 +162,16 @@ def test_list_and_drop(tmp_path):
 
     with pytest.raises(UserError, match="'a' has not ended .*epoch 2 of 12.*--force"):
         carry.drop_carried("a", root)
+    # Resumed elsewhere and finished there: the run folder says so, the pack does not.
+    with pytest.raises(UserError, match=f"nor has {tmp_path / 'a'}"):
+        carry.drop_carried("a", root, run_dir=tmp_path / "a")
+    with pytest.raises(UserError, match="has not ended"):
+        carry.drop_carried("a", root, run_dir=tmp_path / "nowhere")
     carry.drop_carried("b", root)
     carry.drop_carried("c", root)
+    carry.pack_run(fake_run(tmp_path / "d", epoch=2, epochs=12), root)
+    fake_run(tmp_path / "d", epoch=12, epochs=12)  # resumed there to its end
+    carry.drop_carried("d", root, run_dir=tmp_path / "d")
     carry.drop_carried("a", root, force=True)
     assert carry.list_carried(root) == [] and list(root.iterdir()) == []
     with pytest.raises(UserError, match="no carried run 'a'"):

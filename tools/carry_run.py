@@ -3,7 +3,7 @@
 python tools/carry_run.py pack runs/drive_random      # end of session; then commit carried/
 python tools/carry_run.py unpack drive_random         # start of session: -> runs/drive_random
 python tools/carry_run.py list                        # carried runs and their epochs
-python tools/carry_run.py drop drive_random           # once the run has ended; commit the removal
+python tools/carry_run.py drop drive_random           # once it has ended (here or in runs/); commit the removal
 """
 
 from __future__ import annotations
@@ -42,6 +42,11 @@ def parse_args(argv=None):
     commands.add_parser("list", parents=[common], help="show the carried runs")
     drop = commands.add_parser("drop", parents=[common], help="remove a carried run")
     drop.add_argument("name", help="carried run name")
+    drop.add_argument(
+        "--run",
+        help="the folder it was resumed in (default: runs/<name>): a run that ended there "
+        "may be dropped",
+    )
     drop.add_argument("--force", action="store_true", help="drop it even if it has not ended")
     return parser.parse_args(argv)
 
@@ -75,7 +80,8 @@ def main(argv=None) -> int:
                     f"packed {manifest['packed_at']} from {manifest['source']}"
                 )
     elif args.command == "drop":
-        pack = carry.drop_carried(args.name, args.carried, force=args.force)
+        run_dir = Path(args.run) if args.run else ROOT / "runs" / Path(args.name).name
+        pack = carry.drop_carried(args.name, args.carried, force=args.force, run_dir=run_dir)
         print(f"dropped {pack}; commit the removal: git add -A {pack} && git commit")
     return 0
 

@@ -298,17 +298,32 @@ def list_carried(carried_root: str | os.PathLike = CARRIED_ROOT) -> list[dict]:
     return found
 
 
+def _run_folder_ended(run_dir: Path | None) -> bool:
+    """True if `run_dir` is a run folder whose run has ended (the pack resumed here and finished)."""
+    try:
+        state = json.loads((run_dir / STATE_FILE).read_text(encoding="utf-8"))
+        return run_ended(state, load_config(run_dir / CONFIG_FILE))
+    except (TypeError, OSError, ValueError, KeyError, UserError):
+        return False
+
+
 def drop_carried(
-    name: str, carried_root: str | os.PathLike = CARRIED_ROOT, force: bool = False
+    name: str,
+    carried_root: str | os.PathLike = CARRIED_ROOT,
+    force: bool = False,
+    run_dir: str | os.PathLike | None = None,
 ) -> Path:
-    """Remove carried run `name` once it has ended (any time with `force`); returns its folder."""
+    """Remove carried run `name` once it has ended: in the pack, or in `run_dir`, the folder it
+    was resumed in and finished (any time with `force`); returns its folder."""
     pack = Path(carried_root) / check_name(name)
     if not pack.is_dir():
         raise UserError(f"no carried run '{name}' in {carried_root}")
     manifest = read_manifest(pack)
-    if manifest and not manifest["ended"] and not force:
+    finished_here = run_dir is not None and _run_folder_ended(Path(run_dir))
+    if manifest and not manifest["ended"] and not finished_here and not force:
+        where = f" nor has {run_dir}" if run_dir is not None else ""
         raise UserError(
-            f"carried run '{name}' has not ended ({describe(manifest)}); "
+            f"carried run '{name}' has not ended ({describe(manifest)}){where}; "
             "pass --force to drop it anyway"
         )
     gone = Path(tempfile.mkdtemp(prefix=f".{name}.dropped-", dir=pack.parent))
