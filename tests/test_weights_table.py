@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tools.weights_table import build_table, cell_role, trained_datasets
+from tools.weights_table import build_table, cell_role, row_name, trained_datasets
 
 
 def _roles(weights_cfg):
@@ -31,6 +31,11 @@ def test_cells_the_weights_were_trained_on_are_left_out():
         "chase_db1": "own", "hrf": "own",
     }  # fmt: skip
     assert set(_roles({}).values()) == {"other"}  # no config beside the weights
+
+
+def test_rows_are_named_by_stem_or_run_folder(tmp_path):
+    assert row_name(tmp_path / "weights" / "sa_unetv2_drive.keras") == "sa_unetv2_drive"
+    assert row_name(tmp_path / "runs" / "fundus" / "best.keras") == "fundus/best"
 
 
 @pytest.mark.slow

@@ -123,6 +123,13 @@ def markdown(rows: list[dict], splits: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def row_name(weights: Path) -> str:
+    """A shipped set by its stem; a run's best.keras or last.keras as `<run folder>/best`."""
+    if weights.stem in ("best", "last"):
+        return f"{weights.parent.name}/{weights.stem}"
+    return weights.stem
+
+
 def find_dataset(dataset: str, data_root: str) -> str | None:
     """None when `dataset` is in `data_root` (folders or archives), else why it is not."""
     from data import readers
@@ -152,17 +159,18 @@ def build_table(
     rows = []
     for path in weights:
         trained, fold = trained_datasets(weights_config(path))
-        row = {"stem": path.stem, "weights": str(path), "cells": {}}
+        stem = row_name(path)
+        row = {"stem": stem, "weights": str(path), "cells": {}}
         for split in splits:
             cell = {"role": cell_role(split, trained, fold), "command": command(split, path, scale)}
             if cell["role"] != "trained on" and absent[split]:
                 cell.update(missing="no data", reason=absent[split])
             elif cell["role"] != "trained on":
-                where = out / path.stem / split
+                where = out / stem.replace("/", "_") / split
                 cell.update(evaluate_cell(split, path, data_root, where, scale, engine))
             row["cells"][split] = cell
             shown = f"{cell['f1_fov']:.4f}" if "f1_fov" in cell else cell.get("missing", "-")
-            echo(f"{path.stem} on {split}: {shown} ({cell['role']})")
+            echo(f"{stem} on {split}: {shown} ({cell['role']})")
         rows.append(row)
     table = markdown(rows, splits)
     write_text(out / "table.md", table)
