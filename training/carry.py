@@ -40,6 +40,7 @@ from training.run_folder import (
     STATE_FILE,
     clear_run,
     holds_run,
+    read_state,
 )
 from utils.config import load_config, save_config
 from utils.errors import UserError
@@ -298,12 +299,12 @@ def list_carried(carried_root: str | os.PathLike = CARRIED_ROOT) -> list[dict]:
     return found
 
 
-def _run_folder_ended(run_dir: Path | None) -> bool:
+def _run_folder_ended(run_dir: Path) -> bool:
     """True if `run_dir` is a run folder whose run has ended (the pack resumed here and finished)."""
     try:
-        state = json.loads((run_dir / STATE_FILE).read_text(encoding="utf-8"))
-        return run_ended(state, load_config(run_dir / CONFIG_FILE))
-    except (TypeError, OSError, ValueError, KeyError, UserError):
+        state = read_state(run_dir)
+        return state is not None and run_ended(state, load_config(run_dir / CONFIG_FILE))
+    except (OSError, ValueError, KeyError, UserError):
         return False
 
 
