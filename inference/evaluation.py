@@ -66,6 +66,16 @@ def print_per_image(summary: dict[str, Any], protocol: str = "whole_image") -> N
         print(f"{entry['name']:<14}" + "".join(f"{entry[protocol][k]:>9.4f}" for k in keys))
 
 
+def print_report(
+    summary: dict[str, Any], out_dir: str | Path, done: str, protocol: str = "whole_image"
+) -> None:
+    """The per-image table, the results.md written into `out_dir`, then `done` and where."""
+    print_per_image(summary, protocol)
+    print()
+    print((Path(out_dir) / "results.md").read_text(encoding="utf-8"))
+    print(f"{done}; report in {out_dir}")
+
+
 def evaluate_predictions(
     samples: list,
     probs: list[np.ndarray],
@@ -220,13 +230,11 @@ def evaluate_checkpoint(
         save_images=cfg["evaluate"]["save_images"],
         extra={"timing": timing, "scaling": scaling},
     )
-    if verbose:
-        print_per_image(summary)
-        print()
-        print((Path(out_dir) / "results.md").read_text(encoding="utf-8"))
-        print(  # results.md above already holds the scale line (describe_factors)
-            f"{len(probs)} images predicted in {seconds:.1f} s with the {predictor.name} engine; "
-            f"report in {out_dir}"
+    if verbose:  # results.md already holds the scale line (describe_factors)
+        print_report(
+            summary,
+            out_dir,
+            f"{len(probs)} images predicted in {seconds:.1f} s with the {predictor.name} engine",
         )
     return summary
 
@@ -312,9 +320,6 @@ def evaluate_prediction_folder(
         binary=True,
     )
     if verbose:
-        print_per_image(summary, "fov")
-        print()
-        print((Path(out_dir) / "results.md").read_text(encoding="utf-8"))
         note = f" ({resampled} resampled to their label's size)" if resampled else ""
-        print(f"{len(maps)} vessel maps scored{note}; report in {out_dir}")
+        print_report(summary, out_dir, f"{len(maps)} vessel maps scored{note}", "fov")
     return summary
