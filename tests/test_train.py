@@ -360,6 +360,46 @@ def test_callback_counters_are_restored_on_resume():
     assert fresh.wait == 0
 
 
+class _WeightsOnly:
+    """Enough of a model for EarlyStopping: weights as a number, and stop_training."""
+
+    def __init__(self):
+        self.weights_now, self.stop_training = 0, False
+
+    def get_weights(self):
+        return self.weights_now
+
+    def set_weights(self, value):
+        self.weights_now = value
+
+
+def _early_stopping_run(val_losses, initial_state=None):
+    """ResumableEarlyStopping over epochs whose weights are their epoch number."""
+    early = ResumableEarlyStopping(
+        monitor="val_loss", patience=2, restore_best_weights=True, initial_state=initial_state
+    )
+    model = _WeightsOnly()
+    early.set_model(model)
+    early.on_train_begin()
+    for epoch, loss in enumerate(val_losses):
+        model.weights_now = epoch
+        early.on_epoch_end(epoch, {"val_loss": loss})
+        if model.stop_training:
+            break
+    early.on_train_end()
+    return model.weights_now
+
+
+def test_early_stopping_restores_no_epoch_that_was_not_the_best_after_a_resume():
+    # Resumed with its best (0.1) before the interruption: epochs 0-1 never beat it, so the
+    # last weights stay (not epoch 0's, as Keras alone would restore).
+    assert _early_stopping_run([0.3, 0.2], {"wait": 1, "best": 0.1}) == 1
+    # An epoch after the resume that beats it is restored as usual.
+    assert _early_stopping_run([0.05, 0.2, 0.3], {"wait": 1, "best": 0.1}) == 0
+    # A run without a resume restores its best epoch.
+    assert _early_stopping_run([0.3, 0.1, 0.2, 0.4]) == 1
+
+
 @pytest.mark.slow
 def test_drive_run_on_real_data(real_data_root, tmp_path):
     """train.py on the real DRIVE files at 592 x 592 (two steps an epoch), then the test evaluation."""

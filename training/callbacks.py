@@ -76,11 +76,22 @@ class ResumableEarlyStopping(_ResumableCounters, keras.callbacks.EarlyStopping):
     """EarlyStopping whose counters survive a resume.
 
     After a resume the best weights seen before the interruption are not in
-    memory; restoring applies to the best epoch since the resume. The run's
-    `best.keras` (by the checkpoint monitor) is what evaluation uses either way.
+    memory: restoring applies only to an epoch since the resume that beats them,
+    and when none does the model keeps its last weights (Keras alone would take
+    the first epoch after the resume for the best and say it restored that). The
+    run's `best.keras` (by the checkpoint monitor) is what evaluation uses either way.
     """
 
     COUNTERS = ("wait", "best")
+
+    def on_epoch_end(self, epoch, logs=None):
+        before, held = self.best, self.best_weights is not None
+        super().on_epoch_end(epoch, logs)
+        resumed = self._initial_state.get("best") is not None
+        if (
+            resumed and not held and self.best == before
+        ):  # the best is still the one before the resume
+            self.best_weights = None
 
 
 class RunCheckpoint(keras.callbacks.Callback):
