@@ -23,7 +23,7 @@ import json
 import os
 import sys
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +52,9 @@ CACHE_VERSION = 1
 class TrainingData:
     """x_* uint8 (N, H, W, 3) and y_* uint8 (N, H, W, 1) in {0, 1}, padded to `pad_shape`;
     `extents_train`: int (N, 2), each training image's own (h, w) inside the padding;
-    `test`: unpadded test samples; `summary`: what `--json` prints; `cache`: the .npz path."""
+    `test`: unpadded test samples; `summary`: what `--json` prints; `cache`: the .npz path;
+    `val_photographs`: the training samples (unaugmented, unpadded) whose augmented copies form
+    the validation split, when it is drawn by source; otherwise empty."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -63,6 +65,7 @@ class TrainingData:
     summary: dict
     cache: Path
     extents_train: np.ndarray
+    val_photographs: list[Sample] = field(default_factory=list)
 
 
 def cache_key(dataset: Dataset, cfg: dict) -> str:
@@ -218,6 +221,7 @@ def prepare_training_data(
         summary=summary,
         cache=path,
         extents_train=extents[train_idx],
+        val_photographs=[s for s in dataset.train if s.source in set(summary["val_sources"] or ())],
     )
 
 

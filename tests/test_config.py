@@ -35,12 +35,14 @@ def test_paper_settings():
     assert drive["epochs"] == stare["epochs"] == 150
     assert drive["reduce_lr"] == {
         "monitor": "val_loss",
+        "mode": "auto",
         "factor": 0.5,
         "patience": 10,
         "min_lr": 1e-6,
     }
     assert stare["reduce_lr"] == {
         "monitor": "val_loss",
+        "mode": "auto",
         "factor": 0.5,
         "patience": 20,
         "min_lr": 1e-8,

@@ -12,9 +12,14 @@ from PIL import Image
 from data import load_dataset
 from data.prepare import prepare_training_data
 from data.splits import load_split, validation_split, weighted_indices
+from inference.engines import make_predictor
+from inference.segment import segment
+from metrics import image_metrics
+from models import load_model
 from tests.helpers import run_python
 from tests.test_data_prepare import fake_drive
 from tests.test_data_readers import _encoded, _fake_chase_files, _fake_label, _write_folder
+from training.run_folder import read_history
 from utils.errors import UserError
 
 HRF_SHAPE = (64, 96)  # the fake HRF photographs (H, W), read at full size here
@@ -188,6 +193,43 @@ def test_fundus_config_trains_end_to_end_from_the_drive_weights(fake_root, tmp_p
     saved = (run / "config.yaml").read_text()
     assert "init_weights: weights/sa_unetv2_drive.keras" in saved
     assert "train_fov_diameter: 30.0" in saved and "max_fov_diameter: 45.0" in saved
+    # Validated on the 8 held-out photographs, each whole: the logged F1 is theirs, as scored
+    # by the test protocol, and it chose the checkpoint.
+    (row,) = read_history(run / "history.csv")
+    assert "val_accuracy" not in row and {"val_loss", "val_f1"} <= set(row)
+    cfg = {**FUNDUS, "data_root": str(fake_root), "augment": False, "downsample": 1,
+           "fov_diameter": 30, "max_fov_diameter": 45}  # fmt: skip
+    data = prepare_training_data(cfg, cache_dir=tmp_path / "cache", progress=False)
+    predictor = make_predictor(load_model(run / "best.keras"), "keras")
+    f1 = [
+        image_metrics(segment(predictor, s.image), s.label, s.mask)["f1"]
+        for s in data.val_photographs
+    ]
+    assert len(f1) == 8 and row["val_f1"] == pytest.approx(np.mean(f1), abs=1e-5)
+    assert json.loads((run / "state.json").read_text())["best"]["monitor"] == "val_f1"
+
+
+def test_validation_photographs_are_the_held_out_sources(fake_root, tmp_path):
+    cfg = {**FUNDUS, "data_root": str(fake_root)}
+    data = prepare_training_data(cfg, cache_dir=tmp_path, progress=False)
+    sources = sorted(s.source for s in data.val_photographs)
+    assert sources == data.summary["val_sources"] and len(sources) == 8
+    assert {s.split("/")[0] for s in sources} == {"drive", "stare", "chase_db1", "hrf"}
+    assert all(
+        s.mask is not None and s.image.shape[:2] == s.label.shape for s in data.val_photographs
+    )
+
+
+def test_photograph_validation_needs_a_split_by_source(tmp_path):
+    from training.config import resolve_run_config
+    from training.trainer import train
+
+    overrides = ["train.validation=photographs", "dataset.val_split=random"]
+    cfg = resolve_run_config("configs/demo.yaml", overrides)
+    with pytest.raises(UserError, match="needs the validation split drawn by source"):
+        train(cfg, tmp_path / "run", cache_dir=tmp_path / "cache")
+    with pytest.raises(UserError, match="train.validation must be one of images, photographs"):
+        resolve_run_config("configs/demo.yaml", ["train.validation=padded"])
 
 
 def test_a_missing_init_weights_file_is_refused_before_the_data_are_read(tmp_path):

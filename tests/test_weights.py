@@ -111,5 +111,14 @@ def test_ship_weights_writes_a_loadable_evaluated_set(tmp_path):
     assert choice["val_images"] == len(prepare_training_data(cfg["dataset"], progress=False).x_val)
     assert f"{choice['threshold']:.2f} (F1 {choice['val_f1']:.4f}" in result.stdout
 
+    # A run validated on whole photographs has its threshold chosen on them, inside their FOV.
+    cfg["train"]["validation"] = "photographs"
+    save_config(cfg, run / "config.yaml")
+    result = run_python([*args[:-1], str(tmp_path / "photographs")])
+    assert result.returncode == 0, result.stderr[-2000:]
+    choice = json.loads((tmp_path / "photographs" / "demo_probe.eval.json").read_text())
+    photos = prepare_training_data(cfg["dataset"], progress=False).val_photographs
+    assert choice["threshold_choice"]["val_images"] == len(photos) > 0
+
     missing = run_python(["tools/ship_weights.py", "--run", str(tmp_path), "--stem", "x"])
     assert missing.returncode == 2 and "must be a folder train.py wrote" in missing.stderr

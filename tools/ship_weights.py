@@ -86,8 +86,9 @@ def main(argv=None) -> int:
 
 
 def validation_threshold(cfg: dict, model, data_root: str | None) -> dict:
-    """The threshold of the best mean F1 over the run's validation images (`metrics.best_threshold`):
-    the same augmented, padded images and split that train.py validated on, predicted by `model`."""
+    """The threshold of the best mean F1 over the run's validation images (`metrics.best_threshold`),
+    predicted by `model` as train.py validated: the same augmented, padded images and split, or
+    with `train.validation: photographs` the held-out photographs whole, F1 inside their FOV."""
     import copy
 
     import numpy as np
@@ -95,6 +96,7 @@ def validation_threshold(cfg: dict, model, data_root: str | None) -> dict:
     from data.io import to_unit_float
     from data.prepare import prepare_training_data
     from inference.engines import make_predictor
+    from inference.segment import segment
     from metrics import DEFAULT_THRESHOLD, THRESHOLD_GRID, best_threshold, f1_by_threshold
     from training.trainer import pad_to_model
 
@@ -104,13 +106,18 @@ def validation_threshold(cfg: dict, model, data_root: str | None) -> dict:
     data = prepare_training_data(dataset, progress=False)
     if not len(data.x_val):
         raise UserError("the run held out no validation images: no threshold can be chosen")
-    x_val, y_val = pad_to_model(model, data.x_val, data.y_val)
     predictor = make_predictor(model, cfg["evaluate"]["engine"])
-    probs = [
-        np.asarray(predictor.predict(to_unit_float(x_val[i : i + 1])))[0, ..., 0]
-        for i in range(len(x_val))
-    ]
-    labels = [y[..., 0] for y in y_val]
+    if cfg["train"]["validation"] == "photographs":
+        photos = data.val_photographs
+        probs = [segment(predictor, s.image)[s.mask] for s in photos]
+        labels = [s.label[s.mask] for s in photos]
+    else:
+        x_val, y_val = pad_to_model(model, data.x_val, data.y_val)
+        probs = [
+            np.asarray(predictor.predict(to_unit_float(x_val[i : i + 1])))[0, ..., 0]
+            for i in range(len(x_val))
+        ]
+        labels = [y[..., 0] for y in y_val]
     curve = f1_by_threshold(probs, labels)  # one pass over the pixels for every threshold
     threshold, f1 = best_threshold(curve)
     at_half = curve[THRESHOLD_GRID.index(DEFAULT_THRESHOLD)]
@@ -118,7 +125,7 @@ def validation_threshold(cfg: dict, model, data_root: str | None) -> dict:
         "threshold": threshold,
         "val_f1": round(f1, 6),
         "val_f1_at_0.5": round(float(at_half), 6),
-        "val_images": len(x_val),
+        "val_images": len(probs),
         "grid": [THRESHOLD_GRID[0], THRESHOLD_GRID[-1], 0.01],
     }
 

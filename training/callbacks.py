@@ -94,6 +94,44 @@ class ResumableEarlyStopping(_ResumableCounters, keras.callbacks.EarlyStopping):
             self.best_weights = None
 
 
+class PhotographValidation(keras.callbacks.Callback):
+    """Validation on whole photographs (`train.validation: photographs`).
+
+    At the end of each epoch, every held-out photograph is predicted whole at its
+    own size, padded only to the network's multiple, as evaluate.py predicts test
+    images (`inference.segment`), and the epoch's logs get `val_loss` (the
+    training loss on the photograph) and `val_f1` (F1 inside the FOV at 0.5), each
+    the mean over the photographs. Padded validation images measure something
+    else when the photographs differ in size: in a batch padded to the largest,
+    most pixels of the smaller ones are padding, which every model gets right.
+    """
+
+    def __init__(self, samples: list, loss: Callable):
+        super().__init__()
+        if not samples:
+            raise ValueError("PhotographValidation needs at least one photograph")
+        self.samples = samples
+        self.loss = loss
+
+    def on_epoch_end(self, epoch, logs=None):
+        from inference.engines import make_predictor
+        from inference.segment import segment
+        from metrics import image_metrics
+
+        predictor = make_predictor(self.model, "keras")
+        losses, f1 = [], []
+        for sample in self.samples:
+            prob = segment(predictor, sample.image)
+            label = sample.label.astype("float32")[None, ..., None]
+            losses.append(
+                float(keras.ops.convert_to_numpy(self.loss(label, prob[None, ..., None])))
+            )
+            f1.append(image_metrics(prob, sample.label, sample.mask)["f1"])
+        if logs is not None:
+            logs["val_loss"] = float(np.mean(losses))
+            logs["val_f1"] = float(np.mean(f1))
+
+
 class RunCheckpoint(keras.callbacks.Callback):
     """Per-epoch checkpoints, history and resumable state; stops on a non-finite loss."""
 

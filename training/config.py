@@ -35,8 +35,20 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "loss": {"bce_weight": 0.5, "mcc_weight": 0.5},
         # The notebook keeps the weights of the best validation accuracy.
         "checkpoint": {"monitor": "val_accuracy", "mode": "max"},
-        "reduce_lr": {"monitor": "val_loss", "factor": 0.5, "patience": 10, "min_lr": 1.0e-6},
-        "early_stopping": {"monitor": "val_loss", "patience": 20, "restore_best_weights": True},
+        # mode "auto": Keras' (max for a monitor named like an accuracy, min otherwise)
+        "reduce_lr": {
+            "monitor": "val_loss",
+            "mode": "auto",
+            "factor": 0.5,
+            "patience": 10,
+            "min_lr": 1.0e-6,
+        },
+        "early_stopping": {
+            "monitor": "val_loss",
+            "mode": "auto",
+            "patience": 20,
+            "restore_best_weights": True,
+        },
         "seed": 42,
         "mixed_precision": None,  # None | mixed_bfloat16 | mixed_float16
         "jit_compile": "auto",
@@ -52,6 +64,12 @@ DEFAULT_CONFIG: dict[str, Any] = {
         # null: whole (padded) photographs, the paper's. A number: one random crop_size x crop_size
         # square of each training image per epoch (training.crops; the fundus recipe).
         "crop_size": None,
+        # What validation measures each epoch. "images": the held-out (augmented) images, padded
+        # to the dataset's pad shape, through Keras (the paper's). "photographs": the held-out
+        # source photographs, each predicted whole at its own size as evaluate.py predicts test
+        # images (training.callbacks.PhotographValidation): val_loss and val_f1 (inside the FOV,
+        # threshold 0.5); needs dataset.val_split by_source.
+        "validation": "images",
     },
     "evaluate": {
         "threshold": 0.5,
@@ -70,6 +88,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
 }
 
 MIXED_PRECISION_POLICIES = (None, "mixed_bfloat16", "mixed_float16")
+VALIDATIONS = ("images", "photographs")
 
 # What a resumed run may be given anew: how long and how it runs, not what it learns.
 # Any other override must match the run's saved config (run folder's config.yaml).
@@ -167,6 +186,10 @@ def validate(cfg: dict[str, Any]) -> None:
         choices = ", ".join(str(p) for p in MIXED_PRECISION_POLICIES)
         raise UserError(
             f"train.mixed_precision must be one of {choices}, got {train['mixed_precision']!r}"
+        )
+    if train["validation"] not in VALIDATIONS:
+        raise UserError(
+            f"train.validation must be one of {', '.join(VALIDATIONS)}, got {train['validation']!r}"
         )
     check_model_name(cfg["model"]["name"])
     check_rate(cfg["model"]["dropblock_rate"], "model.dropblock_rate")

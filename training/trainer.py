@@ -19,6 +19,7 @@ from data.io import to_unit_float
 from losses import BceMccLoss
 from models import build_model, load_model
 from training.callbacks import (
+    PhotographValidation,
     ResumableEarlyStopping,
     ResumableReduceLROnPlateau,
     RunCheckpoint,
@@ -242,6 +243,12 @@ def train(
         raise UserError(
             "the validation split is empty; raise dataset.val_fraction or add training images"
         )
+    photographs = train_cfg["validation"] == "photographs"
+    if photographs and not data.val_photographs:
+        raise UserError(
+            "train.validation: photographs needs the validation split drawn by source photograph; "
+            "set dataset.val_split: by_source"
+        )
     crop = train_cfg["crop_size"]
     if crop:  # uint8 until each batch is cut or converted (training.crops)
         x_train, y_train = data.x_train, data.y_train
@@ -253,7 +260,8 @@ def train(
     if train_cfg["distribute"]:
         if not crop:  # crop batches are always full
             x_train, y_train = fill_last_batch(x_train, y_train, train_cfg["batch_size"])
-        validation = fill_last_batch(*validation, train_cfg["batch_size"])
+        if not photographs:
+            validation = fill_last_batch(*validation, train_cfg["batch_size"])
     with distribution_scope(train_cfg["distribute"]):
         if state is None:
             model = build_and_compile(cfg)
@@ -268,7 +276,10 @@ def train(
             print(f"resuming {run_dir} at epoch {initial_epoch + 1} of {train_cfg['epochs']}")
         if not train_cfg["distribute"]:  # Keras builds them itself under a strategy
             build_step_state(model)
-    validation = pad_to_model(model, *validation)
+    if photographs:  # predicted whole by PhotographValidation, not through Keras' validation
+        validation = None
+    else:
+        validation = pad_to_model(model, *validation)
     if crop:
         crops = CropBatches(
             x_train,
@@ -281,7 +292,8 @@ def train(
             train_cfg["shuffle"],
         )
         fit_data = {"x": crops}
-        validation = ImageBatches(*validation, train_cfg["batch_size"])
+        if validation is not None:
+            validation = ImageBatches(*validation, train_cfg["batch_size"])
     else:
         x_train, y_train = pad_to_model(model, x_train, y_train)
         fit_data = {
@@ -294,6 +306,10 @@ def train(
     history = read_history(run_dir / HISTORY_FILE) if state is not None else []
     history = [row for row in history if row["epoch"] <= initial_epoch]
     callbacks, checkpoint = make_callbacks(cfg, run_dir, state, history)
+    if photographs:  # first: the others read the val_loss and val_f1 it logs
+        callbacks.insert(
+            0, PhotographValidation(data.val_photographs, BceMccLoss(**train_cfg["loss"]))
+        )
     callbacks = list(extra_callbacks or []) + callbacks
     deadline = StopBeforeDeadline(stop_at.timestamp()) if stop_at is not None else None
     if deadline is not None:  # last: it sees the other callbacks' decisions of the epoch
@@ -307,7 +323,7 @@ def train(
             initial_epoch=initial_epoch,
             validation_data=validation,
             steps_per_epoch=train_cfg["steps_per_epoch"],
-            validation_steps=train_cfg["validation_steps"],
+            validation_steps=train_cfg["validation_steps"] if validation is not None else None,
             callbacks=callbacks,
             verbose=verbose,
         )
