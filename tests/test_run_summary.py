@@ -45,13 +45,18 @@ def test_drops_kept_epoch_and_counters():
     summary = summarize(_history(val_loss, val_acc, lr), _config())
     assert summary["epochs_done"] == 15 and summary["status"] == "not ended"
     assert summary["learning_rate"]["drops"] == [{"after_epoch": 13, "from": 1e-3, "to": 5e-4}]
-    assert summary["kept"] == {"epoch": 4, "monitor": "val_accuracy", "value": 0.95}
+    assert summary["kept"] == {
+        "epoch": 4,
+        "file": "best.keras",
+        "monitor": "val_accuracy",
+        "value": 0.95,
+    }
     watched = summary["watched"]
     assert (watched["best_epoch"], watched["value"], watched["epochs_since"]) == (3, 0.2, 12)
 
     text = markdown(summary, _history(val_loss, val_acc, lr), every=5)
     assert "learning rate: 0.001; 0.001 -> 0.0005 after epoch 13" in text
-    assert "kept (best.keras): epoch 4, best val_accuracy 0.95000" in text
+    assert "kept (best.keras): epoch 4, val_accuracy 0.95000" in text
     assert "12 epochs since" in text
     epochs = [line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| ")]
     assert epochs[2:] == ["1", "3", "4", "5", "10", "13", "15"]  # after the two header lines
@@ -85,6 +90,31 @@ def test_command_line_on_a_run_folder_and_a_shipped_set(tmp_path):
     result = run_python(["tools/run_summary.py", str(tmp_path / "w")])
     assert result.returncode == 0, result.stderr
     assert "- epochs: 3 of up to 150 (not ended)" in result.stdout
+    assert "kept (best.keras): epoch 2, val_accuracy 0.92000" in result.stdout
+    # ... shipped from last.keras (eval.json's checkpoint record): the kept epoch is that one.
+    record = {"checkpoint": {"file": "last.keras", "epoch": 3}}
+    (tmp_path / "w.eval.json").write_text(json.dumps(record))
+    result = run_python(["tools/run_summary.py", str(tmp_path / "w")])
+    assert "kept (last.keras): epoch 3, val_accuracy 0.91000" in result.stdout
 
     result = run_python(["tools/run_summary.py", str(tmp_path / "none")])
     assert result.returncode == 2 and "does not exist" in result.stderr
+
+
+def test_a_run_validated_on_photographs():
+    """val_f1 as the monitors (mode max), no val_accuracy column; mode auto is Keras'."""
+    cfg = _config(epochs=36)
+    for key in ("checkpoint", "reduce_lr", "early_stopping"):
+        cfg["train"][key].update(monitor="val_f1", mode="max")
+    history = [
+        {"epoch": e, "loss": 0.2, "accuracy": 0.95, "val_loss": 0.2, "val_f1": f1, "learning_rate": 2.5e-4}
+        for e, f1 in enumerate([0.79, 0.80, 0.798], start=1)
+    ]  # fmt: skip
+    summary = summarize(history, cfg)
+    assert summary["kept"]["epoch"] == summary["watched"]["best_epoch"] == 2
+    text = markdown(summary, history)
+    assert "| epoch | loss | accuracy | val_loss | val_f1 | learning_rate | |" in text
+    cfg["train"]["early_stopping"].update(monitor="val_accuracy", mode="auto")
+    for row, acc in zip(history, [0.9, 0.8, 0.95], strict=True):
+        row["val_accuracy"] = acc
+    assert summarize(history, cfg)["watched"]["best_epoch"] == 3  # auto: max for an accuracy

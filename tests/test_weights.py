@@ -110,6 +110,7 @@ def test_ship_weights_writes_a_loadable_evaluated_set(tmp_path):
     assert 0.05 <= choice["threshold"] <= 0.95 and choice["val_f1"] >= choice["val_f1_at_0.5"]
     assert choice["val_images"] == len(prepare_training_data(cfg["dataset"], progress=False).x_val)
     assert f"{choice['threshold']:.2f} (F1 {choice['val_f1']:.4f}" in result.stdout
+    assert record["checkpoint"] == {"file": "best.keras", "epoch": None}  # no monitor logged
 
     # A run validated on whole photographs has its threshold chosen on them, inside their FOV.
     cfg["train"]["validation"] = "photographs"

@@ -7,7 +7,8 @@ writes, each atomically:
   weights/<stem>.yaml          the run's resolved config, data_root cleared
   weights/<stem>.history.csv   the run's per-epoch history
   weights/<stem>.curves.png    its training curves (loss, accuracy, learning rate per epoch)
-  weights/<stem>.eval.json     evaluate.py's metrics of these weights (per image and summary)
+  weights/<stem>.eval.json     evaluate.py's metrics of these weights (per image and summary),
+                               and which checkpoint of the run they are (file and epoch)
 so that `python evaluate.py --config weights/<stem>.yaml --weights weights/<stem>.keras
 --data-root DIR` reproduces the recorded row (tests/test_weights.py checks a few images).
 
@@ -56,6 +57,7 @@ def main(argv=None) -> int:
     from training.config import resolve_run_config
     from training.plots import plot_history
     from training.run_folder import read_history
+    from training.run_summary import summarize
     from utils.config import save_config
     from utils.io import atomic_path, write_json
 
@@ -76,7 +78,14 @@ def main(argv=None) -> int:
     eval_cfg["evaluate"]["save_images"] = False
     with tempfile.TemporaryDirectory() as scratch:
         summary = evaluate_checkpoint(eval_cfg, out / f"{args.stem}.keras", scratch)
-    write_json(out / f"{args.stem}.eval.json", {**summary, "threshold_choice": choice})
+    history = read_history(run / "history.csv")
+    epoch = history[-1]["epoch"] if args.checkpoint == "last.keras" and history else None
+    monitor = cfg["train"]["checkpoint"]["monitor"]
+    if args.checkpoint == "best.keras" and history and all(monitor in row for row in history):
+        epoch = summarize(history, cfg)["kept"]["epoch"]
+    record = {**summary, "threshold_choice": choice}
+    record["checkpoint"] = {"file": args.checkpoint, "epoch": epoch}
+    write_json(out / f"{args.stem}.eval.json", record)
     print(
         f"threshold of the best mean F1 on {choice['val_images']} validation images: "
         f"{choice['threshold']:.2f} (F1 {choice['val_f1']:.4f}; at 0.5: {choice['val_f1_at_0.5']:.4f})"

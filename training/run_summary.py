@@ -12,6 +12,7 @@ plateau check, so a drop shows first in the row of the epoch that caused it.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,14 @@ from training.run_folder import CONFIG_FILE, HISTORY_FILE, read_history
 from utils.config import load_config
 from utils.errors import UserError
 
-COLUMNS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
+COLUMNS = ("loss", "accuracy", "val_loss", "val_f1", "val_accuracy", "learning_rate")
+
+
+def _mode(monitor: str, mode: str | None) -> str:
+    """A callback's mode, Keras' "auto" resolved (max for an accuracy or AUC, else min)."""
+    if mode in ("max", "min"):
+        return mode
+    return "max" if "acc" in monitor or "auc" in monitor else "min"
 
 
 def _best_epoch(history: list[dict], key: str, mode: str) -> int:
@@ -36,8 +44,13 @@ def _epochs(count: int) -> str:
     return f"{count} epoch" + ("" if count == 1 else "s")
 
 
-def summarize(history: list[dict], cfg: dict[str, Any]) -> dict[str, Any]:
-    """Epochs done, learning-rate drops, best epochs and the stopping counters of a run."""
+def summarize(
+    history: list[dict], cfg: dict[str, Any], shipped: dict | None = None
+) -> dict[str, Any]:
+    """Epochs done, learning-rate drops, best epochs and the stopping counters of a run.
+
+    shipped: the `checkpoint` record tools/ship_weights.py wrote into eval.json ({"file",
+    "epoch"}); the kept epoch is then that one (e.g. last.keras), not best.keras's."""
     if not history:
         raise UserError("the run has no finished epoch yet (history.csv is empty)")
     train = cfg["train"]
@@ -51,9 +64,10 @@ def summarize(history: list[dict], cfg: dict[str, Any]) -> dict[str, Any]:
         if abs(row["learning_rate"] - prev["learning_rate"]) > 1e-6 * prev["learning_rate"]
     ]
     kept = _best_epoch(history, checkpoint["monitor"], checkpoint["mode"])
+    if shipped and shipped.get("epoch") in by_epoch:
+        kept = shipped["epoch"]
     watched = stopping["monitor"]
-    auto = "max" if "acc" in watched or "auc" in watched else "min"  # Keras' "auto" mode
-    improved = _best_epoch(history, watched, stopping.get("mode", auto))
+    improved = _best_epoch(history, watched, _mode(watched, stopping.get("mode")))
     since = done - improved
     if done >= train["epochs"]:
         status = f"ended: all {train['epochs']} epochs done"
@@ -68,6 +82,7 @@ def summarize(history: list[dict], cfg: dict[str, Any]) -> dict[str, Any]:
         "learning_rate": {"initial": history[0]["learning_rate"], "drops": drops},
         "kept": {
             "epoch": kept,
+            "file": (shipped or {}).get("file", "best.keras"),
             "monitor": checkpoint["monitor"],
             "value": by_epoch[kept][checkpoint["monitor"]],
         },
@@ -87,15 +102,19 @@ def summarize_run(run: str | Path) -> tuple[dict[str, Any], list[dict]]:
     (weights/<stem>: <stem>.yaml, <stem>.history.csv), and the history itself."""
     run = Path(run)
     shipped = run.with_name(run.name + ".yaml"), run.with_name(run.name + ".history.csv")
+    record = None
     if not run.is_dir() and all(path.is_file() for path in shipped):
         config, history_file = shipped
+        evaluation = run.with_name(run.name + ".eval.json")
+        if evaluation.is_file():
+            record = json.loads(evaluation.read_text(encoding="utf-8")).get("checkpoint")
     else:
         config, history_file = run / CONFIG_FILE, run / HISTORY_FILE
         for path in (config, history_file):
             if not path.is_file():
                 raise UserError(f"{path} does not exist; give a folder train.py wrote")
     history = read_history(history_file)
-    return summarize(history, load_config(config)), history
+    return summarize(history, load_config(config), record), history
 
 
 def markdown(summary: dict[str, Any], history: list[dict], every: int = 10) -> str:
@@ -107,7 +126,7 @@ def markdown(summary: dict[str, Any], history: list[dict], every: int = 10) -> s
     lines = [
         f"- epochs: {summary['epochs_done']} of up to {summary['epochs']} ({summary['status']})",
         f"- learning rate: {lr['initial']:.3g}" + (f"; {drops}" if drops else ", never reduced"),
-        f"- kept (best.keras): epoch {kept['epoch']}, best {kept['monitor']} {kept['value']:.5f}",
+        f"- kept ({kept['file']}): epoch {kept['epoch']}, {kept['monitor']} {kept['value']:.5f}",
         f"- {watched['monitor']}: best {watched['value']:.5f} at epoch {watched['best_epoch']}, "
         f"{_epochs(watched['epochs_since'])} since (the learning rate halves at "
         f"{watched['plateau_patience']}, early stopping at {watched['stopping_patience']})",
@@ -124,11 +143,13 @@ def markdown(summary: dict[str, Any], history: list[dict], every: int = 10) -> s
         for row in history
         if row["epoch"] in notes or row["epoch"] % every == 0 or row["epoch"] in (1, last)
     ]
-    lines.append("| epoch | " + " | ".join(COLUMNS) + " | |")
-    lines.append("| ---: | " + " | ".join("---:" for _ in COLUMNS) + " | --- |")
+    columns = [c for c in COLUMNS if any(c in row for row in history)]
+    lines.append("| epoch | " + " | ".join(columns) + " | |")
+    lines.append("| ---: | " + " | ".join("---:" for _ in columns) + " | --- |")
     for row in rows:
         values = " | ".join(
-            f"{row[c]:.3g}" if c == "learning_rate" else f"{row[c]:.4f}" for c in COLUMNS
+            "" if c not in row else f"{row[c]:.3g}" if c == "learning_rate" else f"{row[c]:.4f}"
+            for c in columns
         )
         lines.append(f"| {row['epoch']} | {values} | {', '.join(notes.get(row['epoch'], []))} |")
     return "\n".join(lines) + "\n"
