@@ -88,9 +88,8 @@ class ResumableEarlyStopping(_ResumableCounters, keras.callbacks.EarlyStopping):
         before, held = self.best, self.best_weights is not None
         super().on_epoch_end(epoch, logs)
         resumed = self._initial_state.get("best") is not None
-        if (
-            resumed and not held and self.best == before
-        ):  # the best is still the one before the resume
+        # The best is still the one before the resume, whose weights are not in memory.
+        if resumed and not held and self.best == before:
             self.best_weights = None
 
 
