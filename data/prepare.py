@@ -186,6 +186,9 @@ def prepare_training_data(
     extents = np.repeat(
         [s.image.shape[:2] for s in dataset.train], len(sources) // len(dataset.train), axis=0
     )
+    by_source = cfg["val_split"] == "by_source"  # else validation shares sources with training
+    val_sources = sorted({sources[i] for i in val_idx}) if by_source else None
+    held_out = set(val_sources or ())
     h, w = dataset.image_shape
     summary = {
         "dataset": dataset.name,
@@ -198,9 +201,7 @@ def prepare_training_data(
         "val_split": cfg["val_split"],
         "train_images": int(len(train_idx)),
         "val_images": int(len(val_idx)),
-        "val_sources": sorted({sources[i] for i in val_idx})
-        if cfg["val_split"] == "by_source"
-        else None,
+        "val_sources": val_sources,
         "train_by_dataset": {
             name: sum(sources[i].split("/", 1)[0] == name for i in train_idx)
             for name in sorted({s.split("/", 1)[0] for s in sources})
@@ -221,7 +222,7 @@ def prepare_training_data(
         summary=summary,
         cache=path,
         extents_train=extents[train_idx],
-        val_photographs=[s for s in dataset.train if s.source in set(summary["val_sources"] or ())],
+        val_photographs=[s for s in dataset.train if s.source in held_out],
     )
 
 

@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     from training.config import resolve_run_config
     from training.plots import plot_history
     from training.run_folder import read_history
-    from training.run_summary import summarize
+    from training.run_summary import best_epoch
     from utils.config import save_config
     from utils.io import atomic_path, write_json
 
@@ -73,16 +73,16 @@ def main(argv=None) -> int:
     save_config(cfg, out / f"{args.stem}.yaml")
     with atomic_path(out / f"{args.stem}.history.csv") as tmp:
         shutil.copyfile(run / "history.csv", tmp)
-    plot_history(read_history(out / f"{args.stem}.history.csv"), out / f"{args.stem}.curves.png")
+    history = read_history(out / f"{args.stem}.history.csv")
+    plot_history(history, out / f"{args.stem}.curves.png")
     eval_cfg = resolve_run_config(out / f"{args.stem}.yaml", data_root=args.data_root)
     eval_cfg["evaluate"]["save_images"] = False
     with tempfile.TemporaryDirectory() as scratch:
         summary = evaluate_checkpoint(eval_cfg, out / f"{args.stem}.keras", scratch)
-    history = read_history(run / "history.csv")
     epoch = history[-1]["epoch"] if args.checkpoint == "last.keras" and history else None
-    monitor = cfg["train"]["checkpoint"]["monitor"]
+    monitor, mode = cfg["train"]["checkpoint"]["monitor"], cfg["train"]["checkpoint"]["mode"]
     if args.checkpoint == "best.keras" and history and all(monitor in row for row in history):
-        epoch = summarize(history, cfg)["kept"]["epoch"]
+        epoch = best_epoch(history, monitor, mode)  # the epoch RunCheckpoint saved as best.keras
     record = {**summary, "threshold_choice": choice}
     record["checkpoint"] = {"file": args.checkpoint, "epoch": epoch}
     write_json(out / f"{args.stem}.eval.json", record)

@@ -30,7 +30,7 @@ def _mode(monitor: str, mode: str | None) -> str:
     return "max" if "acc" in monitor or "auc" in monitor else "min"
 
 
-def _best_epoch(history: list[dict], key: str, mode: str) -> int:
+def best_epoch(history: list[dict], key: str, mode: str) -> int:
     """The first epoch holding the best value of `key` (what a strict-improvement callback keeps)."""
     best = None
     for row in history:
@@ -63,11 +63,11 @@ def summarize(
         for prev, row in zip(history, history[1:], strict=False)
         if abs(row["learning_rate"] - prev["learning_rate"]) > 1e-6 * prev["learning_rate"]
     ]
-    kept = _best_epoch(history, checkpoint["monitor"], checkpoint["mode"])
+    kept = best_epoch(history, checkpoint["monitor"], checkpoint["mode"])
     if shipped and shipped.get("epoch") in by_epoch:
         kept = shipped["epoch"]
     watched = stopping["monitor"]
-    improved = _best_epoch(history, watched, _mode(watched, stopping.get("mode")))
+    improved = best_epoch(history, watched, _mode(watched, stopping.get("mode")))
     since = done - improved
     if done >= train["epochs"]:
         status = f"ended: all {train['epochs']} epochs done"

@@ -249,18 +249,20 @@ def train(
             "train.validation: photographs needs the validation split drawn by source photograph; "
             "set dataset.val_split: by_source"
         )
+    # With photographs, PhotographValidation predicts them whole: no validation through Keras.
+    validation = None if photographs else (data.x_val, data.y_val)
     crop = train_cfg["crop_size"]
     if crop:  # uint8 until each batch is cut or converted (training.crops)
         x_train, y_train = data.x_train, data.y_train
-        validation = (data.x_val, data.y_val)
     else:
         x_train, y_train = to_unit_float(data.x_train), data.y_train.astype("float32")
-        validation = (to_unit_float(data.x_val), data.y_val.astype("float32"))
+        if validation is not None:
+            validation = (to_unit_float(data.x_val), data.y_val.astype("float32"))
 
     if train_cfg["distribute"]:
         if not crop:  # crop batches are always full
             x_train, y_train = fill_last_batch(x_train, y_train, train_cfg["batch_size"])
-        if not photographs:
+        if validation is not None:
             validation = fill_last_batch(*validation, train_cfg["batch_size"])
     with distribution_scope(train_cfg["distribute"]):
         if state is None:
@@ -276,10 +278,10 @@ def train(
             print(f"resuming {run_dir} at epoch {initial_epoch + 1} of {train_cfg['epochs']}")
         if not train_cfg["distribute"]:  # Keras builds them itself under a strategy
             build_step_state(model)
-    if photographs:  # predicted whole by PhotographValidation, not through Keras' validation
-        validation = None
-    else:
+    if validation is not None:
         validation = pad_to_model(model, *validation)
+        if crop:
+            validation = ImageBatches(*validation, train_cfg["batch_size"])
     if crop:
         crops = CropBatches(
             x_train,
@@ -292,8 +294,6 @@ def train(
             train_cfg["shuffle"],
         )
         fit_data = {"x": crops}
-        if validation is not None:
-            validation = ImageBatches(*validation, train_cfg["batch_size"])
     else:
         x_train, y_train = pad_to_model(model, x_train, y_train)
         fit_data = {
