@@ -52,7 +52,15 @@ def test_predict_folder_memory_windows():
 
     from benchmarks.predict_folder import _sample, windows
 
-    samples = [(100.0, 0), (250.0, 3), (180.0, 4), (300.0, 19), (210.0, 20), (220.0, 99), (90.0, 400)]
+    samples = [
+        (100.0, 0),
+        (250.0, 3),
+        (180.0, 4),
+        (300.0, 19),
+        (210.0, 20),
+        (220.0, 99),
+        (90.0, 400),
+    ]
     assert windows(samples, 4, 100) == {"1-5": 300.0, "6-25": 220.0, "76-100": 90.0}
     assert windows(samples, 4, 5) == {"1-5": 300.0}  # after the last: in the last window
     longer = [(float(done), done) for done in range(0, 401, 50)]  # one picture per photograph
@@ -83,3 +91,30 @@ def test_scale_ceiling_loses_thin_vessels_when_shrunk():
     assert ceiling_f1(bar, mask, 1.0) == 1.0 and ceiling_f1(line, mask, 1.0) == 1.0
     assert ceiling_f1(bar, mask, 0.5) > 0.9
     assert ceiling_f1(line, mask, 1 / 3) < 0.5
+
+
+@pytest.mark.slow
+def test_robustness_scores_every_change(tmp_path, capsys):
+    """On the demo's test images with untrained weights: one F1 per change, 'none' added first,
+    an identity change scoring exactly as 'none', a blur scoring differently, threshold auto
+    falling back to 0.5 for weights without a recorded one."""
+    import json
+
+    import keras
+
+    from benchmarks.robustness import main
+    from models import build_model
+
+    keras.utils.set_random_seed(0)
+    weights = tmp_path / "random.keras"
+    build_model("sa_unetv2").save(weights)
+    args = ["--config", "configs/demo.yaml", "--weights", str(weights),
+            "--changes", "brightness:1,blur:3", "--threshold", "auto", "--json"]  # fmt: skip
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    result = report["weights"][str(weights)]
+    assert report["images"] == 4 and result["threshold"] == 0.5
+    assert list(result["f1"]) == ["none", "brightness:1", "blur:3"]
+    assert result["f1"]["brightness:1"] == result["f1"]["none"]
+    assert result["f1"]["blur:3"] != result["f1"]["none"]
+    assert all(0.0 <= f <= 1.0 for f in result["f1"].values())

@@ -73,6 +73,8 @@ def test_overrides_and_types():
         ("train.epochs", "section.key=value"),
         ("model.name=resnet", "sa_unetv2, sa_unet, unet"),
         ("model.dropblock_rate=1.5", r"model.dropblock_rate must be in \[0, 1\)"),
+        ("train.camera_augment=1.5", r"train.camera_augment must be a number in \[0, 1\]"),
+        ("train.camera_augment=0.5", "works on training crops; set train.crop_size too"),
     ],
 )
 def test_bad_overrides(override, match):

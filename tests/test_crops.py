@@ -86,6 +86,28 @@ def test_validation_batches_are_the_whole_images_in_order():
     assert xs[0].dtype == np.float32 and ys[0].dtype == np.float32
 
 
+def test_camera_changes_are_seeded_and_leave_the_labels():
+    """camera=0 draws nothing (the batches are those of a run without it); camera=1 changes the
+    crops, not the labels, the same way in a resumed run and anew each epoch."""
+    x, y = coded_images()
+    x[..., 0] *= 40  # brighter codes, so that every change shows
+    plain = CropBatches(x, y, EXTENTS, crop=16, batch_size=2, seed=3)
+    off = CropBatches(x, y, EXTENTS, crop=16, batch_size=2, seed=3, camera=0.0)
+    on = CropBatches(x, y, EXTENTS, crop=16, batch_size=2, seed=3, camera=1.0)
+    for i in range(len(plain)):
+        (xp, yp), (xo, yo), (xc, yc) = plain[i], off[i], on[i]
+        assert np.array_equal(xp, xo) and np.array_equal(yp, yo)
+        assert np.array_equal(yp, yc) and xc.shape == xp.shape and xc.dtype == np.float32
+    changed = [not np.array_equal(on[i][0], plain[i][0]) for i in range(len(on))]
+    assert sum(changed) >= 2
+    resumed = CropBatches(x, y, EXTENTS, crop=16, batch_size=2, seed=3, initial_epoch=1, camera=1.0)
+    on.on_epoch_end()
+    plain.on_epoch_end()
+    assert all(np.array_equal(on[i][0], resumed[i][0]) for i in range(len(on)))
+    again = CropBatches(x, y, EXTENTS, crop=16, batch_size=2, seed=3, camera=1.0)
+    assert not all(np.array_equal(on[i][0], again[i][0]) for i in range(len(on)))
+
+
 def test_crop_size_must_suit_the_model(tmp_path):
     from training.config import resolve_run_config
     from training.trainer import train
@@ -101,21 +123,33 @@ def test_crop_size_must_suit_the_model(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_run_on_crops_trains_resumes_and_evaluates(tmp_path):
-    """The demo on 32 x 32 crops: one epoch, stopped, then resumed for a second one."""
+def test_a_run_on_crops_trains_resumes_and_evaluates(tmp_path, monkeypatch):
+    """The demo on 32 x 32 crops, half of them through a random camera: one epoch, stopped, then
+    resumed for a second one."""
+    import training.trainer
     from training.config import resolve_run_config
     from training.run_folder import read_history
     from training.trainer import train
 
-    overrides = ["train.crop_size=32", "train.epochs=1", "train.tensorboard=false"]
+    shares = []
+
+    class Recorded(CropBatches):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            shares.append(self.camera)
+
+    monkeypatch.setattr(training.trainer, "CropBatches", Recorded)
+    overrides = ["train.crop_size=32", "train.camera_augment=0.5", "train.epochs=1"]
+    overrides += ["train.tensorboard=false"]
     overrides += ["evaluate.save_images=false", "evaluate.engine=keras"]
     cfg = resolve_run_config("configs/demo.yaml", overrides)
     run = tmp_path / "run"
     first = train(cfg, run, cache_dir=tmp_path / "cache", evaluate=False, verbose=0)
     assert first["epochs_done"] == 1
-    cfg = resolve_run_config("configs/demo.yaml", [*overrides[:1], "train.epochs=2"])
+    cfg = resolve_run_config("configs/demo.yaml", [*overrides[:2], "train.epochs=2"])
     second = train(
         cfg, run, resume=True, overrides=["train.epochs=2"], cache_dir=tmp_path / "cache", verbose=0
     )
     assert second["epochs_done"] == 2 and np.isfinite(read_history(run / "history.csv")[-1]["loss"])
     assert second["eval"]["n_images"] > 0
+    assert shares == [0.5, 0.5]

@@ -64,6 +64,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
         # null: whole (padded) photographs, the paper's. A number: one random crop_size x crop_size
         # square of each training image per epoch (training.crops; the fundus recipe).
         "crop_size": None,
+        # With crop_size: the share of training crops passed through a random mix of camera
+        # changes (darker, flatter, gamma, less colour, blur, noise, JPEG: data.camera.random_camera),
+        # drawn from the seed and the epoch like the crops. 0: none (the paper's augmentation only).
+        "camera_augment": 0.0,
         # What validation measures each epoch. "images": the held-out (augmented) images, padded
         # to the dataset's pad shape, through Keras (the paper's). "photographs": the held-out
         # source photographs, each predicted whole at its own size as evaluate.py predicts test
@@ -187,6 +191,11 @@ def validate(cfg: dict[str, Any]) -> None:
         raise UserError(
             f"train.mixed_precision must be one of {choices}, got {train['mixed_precision']!r}"
         )
+    share = train["camera_augment"]
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+        raise UserError(f"train.camera_augment must be a number in [0, 1], got {share!r}")
+    if share and train["crop_size"] is None:
+        raise UserError("train.camera_augment works on training crops; set train.crop_size too")
     if train["validation"] not in VALIDATIONS:
         raise UserError(
             f"train.validation must be one of {', '.join(VALIDATIONS)}, got {train['validation']!r}"

@@ -12,7 +12,11 @@ training). An epoch still visits every training index once, in a shuffled
 order. The validation images stay whole and uint8 too (`ImageBatches`),
 converted a batch at a time.
 
-The order and the positions come from `np.random.default_rng([seed, epoch,
+With `camera` (`train.camera_augment`), that share of the crops also goes
+through a random mix of camera changes (`data.camera.random_camera`): darker,
+flatter, another gamma, less colour, blur, sensor noise, JPEG compression.
+
+The order, the positions and the camera changes come from `np.random.default_rng([seed, epoch,
 ...])`, so a run resumed at epoch k draws what an uninterrupted run would
 have drawn: the dataset counts epochs from `initial_epoch` and Keras calls
 `on_epoch_end` after each.
@@ -33,7 +37,8 @@ class CropBatches(keras.utils.PyDataset):
 
     x: uint8 (N, H, W, 3) and y: uint8 (N, H, W, 1) zero-padded images; extents: (N, 2) int, each
     image's own (h, w) inside the padding. Every batch is full: the last one wraps around to the
-    start of the epoch's order (data-parallel training splits each batch evenly).
+    start of the epoch's order (data-parallel training splits each batch evenly). camera: the
+    share of crops passed through `data.camera.random_camera` (0: none, nothing drawn).
     """
 
     def __init__(
@@ -46,6 +51,7 @@ class CropBatches(keras.utils.PyDataset):
         seed: int,
         initial_epoch: int = 0,
         shuffle: bool = True,
+        camera: float = 0.0,
     ):
         super().__init__()
         if len(x) == 0:
@@ -54,6 +60,7 @@ class CropBatches(keras.utils.PyDataset):
         self.extents = np.asarray(extents, dtype=np.int64).reshape(len(x), 2)
         self.crop, self.batch_size = int(crop), int(batch_size)
         self.seed, self.epoch, self.shuffle = int(seed), int(initial_epoch), bool(shuffle)
+        self.camera = float(camera)
         self._order_epoch, self._order = None, None
 
     def __len__(self) -> int:
@@ -89,7 +96,18 @@ class CropBatches(keras.utils.PyDataset):
             xb[k, : part_x.shape[0], : part_x.shape[1]] = part_x
             part_y = self.y[i, top : top + c, left : left + c]
             yb[k, : part_y.shape[0], : part_y.shape[1]] = part_y
+        if self.camera > 0:
+            self.change_cameras(xb, index)
         return to_unit_float(xb), yb.astype(np.float32)
+
+    def change_cameras(self, xb: np.ndarray, index: int) -> None:
+        """Pass about `camera` of batch `index`'s crops through a random camera, in place."""
+        from data.camera import random_camera
+
+        rng = np.random.default_rng([self.seed, self.epoch, index, 1])
+        for k in range(len(xb)):
+            if rng.random() < self.camera:
+                xb[k] = random_camera(xb[k], rng)[0]
 
     def on_epoch_end(self) -> None:
         self.epoch += 1

@@ -292,6 +292,7 @@ def train(
             train_cfg["seed"],
             initial_epoch,
             train_cfg["shuffle"],
+            train_cfg["camera_augment"],
         )
         fit_data = {"x": crops}
     else:

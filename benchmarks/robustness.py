@@ -1,0 +1,128 @@
+"""How F1 inside the FOV holds up when a test set is made to look like another camera.
+
+    python benchmarks/robustness.py --config configs/chase_db1.yaml --data-root DIR \
+        --weights weights/sa_unetv2_fundus.keras --weights weights/sa_unetv2_drive.keras
+
+Every test image is changed as another camera, exposure or file format would
+change it: darker or brighter, a gamma curve, lower contrast, less colour,
+optical blur, JPEG compression, sensor noise. The label and the FOV mask stay
+as they are. Each changed set is predicted as `evaluate.py` predicts (whole,
+`--scale auto` by default) and scored at the threshold (0.5 by default, the
+paper's protocol; `auto`: the one each weights' .yaml records, as `predict.py`
+uses). Prints the mean FOV F1 per change and weights and its difference from
+the unchanged images (or `--json`).
+
+Changes, `name:value` (comma-separated in `--changes`): `brightness:F` and
+`contrast:F` and `color:F` (Pillow `ImageEnhance` factors, 1 = unchanged),
+`gamma:G` (out = in ** G on [0, 1]), `blur:S` (Gaussian, sigma S pixels),
+`jpeg:Q` (quality Q), `noise:S` (Gaussian, sigma S grey levels, seeded);
+`data.camera` makes them. `train.camera_augment` trains on random mixes of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import machine, markdown_table  # noqa: E402
+
+DEFAULT_CHANGES = (
+    "none,brightness:0.6,brightness:1.4,gamma:1.5,gamma:0.67,contrast:0.6,"
+    "color:0.3,blur:1.5,jpeg:75,jpeg:50,jpeg:30,noise:3,noise:8"
+)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config", required=True, help="a dataset's config (its test split)")
+    parser.add_argument("--weights", action="append", required=True,
+                        help=".keras weights; repeat to compare several")  # fmt: skip
+    parser.add_argument("--data-root", help="dataset folder (or $SAUNETV2_DATA_ROOT)")
+    parser.add_argument("--fold", help="STARE's fold (overrides dataset.fold)")
+    parser.add_argument("--changes", default=DEFAULT_CHANGES,
+                        help=f"comma-separated changes (default {DEFAULT_CHANGES})")  # fmt: skip
+    parser.add_argument("--scale", default="auto", help="auto (default) or a factor")
+    parser.add_argument("--threshold", default="0.5",
+                        help="0.5 (default), a number, or auto (each weights' chosen one)")  # fmt: skip
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return parser.parse_args(argv)
+
+
+def score_weights(weights: str, samples: list, changes: list, scale, threshold, name: str) -> dict:
+    """Mean FOV F1 of `weights` on `samples` under each change: {"threshold", "f1": {change: F1}}."""
+    from data.camera import apply_change
+    from data.geometry import pad_shape_for
+    from data.scale import (
+        image_factor,
+        prediction_factors,
+        training_fov_band,
+        weights_config,
+    )
+    from inference.engines import make_predictor
+    from inference.segment import segment
+    from metrics import image_metrics
+    from models import load_model
+    from predict import resolve_threshold
+
+    cut, _ = resolve_threshold(threshold, Path(weights))
+    band = training_fov_band(weights_config(weights))
+    predictor = make_predictor(load_model(Path(weights)), "keras")
+    f1 = {}
+    for spec, (kind, value) in changes:
+        scores = []
+        for index, s in enumerate(samples):
+            image = apply_change(s.image, kind, value, rng=index)
+            factors = prediction_factors(scale, image_factor(scale, s.mask, band, s.name), band)
+            prob = segment(predictor, image, pad_shape_for(name, image.shape[:2]), factors)
+            scores.append(image_metrics(prob, s.label, s.mask, threshold=cut)["f1"])
+        f1[spec] = float(np.mean(scores))
+        print(f"{Path(weights).stem} {spec}: FOV F1 {f1[spec]:.4f}", file=sys.stderr)
+    return {"threshold": cut, "f1": f1}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from data import load_dataset
+    from data.camera import parse_change
+    from data.scale import parse_scale
+    from predict import parse_threshold
+    from training.config import resolve_run_config
+    from utils.checks import check_data_root
+
+    changes = [(spec.strip(), parse_change(spec)) for spec in args.changes.split(",")]
+    if "none" not in [spec for spec, _ in changes]:
+        changes.insert(0, ("none", ("none", None)))
+    overrides = [] if args.fold is None else [f"dataset.fold={args.fold}"]
+    cfg = resolve_run_config(args.config, overrides, data_root=args.data_root)["dataset"]
+    check_data_root(cfg)
+    dataset = load_dataset(cfg)
+    samples = [s for s in dataset.test if s.label is not None]
+    scale, threshold = parse_scale(args.scale), parse_threshold(args.threshold)
+    results = {w: score_weights(w, samples, changes, scale, threshold, dataset.name)
+               for w in args.weights}  # fmt: skip
+    report = {"dataset": dataset.name, "images": len(samples), "scale": scale,
+              "machine": machine(), "weights": results}  # fmt: skip
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"{dataset.name}: {len(samples)} test images, FOV F1 (mean), scale {scale}\n")
+    columns = [("change", lambda r: r["change"])]
+    for w, result in results.items():
+        base = result["f1"]["none"]
+        columns.append((f"{Path(w).stem} (t={result['threshold']:g})",
+                        lambda r, f1=result["f1"], base=base: f"{f1[r['change']]:.4f}"
+                        + ("" if r["change"] == "none" else f" ({f1[r['change']] - base:+.4f})")))  # fmt: skip
+    print(markdown_table(columns, [{"change": spec} for spec, _ in changes]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
