@@ -47,6 +47,9 @@ def parse_args(argv=None):
                         help=".keras weights; repeat to compare several")  # fmt: skip
     parser.add_argument("--data-root", help="dataset folder (or $SAUNETV2_DATA_ROOT)")
     parser.add_argument("--fold", help="STARE's fold (overrides dataset.fold)")
+    parser.add_argument("--split", choices=("test", "val"), default="test",
+                        help="test (default), or val: the validation photographs of a by_source "
+                        "split (a run's config.yaml), as train.validation: photographs scores them")  # fmt: skip
     parser.add_argument("--changes", default=DEFAULT_CHANGES,
                         help=f"comma-separated changes (default {DEFAULT_CHANGES})")  # fmt: skip
     parser.add_argument("--scale", default="auto", help="auto (default) or a factor")
@@ -103,17 +106,24 @@ def main(argv=None) -> int:
     overrides = [] if args.fold is None else [f"dataset.fold={args.fold}"]
     cfg = resolve_run_config(args.config, overrides, data_root=args.data_root)["dataset"]
     check_data_root(cfg)
-    dataset = load_dataset(cfg)
-    samples = [s for s in dataset.test if s.label is not None]
+    if args.split == "val":
+        from data.prepare import prepare_training_data
+
+        samples, name = prepare_training_data(cfg, progress=False).val_photographs, cfg["name"]
+        if not samples:
+            raise SystemExit("--split val needs a config whose dataset.val_split is by_source")
+    else:
+        dataset = load_dataset(cfg)
+        samples, name = [s for s in dataset.test if s.label is not None], dataset.name
     scale, threshold = parse_scale(args.scale), parse_threshold(args.threshold)
-    results = {w: score_weights(w, samples, changes, scale, threshold, dataset.name)
+    results = {w: score_weights(w, samples, changes, scale, threshold, name)
                for w in args.weights}  # fmt: skip
-    report = {"dataset": dataset.name, "images": len(samples), "scale": scale,
+    report = {"dataset": name, "split": args.split, "images": len(samples), "scale": scale,
               "machine": machine(), "weights": results}  # fmt: skip
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"{dataset.name}: {len(samples)} test images, FOV F1 (mean), scale {scale}\n")
+    print(f"{name}: {len(samples)} {args.split} images, FOV F1 (mean), scale {scale}\n")
     columns = [("change", lambda r: r["change"])]
     for w, result in results.items():
         base = result["f1"]["none"]

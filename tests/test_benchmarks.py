@@ -118,3 +118,7 @@ def test_robustness_scores_every_change(tmp_path, capsys):
     assert result["f1"]["brightness:1"] == result["f1"]["none"]
     assert result["f1"]["blur:3"] != result["f1"]["none"]
     assert all(0.0 <= f <= 1.0 for f in result["f1"].values())
+    # --split val: the run's held-out source photographs, as train.validation: photographs has them
+    assert main([*args[:4], "--changes", "none", "--split", "val", "--json"]) == 0
+    val = json.loads(capsys.readouterr().out)
+    assert (val["split"], val["images"]) == ("val", 1)  # 12 demo photographs, 10 % held out
