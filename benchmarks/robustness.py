@@ -78,13 +78,15 @@ def score_weights(weights: str, samples: list, changes: list, scale, threshold, 
     cut, _ = resolve_threshold(threshold, Path(weights))
     band = training_fov_band(weights_config(weights))
     predictor = make_predictor(load_model(Path(weights)), "keras")
+    # The changes leave the FOV mask as it is: each photograph's factors once, for every change.
+    factors = [prediction_factors(scale, image_factor(scale, s.mask, band, s.name), band)
+               for s in samples]  # fmt: skip
     f1 = {}
     for spec, (kind, value) in changes:
         scores = []
         for index, s in enumerate(samples):
             image = apply_change(s.image, kind, value, rng=index)
-            factors = prediction_factors(scale, image_factor(scale, s.mask, band, s.name), band)
-            prob = segment(predictor, image, pad_shape_for(name, image.shape[:2]), factors)
+            prob = segment(predictor, image, pad_shape_for(name, image.shape[:2]), factors[index])
             scores.append(image_metrics(prob, s.label, s.mask, threshold=cut)["f1"])
         f1[spec] = float(np.mean(scores))
         print(f"{Path(weights).stem} {spec}: FOV F1 {f1[spec]:.4f}", file=sys.stderr)
