@@ -35,6 +35,7 @@ from data.readers import (
     DATASET_NAMES,
     FUNDUS_DATASETS,
     fundus_band,
+    fundus_datasets,
     load_dataset,
     resolve_dataset_config,
 )
@@ -179,7 +180,10 @@ def prepare_training_data(
         sources, cfg["val_split"], float(cfg["val_fraction"]), int(cfg["seed"])
     )
     if dataset.name == "fundus":  # each dataset's share of an epoch, not its number of photographs
-        weights = cfg["dataset_weights"] or dict.fromkeys(FUNDUS_DATASETS, 1.0)
+        read = fundus_datasets(cfg["datasets"])
+        weights = cfg["dataset_weights"] or dict.fromkeys(read, 1.0)
+        # Shares of datasets left out of `datasets` go; an unknown name is still refused.
+        weights = {n: w for n, w in weights.items() if n not in FUNDUS_DATASETS or n in read}
         train_idx = weighted_indices(sources, train_idx, weights, int(cfg["seed"]))
     x, y = arrays["x"], arrays["y"][..., None]
     # Augmentation keeps each photograph's size: its copies follow it in order.

@@ -23,8 +23,12 @@ keys are a UserError naming the valid ones):
 - `max_fov_diameter`: fundus only: the high end of that band (default null:
   one diameter). A photograph whose FOV is larger is shrunk to it, one inside
   the band is left as it is (`data.scale.FovBand`).
+- `datasets`: fundus only: which of drive, stare, chase_db1 and hrf it reads
+  (default null: all four). Leaving one out trains a model that has never
+  seen that camera, to test on it (docs/cameras.md, "A camera never trained on").
 - `dataset_weights`: fundus only: each dataset's share of a training epoch,
-  e.g. {drive: 1, stare: 1, chase_db1: 1, hrf: 1} (default: equal shares).
+  e.g. {drive: 1, stare: 1, chase_db1: 1, hrf: 1} (default: equal shares);
+  the shares of datasets that `datasets` leaves out are not used.
 - `val_split`: "by_source" (default: whole source images held out) or
   "random" (the notebook's 90/10 split of the augmented set). Used by
   `data.prepare`.
@@ -87,6 +91,7 @@ DEFAULTS: dict = {
     "downsample": 2,
     "fov_diameter": None,
     "max_fov_diameter": None,
+    "datasets": None,
     "dataset_weights": None,
     "val_split": "by_source",
     "val_fraction": 0.1,
@@ -119,6 +124,8 @@ def resolve_dataset_config(cfg: dict | None) -> dict:
         )
     if out["downsample"] not in (1, 2):
         raise UserError(f"dataset.downsample must be 1 or 2, got {out['downsample']!r}")
+    if out["datasets"] is not None:
+        out["datasets"] = fundus_datasets(out["datasets"])
     if out["val_split"] not in VAL_SPLITS:
         raise UserError(
             f"dataset.val_split '{out['val_split']}' is not known; expected one of {', '.join(VAL_SPLITS)}"
@@ -559,6 +566,24 @@ def read_hrf(root: Path, downsample: int = 2) -> tuple[list[Sample], list[Sample
 # ----------------------------------------------------------------------------- the four together
 
 
+def fundus_datasets(value) -> tuple[str, ...]:
+    """The datasets a `dataset.datasets` value names, in FUNDUS_DATASETS order (null: all four)."""
+    if value is None:
+        return FUNDUS_DATASETS
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)) or not names:
+        raise UserError(
+            f"dataset.datasets must be a non-empty list such as [drive, stare, hrf], got {value!r}"
+        )
+    names = [str(n).lower() for n in names]
+    unknown = sorted(set(names) - set(FUNDUS_DATASETS))
+    if unknown:
+        raise UserError(
+            f"dataset.datasets names '{unknown[0]}'; expected some of {', '.join(FUNDUS_DATASETS)}"
+        )
+    return tuple(n for n in FUNDUS_DATASETS if n in names)
+
+
 def fundus_band(cfg: dict):
     """The data.scale.FovBand the fundus training photographs are brought into (config keys
     `fov_diameter`, default DRIVE's, and `max_fov_diameter`, default the same: one diameter)."""
@@ -570,18 +595,19 @@ def fundus_band(cfg: dict):
 
 
 def read_fundus(root: Path, cfg: dict, cache: Path) -> tuple[list[Sample], list[Sample], list[str]]:
-    """DRIVE, STARE (fold `cfg["fold"]`), CHASE_DB1 and HRF together, for one model of every camera.
+    """DRIVE, STARE (fold `cfg["fold"]`), CHASE_DB1 and HRF together, for one model of every camera
+    (or those of them that `cfg["datasets"]` names).
 
     Training photographs are brought to one FOV diameter (`cfg["fov_diameter"]`, default
     DRIVE's), or into the band up to `cfg["max_fov_diameter"]`, by
     `data.scale.normalise_sample`, the rule `--scale auto` applies at prediction; test
-    photographs keep their own size. Every dataset must be present under `root`.
+    photographs keep their own size. Every dataset read must be present under `root`.
     """
     from data.scale import normalise_sample
 
     target = fundus_band(cfg)
     train, test, excluded = [], [], []
-    for name in FUNDUS_DATASETS:
+    for name in fundus_datasets(cfg.get("datasets")):
         part = {"name": name, "data_root": str(root), "fold": cfg["fold"]}
         part["downsample"] = cfg["downsample"]
         dataset = load_dataset(part, cache_dir=cache)

@@ -143,6 +143,27 @@ def test_fundus_prepare_summary(fake_root, tmp_path):
     assert s["max_fov_diameter"] is None  # one diameter, no band
 
 
+def test_fundus_without_one_dataset_never_reads_it(fake_root, tmp_path):
+    """`datasets` leaving CHASE_DB1 out: no CHASE_DB1 photograph in training, validation or test,
+    the shares of the three others only, and fundus.yaml's four shares still accepted."""
+    cfg = {**FUNDUS, "data_root": str(fake_root), "augment": False}
+    cfg["datasets"] = ["hrf", "DRIVE", "stare"]
+    cfg["dataset_weights"] = {"drive": 1, "stare": 1, "chase_db1": 1, "hrf": 1}
+    data = prepare_training_data(cfg, cache_dir=tmp_path, progress=False)
+    s = data.summary
+    assert (s["train"], s["val_images"]) == (51, 6)
+    assert set(s["train_by_dataset"]) == {"drive", "stare", "hrf"}
+    # 45 training photographs, a third each
+    assert sorted(s["train_by_dataset"].values()) == [15, 15, 15]
+    assert not any(v.startswith("chase_db1/") for v in s["val_sources"])
+    dataset = load_dataset(cfg, cache_dir=tmp_path)
+    assert not any("Image_" in t.name for t in dataset.train + dataset.test)
+    assert len(dataset.test) == 20 + 4 + 30
+    for bad, match in (([], "non-empty list"), (["drive", "iostar"], "names 'iostar'")):
+        with pytest.raises(UserError, match=match):
+            load_dataset({**cfg, "datasets": bad}, cache_dir=tmp_path)
+
+
 @pytest.mark.slow
 def test_fundus_config_trains_end_to_end_from_the_drive_weights(fake_root, tmp_path):
     run = tmp_path / "run"
