@@ -108,6 +108,62 @@ def test_camera_changes_are_seeded_and_leave_the_labels():
     assert not all(np.array_equal(on[i][0], again[i][0]) for i in range(len(on)))
 
 
+def test_zoomed_crops_are_resized_windows_with_their_labels():
+    """zoom=None draws nothing; a fixed zoom of 2 cuts windows of half the crop's side, inside the
+    image's extent, and enlarges image and label together; drawn zooms stay in the range, vary, and
+    come back the same after a resume."""
+    x, y = coded_images()
+    plain = CropBatches(x, y, EXTENTS, crop=16, batch_size=2, seed=3)
+    off = CropBatches(x, y, EXTENTS, crop=16, batch_size=2, seed=3, zoom=None)
+    double = CropBatches(x, y, EXTENTS, crop=16, batch_size=2, seed=3, zoom=(2, 2))
+    for i in range(len(plain)):
+        assert all(np.array_equal(a, b) for a, b in zip(plain[i], off[i], strict=True))
+        assert double.sides(i).tolist() == [8, 8]
+        picks, corners = double.windows(i)
+        xb, yb = double[i]
+        for k, (pick, (top, left)) in enumerate(zip(picks, corners, strict=True)):
+            h, w = EXTENTS[pick]
+            assert top + min(8, h) <= h and left + min(8, w) <= w  # inside the extent when it fits
+            codes = np.rint(xb[k] * 255).astype(int)
+            # enlarged x2: row and column codes rise by a half per pixel from the window's corner
+            inside = yb[k, ..., 0] == 1
+            assert (
+                abs(codes[4, 4, 1] - (top + 1.75)) <= 1 and abs(codes[4, 4, 2] - (left + 1.75)) <= 1
+            )
+            assert set(np.unique(yb[k])) <= {0.0, 1.0}
+            if h >= 8 and w >= 8:
+                assert inside.all() and (codes[..., 0] == pick + 1).all()
+    small = CropBatches(x, y, EXTENTS, crop=16, batch_size=2, seed=3, zoom=(0.5, 1.5))
+    sides = np.concatenate([small.sides(i) for i in range(len(small))])
+    assert sides.min() >= 11 and sides.max() <= 32 and len(set(sides.tolist())) > 1
+    for i in range(len(small)):
+        xb, yb = small[i]
+        assert xb.shape == (2, 16, 16, 3) and yb.shape == (2, 16, 16, 1)
+    resumed = CropBatches(
+        x, y, EXTENTS, crop=16, batch_size=2, seed=3, initial_epoch=1, zoom=(0.5, 1.5)
+    )
+    small.on_epoch_end()
+    assert all(np.array_equal(small[i][0], resumed[i][0]) for i in range(len(small)))
+    assert all(np.array_equal(small.sides(i), resumed.sides(i)) for i in range(len(small)))
+
+
+def test_scale_augment_config_is_checked():
+    from training.config import resolve_run_config
+    from utils.errors import UserError
+
+    cfg = resolve_run_config(
+        "configs/demo.yaml", ["train.crop_size=32", "train.scale_augment=[0.7, 1.4]"]
+    )
+    assert cfg["train"]["scale_augment"] == [0.7, 1.4]
+    for bad in ("[1.4, 0.7]", "[0, 1]", "0.7", "[0.7, 1.4, 2]"):
+        with pytest.raises(UserError, match="scale_augment must be"):
+            resolve_run_config(
+                "configs/demo.yaml", ["train.crop_size=32", f"train.scale_augment={bad}"]
+            )
+    with pytest.raises(UserError, match="set train.crop_size too"):
+        resolve_run_config("configs/demo.yaml", ["train.scale_augment=[0.7, 1.4]"])
+
+
 def test_crop_size_must_suit_the_model(tmp_path):
     from training.config import resolve_run_config
     from training.trainer import train
@@ -136,10 +192,11 @@ def test_a_run_on_crops_trains_resumes_and_evaluates(tmp_path, monkeypatch):
     class Recorded(CropBatches):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
-            shares.append(self.camera)
+            shares.append((self.camera, self.zoom))
 
     monkeypatch.setattr(training.trainer, "CropBatches", Recorded)
     overrides = ["train.crop_size=32", "train.camera_augment=0.5", "train.epochs=1"]
+    overrides += ["train.scale_augment=[0.8, 1.25]"]
     overrides += ["train.tensorboard=false"]
     overrides += ["evaluate.save_images=false", "evaluate.engine=keras"]
     cfg = resolve_run_config("configs/demo.yaml", overrides)
@@ -152,4 +209,4 @@ def test_a_run_on_crops_trains_resumes_and_evaluates(tmp_path, monkeypatch):
     )
     assert second["epochs_done"] == 2 and np.isfinite(read_history(run / "history.csv")[-1]["loss"])
     assert second["eval"]["n_images"] > 0
-    assert shares == [0.5, 0.5]
+    assert shares == [(0.5, (0.8, 1.25))] * 2

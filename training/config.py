@@ -68,6 +68,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
         # changes (darker, flatter, gamma, less colour, blur, noise, JPEG: data.camera.random_camera),
         # drawn from the seed and the epoch like the crops. 0: none (the paper's augmentation only).
         "camera_augment": 0.0,
+        # With crop_size: [low, high] zoom factors; each crop is cut from a window of crop / z px,
+        # z drawn log-uniformly from the range, and resized to crop_size, so training sees every
+        # camera at a spread of FOV diameters (training.crops). null: none.
+        "scale_augment": None,
         # What validation measures each epoch. "images": the held-out (augmented) images, padded
         # to the dataset's pad shape, through Keras (the paper's). "photographs": the held-out
         # source photographs, each predicted whole at its own size as evaluate.py predicts test
@@ -196,6 +200,19 @@ def validate(cfg: dict[str, Any]) -> None:
         raise UserError(f"train.camera_augment must be a number in [0, 1], got {share!r}")
     if share and train["crop_size"] is None:
         raise UserError("train.camera_augment works on training crops; set train.crop_size too")
+    zoom = train["scale_augment"]
+    if zoom is not None:
+        if not (
+            isinstance(zoom, (list, tuple))
+            and len(zoom) == 2
+            and all(isinstance(z, (int, float)) and not isinstance(z, bool) and z > 0 for z in zoom)
+            and zoom[0] <= zoom[1]
+        ):
+            raise UserError(
+                f"train.scale_augment must be [low, high] with 0 < low <= high, such as [0.7, 1.4], got {zoom!r}"
+            )
+        if train["crop_size"] is None:
+            raise UserError("train.scale_augment works on training crops; set train.crop_size too")
     if train["validation"] not in VALIDATIONS:
         raise UserError(
             f"train.validation must be one of {', '.join(VALIDATIONS)}, got {train['validation']!r}"

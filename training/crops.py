@@ -16,7 +16,15 @@ With `camera` (`train.camera_augment`), that share of the crops also goes
 through a random mix of camera changes (`data.camera.random_camera`): darker,
 flatter, another gamma, less colour, blur, sensor noise, JPEG compression.
 
-The order, the positions and the camera changes come from `np.random.default_rng([seed, epoch,
+With `zoom` (`train.scale_augment`, e.g. (0.7, 1.4)), each crop is cut from a square window of
+side `crop / z` instead, z drawn log-uniformly from the range, and resized to `crop x crop`
+(bilinear; the label resized the same way and thresholded at one half): z > 1 shows the
+photograph larger, as a camera with a wider field of view in pixels would. Training then sees
+each camera at a spread of FOV diameters rather than at its one diameter, so that a camera whose
+diameter lies between the training cameras' (prediction leaves any diameter inside the band as it
+is) is not predicted at a scale the network has never seen.
+
+The order, the positions, the zooms and the camera changes come from `np.random.default_rng([seed, epoch,
 ...])`, so a run resumed at epoch k draws what an uninterrupted run would
 have drawn: the dataset counts epochs from `initial_epoch` and Keras calls
 `on_epoch_end` after each.
@@ -38,7 +46,9 @@ class CropBatches(keras.utils.PyDataset):
     x: uint8 (N, H, W, 3) and y: uint8 (N, H, W, 1) zero-padded images; extents: (N, 2) int, each
     image's own (h, w) inside the padding. Every batch is full: the last one wraps around to the
     start of the epoch's order (data-parallel training splits each batch evenly). camera: the
-    share of crops passed through `data.camera.random_camera` (0: none, nothing drawn).
+    share of crops passed through `data.camera.random_camera` (0: none, nothing drawn). zoom:
+    (low, high) zoom factors, each crop's drawn log-uniformly between them (None: none, nothing
+    drawn).
     """
 
     def __init__(
@@ -52,6 +62,7 @@ class CropBatches(keras.utils.PyDataset):
         initial_epoch: int = 0,
         shuffle: bool = True,
         camera: float = 0.0,
+        zoom: tuple[float, float] | None = None,
     ):
         super().__init__()
         if len(x) == 0:
@@ -61,6 +72,7 @@ class CropBatches(keras.utils.PyDataset):
         self.crop, self.batch_size = int(crop), int(batch_size)
         self.seed, self.epoch, self.shuffle = int(seed), int(initial_epoch), bool(shuffle)
         self.camera = float(camera)
+        self.zoom = None if zoom is None else (float(zoom[0]), float(zoom[1]))
         self._order_epoch, self._order = None, None
 
     def __len__(self) -> int:
@@ -75,13 +87,22 @@ class CropBatches(keras.utils.PyDataset):
             self._order_epoch = self.epoch
         return self._order
 
+    def sides(self, index: int) -> np.ndarray:
+        """The side (px) of the square window each crop of batch `index` is cut from (B,): the crop's
+        own, or with `zoom` crop / z."""
+        if self.zoom is None:
+            return np.full(self.batch_size, self.crop, np.int64)
+        rng = np.random.default_rng([self.seed, self.epoch, index, 2])
+        zooms = np.exp(rng.uniform(*np.log(self.zoom), size=self.batch_size))
+        return np.maximum(np.rint(self.crop / zooms), 1).astype(np.int64)
+
     def windows(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """The image indices (B,) of batch `index` and their crops' top-left corners (B, 2)."""
+        """The image indices (B,) of batch `index` and their windows' top-left corners (B, 2)."""
         order = self.order()
         picks = order[
             np.arange(index * self.batch_size, (index + 1) * self.batch_size) % len(order)
         ]
-        room = np.maximum(self.extents[picks] - self.crop, 0)
+        room = np.maximum(self.extents[picks] - self.sides(index)[:, None], 0)
         rng = np.random.default_rng([self.seed, self.epoch, index])
         corners = np.floor(rng.random((len(picks), 2)) * (room + 1)).astype(np.int64)
         return picks, corners
@@ -91,11 +112,15 @@ class CropBatches(keras.utils.PyDataset):
         c = self.crop
         xb = np.zeros((len(picks), c, c, self.x.shape[-1]), np.uint8)
         yb = np.zeros((len(picks), c, c, self.y.shape[-1]), np.uint8)
-        for k, (i, (top, left)) in enumerate(zip(picks, corners, strict=True)):
-            part_x = self.x[i, top : top + c, left : left + c]
-            xb[k, : part_x.shape[0], : part_x.shape[1]] = part_x
-            part_y = self.y[i, top : top + c, left : left + c]
-            yb[k, : part_y.shape[0], : part_y.shape[1]] = part_y
+        for k, (i, (top, left), side) in enumerate(
+            zip(picks, corners, self.sides(index), strict=True)
+        ):
+            window_x = self.x[i, top : top + side, left : left + side]
+            window_y = self.y[i, top : top + side, left : left + side]
+            if side != c:
+                window_x, window_y = _resized(window_x, window_y, side, c)
+            xb[k, : window_x.shape[0], : window_x.shape[1]] = window_x
+            yb[k, : window_y.shape[0], : window_y.shape[1]] = window_y
         if self.camera > 0:
             self.change_cameras(xb, index)
         return to_unit_float(xb), yb.astype(np.float32)
@@ -111,6 +136,20 @@ class CropBatches(keras.utils.PyDataset):
 
     def on_epoch_end(self) -> None:
         self.epoch += 1
+
+
+def _resized(x: np.ndarray, y: np.ndarray, side: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """A window of up to side x side px (zero-padded to it where the image ends) resized to size x
+    size: x uint8 (h, w, C) bilinear, y uint8 (h, w, 1) of 0 and 1 bilinear and thresholded at 0.5."""
+    from PIL import Image
+
+    padded_x = np.zeros((side, side, x.shape[-1]), np.uint8)
+    padded_x[: x.shape[0], : x.shape[1]] = x
+    padded_y = np.zeros((side, side), np.uint8)
+    padded_y[: y.shape[0], : y.shape[1]] = y[..., 0] * 255
+    image = Image.fromarray(padded_x).resize((size, size), Image.BILINEAR)
+    label = Image.fromarray(padded_y).resize((size, size), Image.BILINEAR)
+    return np.asarray(image), (np.asarray(label) >= 128).astype(np.uint8)[..., None]
 
 
 class ImageBatches(keras.utils.PyDataset):

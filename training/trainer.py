@@ -293,6 +293,7 @@ def train(
             initial_epoch,
             train_cfg["shuffle"],
             train_cfg["camera_augment"],
+            train_cfg["scale_augment"],
         )
         fit_data = {"x": crops}
     else:
