@@ -20,9 +20,8 @@ With `zoom` (`train.scale_augment`, e.g. (0.7, 1.4)), each crop is cut from a sq
 side `crop / z` instead, z drawn log-uniformly from the range, and resized to `crop x crop`
 (bilinear; the label resized the same way and thresholded at one half): z > 1 shows the
 photograph larger, as a camera with a wider field of view in pixels would. Training then sees
-each camera at a spread of FOV diameters rather than at its one diameter, so that a camera whose
-diameter lies between the training cameras' (prediction leaves any diameter inside the band as it
-is) is not predicted at a scale the network has never seen.
+each camera at a spread of FOV diameters rather than at its one diameter (prediction leaves any
+diameter inside the band as it is), and the enlarged crops are softer, as some cameras' are.
 
 The order, the positions, the zooms and the camera changes come from `np.random.default_rng([seed, epoch,
 ...])`, so a run resumed at epoch k draws what an uninterrupted run would
