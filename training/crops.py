@@ -17,11 +17,14 @@ through a random mix of camera changes (`data.camera.random_camera`): darker,
 flatter, another gamma, less colour, blur, sensor noise, JPEG compression.
 
 With `zoom` (`train.scale_augment`, e.g. (0.7, 1.4)), each crop is cut from a square window of
-side `crop / z` instead, z drawn log-uniformly from the range, and resized to `crop x crop`
-(bilinear; the label resized the same way and thresholded at one half): z > 1 shows the
-photograph larger, as a camera with a wider field of view in pixels would. Training then sees
-each camera at a spread of FOV diameters rather than at its one diameter (prediction leaves any
-diameter inside the band as it is), and the enlarged crops are softer, as some cameras' are.
+side `crop / z` instead, z drawn log-uniformly from the range, and resized to `crop x crop`:
+z > 1 shows the photograph larger, as a camera with a wider field of view in pixels would.
+Training then sees each camera at a spread of FOV diameters rather than at its one diameter
+(prediction leaves any diameter inside the band as it is), and the enlarged crops are softer, as
+some cameras' are. The image is resized bilinearly, not with the Lanczos filter of
+`data.scale.resize_sample`, since every crop is resized at every step; the label is resized the
+same way and thresholded at one half, so its edges stay where the image's are (nearest neighbour
+would shift them by up to half a window pixel).
 
 The order, the positions, the zooms and the camera changes come from `np.random.default_rng([seed, epoch,
 ...])`, so a run resumed at epoch k draws what an uninterrupted run would
