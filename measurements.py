@@ -91,6 +91,32 @@ def skeleton_of(vessels: np.ndarray) -> np.ndarray:
     return skeletonize(np.asarray(vessels, dtype=bool))
 
 
+def skeleton_calibre(vessels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(skeleton, calibre) of a bool (H, W) vessel map: the skeleton (`skeleton_of`) and float32
+    (H, W) the calibre of the module docstring at its pixels, 0 elsewhere."""
+    from scipy import ndimage
+
+    vessels = np.asarray(vessels, dtype=bool)
+    skeleton = skeleton_of(vessels)
+    distance = ndimage.distance_transform_edt(vessels)
+    calibre = np.where(skeleton, np.maximum(2.0 * (distance - 0.5), 1.0), 0.0).astype(np.float32)
+    return skeleton, calibre
+
+
+def calibre_map(vessels: np.ndarray) -> np.ndarray:
+    """float32 (H, W): each vessel pixel of a bool (H, W) vessel map takes the calibre (px) at its
+    nearest skeleton pixel (`skeleton_calibre`), so a whole vessel cross-section carries the
+    vessel's width; 0 outside the vessels (and everywhere for a map without vessels)."""
+    from scipy import ndimage
+
+    vessels = np.asarray(vessels, dtype=bool)
+    skeleton, calibre = skeleton_calibre(vessels)
+    if not skeleton.any():
+        return np.zeros(vessels.shape, np.float32)
+    _, (rows, cols) = ndimage.distance_transform_edt(~skeleton, return_indices=True)
+    return np.where(vessels, calibre[rows, cols], 0.0).astype(np.float32)
+
+
 def _shift(array: np.ndarray, dy: int, dx: int) -> np.ndarray:
     """out[y, x] = array[y + dy, x + dx], False outside."""
     out = np.zeros_like(array)
@@ -214,11 +240,9 @@ def measure_vessels(
     if fov.shape != vessels.shape:
         raise ValueError(f"fov {fov.shape} and vessels {vessels.shape} differ in shape")
     vessels = vessels & fov
-    skeleton = skeleton_of(vessels)
+    skeleton, calibre = skeleton_calibre(vessels)
     counts = neighbour_counts(skeleton)
     _, junctions = ndimage.label(skeleton & (counts >= 3), structure=np.ones((3, 3)))
-    distance = ndimage.distance_transform_edt(vessels)
-    calibre = np.where(skeleton, np.maximum(2.0 * (distance - 0.5), 1.0), 0.0).astype(np.float32)
     widths = calibre[skeleton]
     lengths, ratios = [], []
     for points, closed in _paths(skeleton, counts):

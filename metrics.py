@@ -19,6 +19,13 @@ Protocol, stated once:
   pixel at all. AUC is NaN when only one class is present in the label, and
   for binary maps without probabilities (the second human observer).
 
+Sensitivity by calibre (``sensitivity_by_calibre``): each labelled vessel
+pixel inside the FOV takes the calibre (width, px at the scored size) of the
+reference vessel it belongs to, the width at its nearest point of the
+label's skeleton (``measurements.calibre_map``); the pixels found
+(predicted vessel) over those labelled, per calibre bin, pooled over the
+images. It says which vessels a model misses: capillaries or trunks.
+
 Comparing two models on the same images (``paired_comparison``, used by
 compare.py): per-image differences d = B - A; their mean with a paired
 bootstrap confidence interval (images resampled with replacement, the same
@@ -245,6 +252,69 @@ def summarize(
         summary[protocol] = _aggregate([entry[protocol] for entry in per_image], pooled)
     summary["per_image"] = per_image
     return summary
+
+
+CALIBRE_EDGES = (3.0, 5.0, 7.0, 9.0)  # px: bins < 3, 3-5, 5-7, 7-9, >= 9 (lower edge included)
+
+
+def calibre_bin_names(edges=CALIBRE_EDGES) -> list[str]:
+    """The bins' names: '< 3', '3-5', ..., '>= 9' for the default edges."""
+    cuts = [f"{edge:g}" for edge in edges]
+    middle = [f"{a}-{b}" for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    return [f"< {cuts[0]}", *middle, f">= {cuts[-1]}"]
+
+
+def sensitivity_by_calibre(
+    probs, labels, masks=None, threshold=DEFAULT_THRESHOLD, *, binary=False, edges=CALIBRE_EDGES
+):
+    """Sensitivity by the calibre of the reference vessels (module docstring), pooled over images.
+
+    probs, labels, masks, threshold, binary: as for ``summarize``. Returns one dict per bin,
+    in order: {"calibre_px": name, "labelled": pixels, "found": of them predicted vessel,
+    "se": found / labelled (0.0 with none labelled)}.
+    """
+    from measurements import calibre_map
+
+    counts = np.zeros((len(edges) + 1, 2), np.int64)
+    masks = [None] * len(labels) if masks is None else masks
+    for prob, label, mask in zip(probs, labels, masks, strict=True):
+        values, truth = _pixels(prob, label, None, binary)  # the checks of summarize
+        label = truth.reshape(_squeeze(label, "label").shape)
+        pred = (values if binary else values > threshold).reshape(label.shape)
+        inside = label if mask is None else label & _squeeze(mask, "mask").astype(bool)
+        bins = np.digitize(calibre_map(label)[inside], edges)
+        counts[:, 0] += np.bincount(bins, weights=pred[inside], minlength=len(edges) + 1).astype(
+            np.int64
+        )
+        counts[:, 1] += np.bincount(bins, minlength=len(edges) + 1)
+    return [
+        {
+            "calibre_px": name,
+            "labelled": int(total),
+            "found": int(found),
+            "se": float(_ratio(found, total)),
+        }
+        for name, (found, total) in zip(calibre_bin_names(edges), counts, strict=True)
+    ]
+
+
+def calibre_table(rows, digits=4) -> str:
+    """Markdown table of ``sensitivity_by_calibre``'s rows: one column per bin ("-" where no
+    pixel is labelled)."""
+    head = "| | " + " | ".join(f"{row['calibre_px']} px" for row in rows) + " |"
+    rule = "| --- |" + " ---: |" * len(rows)
+    se = (
+        "| Se | "
+        + " | ".join(f"{row['se']:.{digits}f}" if row["labelled"] else "-" for row in rows)
+        + " |"
+    )
+    share = sum(row["labelled"] for row in rows)
+    pixels = (
+        "| share of labelled pixels | "
+        + " | ".join(f"{row['labelled'] / share:.3f}" if share else "0.000" for row in rows)
+        + " |"
+    )
+    return "\n".join([head, rule, se, pixels]) + "\n"
 
 
 def _format_value(value, digits):

@@ -18,7 +18,15 @@ from data.geometry import pad_shape_for
 from data.scale import SECOND_SCALE
 from inference.outputs import overlay_errors, probability_png
 from inference.segment import segment
-from metrics import METRIC_KEYS, METRIC_LABELS, PROTOCOLS, format_table, summarize
+from metrics import (
+    METRIC_KEYS,
+    METRIC_LABELS,
+    PROTOCOLS,
+    calibre_table,
+    format_table,
+    sensitivity_by_calibre,
+    summarize,
+)
 from utils.io import write_image, write_json, write_text
 
 
@@ -53,6 +61,11 @@ def results_markdown(title: str, summary: dict, second: dict | None, reference: 
     parts += ["## Mean over images (the paper's protocol)\n", format_table(summary)]
     parts += ["\n## Standard deviation over images\n", format_table(summary, stat="std")]
     parts += ["\n## Pooled over all pixels\n", format_table(summary, stat="pooled")]
+    if "sensitivity_by_calibre" in summary:
+        parts += [
+            "\n## Sensitivity by the calibre of the labelled vessel (inside the FOV, pooled)\n",
+            calibre_table(summary["sensitivity_by_calibre"]),
+        ]
     if second is not None:
         parts += [f"\n## Second human observer ({reference}), same code, mean over images\n"]
         parts += [format_table(second)]
@@ -100,6 +113,9 @@ def evaluate_predictions(
         threshold,
         names,
         binary=binary,
+    )
+    summary["sensitivity_by_calibre"] = sensitivity_by_calibre(
+        probs, [s.label for s in samples], [s.mask for s in samples], threshold, binary=binary
     )
     second = None
     if all(s.second is not None for s in samples):

@@ -138,7 +138,9 @@ def test_demo_trains_to_f1_070_within_10_minutes(tmp_path):
     assert f1 >= 0.70, f1
     assert f"{f1:.4f}" in trained.stdout  # the printed result is the saved one
     # Each line is said once (table rows aside: results.md repeats its header per table).
-    said = [line for line in trained.stdout.splitlines() if line.strip() and not line.startswith("|")]
+    said = [
+        line for line in trained.stdout.splitlines() if line.strip() and not line.startswith("|")
+    ]
     assert len(said) == len(set(said)), [line for line in said if said.count(line) > 1]
     assert len(list((run / "eval" / "images").glob("*_overlay.png"))) == 4
     assert seconds < 600, seconds
@@ -232,6 +234,13 @@ def test_prediction_folder_scores_the_maps_as_written(tmp_path):
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["whole_image"]["mean"]["auc"] is None  # NaN written as null
     assert "Binary maps as written" in (tmp_path / "eval" / "results.md").read_text()
+    # The calibre breakdown counts every labelled FOV pixel once and finds those of the maps.
+    inside = [s.label.astype(bool).squeeze() & s.mask.astype(bool).squeeze() for s in samples]
+    rows = metrics["sensitivity_by_calibre"]
+    assert sum(row["labelled"] for row in rows) == sum(int(m.sum()) for m in inside)
+    found = int(inside[0].sum()) + int((half.squeeze() & inside[2]).sum())
+    assert sum(row["found"] for row in rows) == found
+    assert "Sensitivity by the calibre" in (tmp_path / "eval" / "results.md").read_text()
     written = sorted(p.name for p in (tmp_path / "eval" / "images").iterdir())
     kinds = ("binary", "overlay")
     assert written == sorted(f"{s.name}_{kind}.png" for s in samples for kind in kinds)

@@ -9,6 +9,7 @@ from PIL import Image, ImageDraw
 from measurements import (
     MM_PER_DEGREE,
     box_counting_dimension,
+    calibre_map,
     measure_vessels,
     mm_per_pixel_from_fov,
     neighbour_counts,
@@ -35,6 +36,20 @@ def test_straight_bar_has_tortuosity_1_and_its_drawn_width(width):
     assert values["skeleton_length_px"] == pytest.approx(220, abs=2 * width)
     assert values["end_points"] == 2 and values["branch_points"] == 0
     assert values["area_fraction"] == pytest.approx(mask.mean())
+
+
+def test_calibre_map_gives_every_pixel_of_a_vessel_its_width():
+    """Two bars, 3 and 11 px wide: the pixels of a bar carry its width (all but a few at its
+    ends, where the skeleton narrows); background and an empty map are 0."""
+    mask = np.zeros((80, 200), bool)
+    mask[19:22, 20:180] = True
+    mask[45:56, 20:180] = True
+    widths = calibre_map(mask)
+    assert np.all(widths[~mask] == 0) and np.all(widths[mask] >= 1)
+    for rows, width in ((slice(19, 22), 3), (slice(45, 56), 11)):
+        assert np.mean(widths[rows, 20:180] == width) > 0.9
+        assert np.all(widths[rows, 20:180] <= width)
+    assert not calibre_map(np.zeros((10, 10), bool)).any()
 
 
 def test_oblique_bar_is_straight_too():

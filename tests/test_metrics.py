@@ -24,6 +24,7 @@ from metrics import (
     image_metrics,
     paired_comparison,
     scores_from_confusion,
+    sensitivity_by_calibre,
     summarize,
     wilcoxon_p,
 )
@@ -342,14 +343,44 @@ def test_f1_by_threshold_matches_thresholding_each_map():
     probs[0][0, :8] = 0.3  # on a grid value: not above it
     f1 = f1_by_threshold(probs, labels)
     expected = [
-        np.mean([image_metrics(p, lab.astype(np.uint8), threshold=t)["f1"] for p, lab in zip(probs, labels, strict=True)])
+        np.mean(
+            [
+                image_metrics(p, lab.astype(np.uint8), threshold=t)["f1"]
+                for p, lab in zip(probs, labels, strict=True)
+            ]
+        )
         for t in THRESHOLD_GRID
     ]
     np.testing.assert_allclose(f1, expected, rtol=0, atol=1e-12)
     threshold, best = choose_threshold(probs, labels)
-    assert best == pytest.approx(max(expected)) and threshold == THRESHOLD_GRID[int(np.argmax(expected))]
+    assert (
+        best == pytest.approx(max(expected))
+        and threshold == THRESHOLD_GRID[int(np.argmax(expected))]
+    )
     # The labels' own map scores 1 at every threshold below 1: the tie goes to 0.5.
     assert choose_threshold([lab.astype(np.float32) for lab in labels], labels) == (0.5, 1.0)
     # Maps that are vessel only above 0.7: a threshold between 0.6 and 0.7 is best, not 0.5.
     shifted = [np.where(lab, 0.75, 0.65).astype(np.float32) for lab in labels]
     assert 0.65 <= choose_threshold(shifted, labels)[0] < 0.75
+
+
+def test_sensitivity_by_calibre_separates_thin_and_wide_vessels():
+    """A 1-px line and an 11-px bar; the prediction finds only the bar (prob 0.9, and 0.5 on
+    the line, which is not above the threshold). The FOV mask keeps half the image."""
+    label = np.zeros((60, 100), np.uint8)
+    label[10, 5:95] = 1
+    label[30:41, 5:95] = 1
+    prob = np.where(label.astype(bool), 0.5, 0.1)
+    prob[30:41, :] = 0.9
+    mask = np.zeros(label.shape, bool)
+    mask[:, :50] = True
+    rows = {row["calibre_px"]: row for row in sensitivity_by_calibre([prob], [label], [mask])}
+    assert list(rows) == ["< 3", "3-5", "5-7", "7-9", ">= 9"]
+    assert rows["< 3"]["labelled"] == 45 and rows["< 3"]["se"] == 0.0
+    assert rows[">= 9"]["se"] == 1.0 and rows[">= 9"]["found"] == rows[">= 9"]["labelled"]
+    assert sum(row["labelled"] for row in rows.values()) == int((label.astype(bool) & mask).sum())
+    assert rows["3-5"]["labelled"] == 0 and rows["3-5"]["se"] == 0.0
+    # Binary maps and a lower threshold: the line is found too.
+    lower = sensitivity_by_calibre([prob], [label], [mask], threshold=0.4)
+    binary = sensitivity_by_calibre([prob >= 0.5], [label], [mask], binary=True)
+    assert lower[0]["se"] == 1.0 and binary == lower
