@@ -65,8 +65,7 @@ def drive_measurements(weights: Path, data_root: Path, limit: int | None = None)
         fov_diameter,
         image_factor,
         prediction_factors,
-        training_fov_band,
-        weights_config,
+        weights_fov_band,
     )
     from inference.engines import make_predictor
     from inference.segment import segment
@@ -75,7 +74,7 @@ def drive_measurements(weights: Path, data_root: Path, limit: int | None = None)
     _, test = read_drive(data_root)
     test = test[:limit] if limit else test
     predictor = make_predictor(weights)
-    train_diameter = training_fov_band(weights_config(weights))
+    train_diameter = weights_fov_band(weights)
     found = {"predicted": [], "manual": [], "second": []}
     for sample in test:
         factor = image_factor("auto", sample.mask, train_diameter, sample.name)

@@ -66,8 +66,7 @@ def score_weights(weights: str, samples: list, changes: list, scale, threshold, 
     from data.scale import (
         image_factor,
         prediction_factors,
-        training_fov_band,
-        weights_config,
+        weights_fov_band,
     )
     from inference.engines import make_predictor
     from inference.segment import segment
@@ -76,7 +75,7 @@ def score_weights(weights: str, samples: list, changes: list, scale, threshold, 
     from predict import resolve_threshold
 
     cut, _ = resolve_threshold(threshold, Path(weights))
-    band = training_fov_band(weights_config(weights))
+    band = weights_fov_band(weights)
     predictor = make_predictor(load_model(Path(weights)), "keras")
     # The changes leave the FOV mask as it is: each photograph's factors once, for every change.
     factors = [prediction_factors(scale, image_factor(scale, s.mask, band, s.name), band)

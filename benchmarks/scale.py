@@ -84,9 +84,8 @@ def main() -> int:
     from data.geometry import pad_shape_for
     from data.scale import (
         prediction_factors,
-        training_fov_band,
         upsample_sample,
-        weights_config,
+        weights_fov_band,
     )
     from inference.engines import make_predictor
     from inference.segment import segment
@@ -97,7 +96,7 @@ def main() -> int:
         cfg["fold"] = args.fold
     samples = load_dataset(cfg).test[: args.images]
     samples = [upsample_sample(s, args.upsample) for s in samples]
-    train_diameter = training_fov_band(weights_config(args.weights))
+    train_diameter = weights_fov_band(args.weights)
     predictor = make_predictor(args.weights, args.engine)
     rows = []
     for spec in args.factors.split(","):

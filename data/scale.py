@@ -199,6 +199,26 @@ def weights_config(weights: str | os.PathLike) -> dict:
     return {}
 
 
+def weights_fov_band(weights: str | os.PathLike, scale="auto", warn=None) -> FovBand | None:
+    """The FOV diameters `weights` were trained at (`training_fov_band` of `weights_config`).
+
+    With `scale` "auto" and no config beside the weights (a best.keras copied out of its run
+    folder), a warning (to `warn(text)`, default stderr) says that DRIVE's diameter is assumed.
+    """
+    cfg = weights_config(weights)
+    if scale == "auto" and not cfg:
+        text = (
+            f"warning: no {Path(weights).with_suffix('.yaml').name} or config.yaml beside "
+            f"{weights}: --scale auto assumes the weights were trained at DRIVE's FOV diameter "
+            f"({DEFAULT_FOV_DIAMETER:.0f} px); put the run's config.yaml beside them or give --scale"
+        )
+        if warn is None:
+            print(text, file=sys.stderr)
+        else:
+            warn(text)
+    return training_fov_band(cfg)
+
+
 def parse_scale(value, what: str = "--scale") -> str | float:
     """A `--scale` / `evaluate.scale` value: "auto" or a positive finite number (1: off)."""
     if isinstance(value, str) and value.strip().lower() == "auto":

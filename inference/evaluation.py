@@ -193,15 +193,14 @@ def evaluate_checkpoint(
         image_factor,
         parse_scale,
         prediction_factors,
-        training_fov_band,
         upsample_sample,
-        weights_config,
+        weights_fov_band,
     )
     from inference.engines import make_predictor
     from models import load_model
 
     scale = parse_scale(scale if scale is not None else cfg["evaluate"]["scale"])
-    train_diameter = training_fov_band(weights_config(weights))
+    train_diameter = weights_fov_band(weights, scale)
     dataset = load_dataset(cfg["dataset"])
     samples = [upsample_sample(sample, upsample) for sample in dataset.test]
     model = load_model(weights)

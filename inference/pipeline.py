@@ -285,7 +285,7 @@ def predict_files(
     """
     from tqdm import tqdm
 
-    from data.scale import training_fov_band, weights_config
+    from data.scale import weights_fov_band
 
     options = options or PredictOptions()
     out_dir = Path(out_dir)
@@ -320,7 +320,7 @@ def predict_files(
             from data.io import read_mask
 
             mask = read_mask(mask_path)
-        train_diameter = training_fov_band(weights_config(weights))
+        train_diameter = weights_fov_band(weights, options.scale)
         bar = tqdm(total=len(todo), unit="photo", desc="predict", disable=None, file=sys.stderr)
         try:
             _stream(todo, predictor, mask, train_diameter, out_dir, options, log, bar, summary)

@@ -23,6 +23,7 @@ from data.scale import (
     training_fov_diameter,
     upsample_sample,
     weights_config,
+    weights_fov_band,
 )
 from tests.helpers import DRIVE_WEIGHTS, run_python
 from utils.errors import UserError
@@ -168,6 +169,23 @@ def test_training_diameter_from_configs(tmp_path):
     cfg = weights_config(DRIVE_WEIGHTS)
     assert cfg["scale"]["train_fov_diameter"] == KNOWN_FOV_DIAMETERS["drive"]
     assert weights_config(tmp_path / "lonely.keras") == {}
+
+
+def test_weights_without_a_config_warn_that_drives_scale_is_assumed(tmp_path):
+    """A best.keras copied out of its run folder: --scale auto says it assumes DRIVE's diameter;
+    with the run's config.yaml beside it, or a number given, nothing is said."""
+    said = []
+    lonely = tmp_path / "best.keras"
+    band = weights_fov_band(lonely, "auto", warn=said.append)
+    assert band == FovBand(KNOWN_FOV_DIAMETERS["drive"], KNOWN_FOV_DIAMETERS["drive"])
+    assert len(said) == 1 and "best.yaml or config.yaml" in said[0] and "538 px" in said[0]
+    assert weights_fov_band(lonely, 0.5, warn=said.append) == band and len(said) == 1
+    (tmp_path / "config.yaml").write_text(
+        "scale: {train_fov_diameter: 538.29, max_fov_diameter: 1200}\n"
+    )
+    assert weights_fov_band(lonely, "auto", warn=said.append) == FovBand(538.29, 1200.0)
+    assert len(said) == 1
+    assert weights_fov_band(DRIVE_WEIGHTS, "auto", warn=said.append) is not None and len(said) == 1
 
 
 def test_segment_resamples_back_and_tiles(monkeypatch):
