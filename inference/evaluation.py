@@ -200,10 +200,10 @@ def evaluate_checkpoint(
     from models import load_model
 
     scale = parse_scale(scale if scale is not None else cfg["evaluate"]["scale"])
-    train_diameter = weights_fov_band(weights, scale)
     dataset = load_dataset(cfg["dataset"])
     samples = [upsample_sample(sample, upsample) for sample in dataset.test]
-    model = load_model(weights)
+    model = load_model(weights)  # a damaged file is refused before any warning
+    train_diameter = weights_fov_band(weights, scale)
     predictor = make_predictor(model, engine or cfg["evaluate"]["engine"])
     factors = {s.name: image_factor(scale, s.mask, train_diameter, s.name) for s in samples}
     start = time.perf_counter()
