@@ -12,6 +12,8 @@ image and inside the FOV mask; prints a per-image table and the summary, and
 writes metrics.json, per_image.csv, results.md and per-image probability,
 binary and overlay PNGs (true positives green, false positives red, false
 negatives blue). DRIVE adds the second human observer as a reference row.
+--tta also predicts each image mirrored left-right and scores the mean of the two
+maps (test-time augmentation, outside the paper's protocol; metrics.json says so).
 
 --predictions DIR scores instead the vessel maps predict.py wrote for the test
 photographs (<image>_binary.png, searched through DIR's sub-folders), as a user
@@ -78,6 +80,12 @@ def parse_args(argv):
         help="inference engine: auto (default), keras, or one listed by benchmarks/inference.py",
     )
     parser.add_argument("--backend", choices=("tensorflow", "jax", "torch"), help="Keras backend")
+    parser.add_argument(
+        "--tta",
+        action="store_true",
+        help="test-time augmentation: also predict each image mirrored left-right and average "
+        "the two maps (twice the network time; not the paper's protocol)",
+    )
     parser.add_argument("--no-images", action="store_true", help="write metrics only, no PNGs")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override any config value"
@@ -102,6 +110,7 @@ def main(argv=None) -> int:
                 ("--threshold", args.threshold),
                 ("--engine", args.engine),
                 ("--backend", args.backend),
+                ("--tta", args.tta or None),
             )
             if value is not None
         ]
@@ -139,7 +148,13 @@ def main(argv=None) -> int:
 
     out = Path(args.out) if args.out else Path("runs") / "eval" / weights.stem
     evaluate_checkpoint(
-        cfg, weights, out, engine=args.engine, scale=args.scale, upsample=args.upsample
+        cfg,
+        weights,
+        out,
+        engine=args.engine,
+        scale=args.scale,
+        upsample=args.upsample,
+        mirror=args.tta,
     )
     return 0
 

@@ -180,6 +180,7 @@ def evaluate_checkpoint(
     verbose: bool = True,
     scale: str | float | None = None,
     upsample: int = 1,
+    mirror: bool = False,
 ) -> dict[str, Any]:
     """Predict the config's test split with `weights` and write the evaluation into `out_dir`.
 
@@ -187,6 +188,7 @@ def evaluate_checkpoint(
     trained at, `data.scale`), or a factor; None: `evaluate.scale`.
     upsample: test images enlarged this many times first (`data.scale.upsample_sample`,
     a stand-in for a high-resolution camera).
+    mirror: each image also predicted mirrored left-right, the two maps averaged (`segment`).
     """
     from data import load_dataset
     from data.scale import (
@@ -213,6 +215,7 @@ def evaluate_checkpoint(
             sample.image,
             pad_shape_for(dataset.name, sample.image.shape[:2]),
             prediction_factors(scale, factors[sample.name], train_diameter),
+            mirror=mirror,
         )
         for sample in samples
     ]
@@ -221,6 +224,8 @@ def evaluate_checkpoint(
     title = f"{cfg['model']['name']} on {dataset.name} test ({Path(weights).name})"
     if upsample != 1:
         title += f", images upsampled x{upsample}"
+    if mirror:
+        title += ", averaged with their mirror images (--tta)"
     timing = {
         "engine": predictor.name,
         "images": len(probs),
@@ -243,7 +248,11 @@ def evaluate_checkpoint(
         threshold,
         title,
         save_images=cfg["evaluate"]["save_images"],
-        extra={"timing": timing, "scaling": scaling},
+        extra={
+            "timing": timing,
+            "scaling": scaling,
+            "test_time_augmentation": "mirror" if mirror else None,
+        },
     )
     if verbose:  # results.md already holds the scale line (describe_factors)
         print_report(

@@ -62,7 +62,8 @@ class Job:
 
 @dataclass(frozen=True)
 class PredictOptions:
-    """What predict.py writes. scale: "auto" or a factor (`data.scale`); save: kinds of
+    """What predict.py writes. scale: "auto" or a factor (`data.scale`); mirror: each photograph
+    also predicted mirrored left-right, the two maps averaged (`segment`); save: kinds of
     `OUTPUT_KINDS`; measure: measurements.csv (`measurements.py`); measure_images:
     `<name>_calibre.png`; mm_per_pixel, or fov_degrees with the measured FOV diameter, for
     millimetres; workers: threads writing and reading beside the network (0: every stage one
@@ -71,6 +72,7 @@ class PredictOptions:
     threshold: float = 0.5
     use_fov: bool = True
     scale: str | float = "auto"
+    mirror: bool = False
     save: tuple[str, ...] = OUTPUT_KINDS
     measure: bool = False
     measure_images: bool = False
@@ -392,7 +394,7 @@ def _stream(todo, predictor, mask, train_diameter, out_dir, options, log, bar, s
                 try:
                     item.prob = segment(
                         predictor, item.image, factor=item.factors, times=item.times,
-                        during_network=overlap,
+                        during_network=overlap, mirror=options.mirror,
                     )  # fmt: skip
                 except UserError as exc:
                     item = None

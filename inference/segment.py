@@ -6,7 +6,9 @@ evaluate.py, predict.py and the end of train.py: an image is padded
 multiple of 8; of 16 for U-Net, whose four down-samplings need it), predicted
 and cropped back; with a factor it is first
 resampled (`data.scale`) and its probabilities resampled back; images over
-`MAX_WHOLE_PIXELS` are predicted in overlapping tiles.
+`MAX_WHOLE_PIXELS` are predicted in overlapping tiles. With `mirror` (test-time
+augmentation, `--tta`) the image is also predicted mirrored left-right and the two
+maps are averaged.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ def segment(
     factor: float | tuple[float, ...] = 1.0,
     times: dict[str, float] | None = None,
     during_network=None,
+    mirror: bool = False,
 ) -> np.ndarray:
     """Vessel probability of one image.
 
@@ -47,6 +50,8 @@ def segment(
     during_network: called once every resampled image is made, before the first prediction;
     it returns a function called after the last (predict.py overlaps its reading and writing
     with the network this way).
+    mirror: also predict the image mirrored left-right at each size and average the two maps
+    (test-time augmentation; twice the network time).
     """
     factors = factor if isinstance(factor, tuple) else (factor,)
     height, width = image.shape[:2]
@@ -61,7 +66,7 @@ def segment(
     join = during_network() if during_network is not None else None
     try:
         maps = [
-            _segment_at_size(predictor, s, pad_shape if f == 1.0 else None, times)
+            _segment_at_size(predictor, s, pad_shape if f == 1.0 else None, times, mirror)
             for s, f in zip(scaled, factors, strict=True)
         ]
     finally:
@@ -85,8 +90,22 @@ def segment(
     return mean
 
 
-def _segment_at_size(predictor, image: np.ndarray, pad_shape=None, times=None) -> np.ndarray:
-    """The network on an image as it is: whole, or in tiles over MAX_WHOLE_PIXELS."""
+def _segment_at_size(
+    predictor, image: np.ndarray, pad_shape=None, times=None, mirror: bool = False
+) -> np.ndarray:
+    """The network on an image as it is: whole, or in tiles over MAX_WHOLE_PIXELS; with `mirror`
+    the mean of it and of its left-right mirror image's map, mirrored back."""
+    prob = _network(predictor, image, pad_shape, times)
+    if mirror:
+        mirrored = _network(predictor, np.ascontiguousarray(image[:, ::-1]), pad_shape, times)
+        start = time.perf_counter()
+        prob = (prob + mirrored[:, ::-1]) * np.float32(0.5)  # a new array: outputs may be read-only
+        _add(times, "network", start)
+    return prob
+
+
+def _network(predictor, image: np.ndarray, pad_shape=None, times=None) -> np.ndarray:
+    """`_segment_at_size` of one image without the mirror."""
     height, width = image.shape[:2]
     if height * width > MAX_WHOLE_PIXELS:
         return _segment_tiles(predictor, image, times)

@@ -292,8 +292,43 @@ def test_evaluate_predictions_cli_on_full_size_hrf_maps(tmp_path, random_weights
     assert "27 vessel maps scored (27 resampled to their label's size)" in result.stdout
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n_images"] == 27 and metrics["fov"]["mean"]["f1"] == pytest.approx(1.0)
-    refused = run_python([*args, "--predictions", str(maps), "--threshold", "0.3"])
+    refused = run_python([*args, "--predictions", str(maps), "--threshold", "0.3", "--tta"])
     assert refused.returncode == 2
-    assert "--threshold cannot apply to --predictions" in refused.stderr
+    assert "--threshold, --tta cannot apply to --predictions" in refused.stderr
     both = run_python([*args, "--predictions", str(maps), "--weights", str(random_weights)])
     assert both.returncode == 2 and "not allowed with argument" in both.stderr
+
+
+def test_evaluate_tta_scores_the_mean_of_each_image_and_its_mirror(tmp_path, random_weights):
+    """evaluate_checkpoint(mirror=True), as `--tta` runs it: each image's metrics are those of the
+    mean of its map and its mirror image's map; metrics.json and results.md say so."""
+    import numpy as np
+
+    from data import load_dataset
+    from data.geometry import pad_shape_for
+    from inference.engines import make_predictor
+    from inference.evaluation import evaluate_checkpoint
+    from inference.segment import segment
+    from metrics import image_metrics
+    from training.config import resolve_run_config
+
+    cfg = resolve_run_config(
+        "configs/demo.yaml", ["dataset.n_test=2", "dataset.size=64", "evaluate.save_images=false"]
+    )
+    runs = {
+        mirror: evaluate_checkpoint(cfg, random_weights, tmp_path / str(mirror), engine="keras", verbose=False, scale=1.0, mirror=mirror)
+        for mirror in (False, True)
+    }  # fmt: skip
+    assert runs[True]["test_time_augmentation"] == "mirror" and runs[False]["test_time_augmentation"] is None
+    saved = json.loads((tmp_path / "True" / "metrics.json").read_text())
+    assert saved["test_time_augmentation"] == "mirror"
+    assert "averaged with their mirror images (--tta)" in (tmp_path / "True" / "results.md").read_text()
+    predictor = make_predictor(random_weights, "keras")
+    dataset = load_dataset(cfg["dataset"])
+    for sample, row in zip(dataset.test, runs[True]["per_image"], strict=True):
+        pad = pad_shape_for(dataset.name, sample.image.shape[:2])
+        plain = segment(predictor, sample.image, pad)
+        mirrored = segment(predictor, np.ascontiguousarray(sample.image[:, ::-1]), pad)[:, ::-1]
+        expected = image_metrics((plain + mirrored) / 2, sample.label, None, 0.5)
+        assert row["whole_image"]["auc"] == pytest.approx(expected["auc"], abs=1e-4)
+    assert runs[True]["per_image"][0]["whole_image"]["auc"] != runs[False]["per_image"][0]["whole_image"]["auc"]

@@ -333,3 +333,26 @@ def test_default_weights_and_the_auto_threshold(tmp_path, tiny_weights, capsys):
         f"{resolve_threshold('auto', shipped)[0]:.2f} ({resolve_threshold('auto', shipped)[1]})"
     )
     assert all(complete(tmp_path / "out" / f"p_{kind}.png") for kind in KINDS)
+
+
+def test_tta_writes_the_mean_of_the_photograph_and_its_mirror_image(tmp_path, tiny_weights, capsys):
+    """--tta: the probability map written is `segment`'s mean of the photograph's map and its
+    mirror image's (as evaluate.py --tta scores it), and the first line says so."""
+    from data.io import read_image
+    from inference.engines import make_predictor
+    from inference.outputs import probability_png
+    from inference.segment import segment
+
+    image = photo(tmp_path / "in" / "p.png", size=64, seed=4)
+    args = ["--weights", tiny_weights, "--engine", "keras", "--scale", "1", "--save", "prob"]
+    code, stdout, _ = predict([*args, "--tta", "--out", tmp_path / "tta", image], capsys)
+    assert code == 0 and stdout.splitlines()[0].endswith(", each photograph also predicted mirrored (--tta)")
+    code, _, _ = predict([*args, "--out", tmp_path / "plain", image], capsys)
+    assert code == 0
+    written = {name: np.asarray(Image.open(tmp_path / name / "p_prob.png")) for name in ("tta", "plain")}
+    rgb = read_image(image)
+    predictor = make_predictor(tiny_weights, "keras")
+    expected = probability_png(segment(predictor, rgb, mirror=True))
+    np.testing.assert_allclose(written["tta"], expected, atol=1)
+    mirrored = segment(predictor, np.ascontiguousarray(rgb[:, ::-1]))[:, ::-1]
+    assert not np.allclose(written["plain"], probability_png(mirrored), atol=1)  # the mirror matters

@@ -231,6 +231,40 @@ def test_segment_runs_the_hook_around_the_network_and_averages_the_scales():
     np.testing.assert_allclose(prob, expected / 2, rtol=1e-6)
 
 
+def test_segment_mirror_averages_the_map_of_the_mirror_image(monkeypatch):
+    """A "network" that answers each pixel's column position (0 at the left edge, 1 at the right)
+    gives 0.5 everywhere once averaged with its mirror image's map, mirrored back; one whose
+    answer depends only on the pixel is unchanged by the mirror, whole or in tiles."""
+    import inference.segment as seg
+
+    class Ramp:
+        def predict(self, batch):
+            width = batch.shape[2]
+            ramp = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, None, :, None]
+            return np.broadcast_to(ramp, batch.shape[:3] + (1,))
+
+    class Local:
+        def predict(self, batch):
+            return batch.mean(axis=-1, keepdims=True)
+
+    image = np.random.default_rng(3).integers(0, 256, (40, 64, 3), dtype=np.uint8)
+    plain = seg.segment(Ramp(), image)
+    assert plain[0, 0] == 0.0 and plain[0, -1] == 1.0
+    np.testing.assert_allclose(seg.segment(Ramp(), image, mirror=True), 0.5, atol=1e-6)
+    times = {}
+    np.testing.assert_allclose(
+        seg.segment(Local(), image, mirror=True, times=times),
+        seg.segment(Local(), image),
+        atol=1e-6,
+    )
+    assert times["network"] > 0
+    monkeypatch.setattr(seg, "MAX_WHOLE_PIXELS", 16 * 16)
+    monkeypatch.setattr(seg, "TILE", 32)
+    monkeypatch.setattr(seg, "TILE_MARGIN", 8)
+    tiled = seg.segment(Local(), image, factor=(0.5, 1.0), mirror=True)
+    np.testing.assert_allclose(tiled, seg.segment(Local(), image, factor=(0.5, 1.0)), atol=1e-6)
+
+
 def test_resize_nearest_keeps_labels():
     label = np.array([[0, 1], [1, 0]], np.uint8)
     np.testing.assert_array_equal(
