@@ -212,11 +212,16 @@ def weights_fov_band(weights: str | os.PathLike, scale="auto", warn=None) -> Fov
             f"{weights}: --scale auto assumes the weights were trained at DRIVE's FOV diameter "
             f"({DEFAULT_FOV_DIAMETER:.0f} px); put the run's config.yaml beside them or give --scale"
         )
-        if warn is None:
-            print(text, file=sys.stderr)
-        else:
-            warn(text)
+        _warn(text, warn)
     return training_fov_band(cfg)
+
+
+def _warn(text: str, warn=None) -> None:
+    """Hand a warning line to `warn(text)`, or print it to stderr when `warn` is None."""
+    if warn is None:
+        print(text, file=sys.stderr)
+    else:
+        warn(text)
 
 
 def parse_scale(value, what: str = "--scale") -> str | float:
@@ -260,10 +265,7 @@ def image_factor(
         text = (
             f"warning: no field of view found in {name}; predicting it at its own scale (factor 1)"
         )
-        if warn is None:
-            print(text, file=sys.stderr)
-        else:
-            warn(text)
+        _warn(text, warn)
     return scale_factor(diameter, train_diameter)
 
 
