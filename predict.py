@@ -93,7 +93,7 @@ def parse_args(argv):
         "--tta",
         action="store_true",
         help="test-time augmentation: also predict each photograph mirrored left-right and "
-        "average the two maps (a little more accurate, twice the network time)",
+        "average the two maps (twice the network time; docs/cameras.md)",
     )
     parser.add_argument(
         "--measure",
