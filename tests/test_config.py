@@ -16,6 +16,7 @@ CONFIGS = [
     "configs/hrf.yaml",
     "configs/folder.yaml",
     "configs/fundus.yaml",
+    "configs/fundus_stage2.yaml",
 ]
 
 
@@ -24,8 +25,9 @@ def test_shipped_configs_resolve(path):
     cfg = resolve_run_config(path)
     assert set(cfg) == set(DEFAULT_CONFIG)
     assert cfg["model"]["name"] == "sa_unetv2"
-    fine_tuning = path == "configs/fundus.yaml"  # starts from the DRIVE weights
-    assert cfg["train"]["learning_rate"] == pytest.approx(2.5e-4 if fine_tuning else 1e-3)
+    # fundus.yaml starts from the DRIVE weights, fundus_stage2.yaml from fundus.yaml's checkpoint
+    rates = {"configs/fundus.yaml": 2.5e-4, "configs/fundus_stage2.yaml": 6.25e-5}
+    assert cfg["train"]["learning_rate"] == pytest.approx(rates.get(path, 1e-3))
 
 
 def test_paper_settings():
