@@ -460,7 +460,26 @@ def test_a_resumed_run_takes_how_it_runs_but_not_a_new_recipe(tmp_path):
         assert sentence in str(info.value) and "--overwrite or another --out" in str(info.value)
 
 
-def test_a_resumed_run_compiles_for_this_backend(tmp_path):
+@pytest.fixture
+def without_op_determinism():
+    """TensorFlow's op determinism off for one test, as it was after it. Any training test run
+    before in the same process leaves it on (training.trainer.set_determinism), and Keras then
+    turns jit_compile=True into False (keras' model_supports_jit)."""
+    if keras.backend.backend() != "tensorflow":
+        yield
+        return
+    from tensorflow.python.framework import config
+
+    was_on = config.is_op_determinism_enabled()
+    config.disable_op_determinism()
+    try:
+        yield
+    finally:
+        if was_on:
+            config.enable_op_determinism()
+
+
+def test_a_resumed_run_compiles_for_this_backend(tmp_path, without_op_determinism):
     """last.keras keeps jit_compile as its backend resolved "auto" (TensorFlow on a CPU: False):
     resuming applies the run config's setting again, so JAX on the GPU machine jit-compiles."""
     from training.trainer import build_and_compile, build_step_state, resume_model
