@@ -104,6 +104,27 @@ def test_chase_db1_and_hrf_configs_name_their_datasets():
     assert (chase["train"]["batch_size"], hrf["train"]["batch_size"]) == (2, 1)
 
 
+def test_fundus_stage2_changes_only_its_own_settings():
+    """configs/fundus_stage2.yaml is configs/fundus.yaml but for what its header names: a copy
+    that drifted (a new band, another validation split) would no longer be the second stage of
+    the shipped fundus weights."""
+    first = resolve_run_config("configs/fundus.yaml")
+    second = resolve_run_config("configs/fundus_stage2.yaml")
+    changed = {
+        ("experiment", "name"): "fundus_stage2",
+        ("dataset", "dataset_weights"): {"drive": 1, "stare": 2, "chase_db1": 2, "hrf": 1},
+        ("train", "epochs"): 20,
+        ("train", "learning_rate"): 6.25e-5,
+        ("train", "init_weights"): "runs/fundus/best.keras",
+    }
+    for (section, key), value in changed.items():
+        assert second[section][key] == value
+        first[section][key] = value
+    first["train"]["reduce_lr"]["patience"] = 2
+    first["train"]["early_stopping"]["patience"] = 5
+    assert second == first
+
+
 def test_own_data_template_reads_a_chase_like_folder(tmp_path):
     from PIL import Image
 
