@@ -26,6 +26,13 @@ label's skeleton (``measurements.calibre_map``); the pixels found
 (predicted vessel) over those labelled, per calibre bin, pooled over the
 images. It says which vessels a model misses: capillaries or trunks.
 
+F1 with a tolerance at the borders (``f1_with_tolerance``): inside the FOV, a
+predicted vessel pixel counts as right when a labelled vessel pixel lies within
+t px of it (Euclidean), and a labelled pixel as found when a predicted one lies
+within t px; F1 from that precision and recall, mean over images. t = 0 is the
+plain F1. It separates drawing a vessel a pixel wider or narrower than the
+annotator did (gone at t = 1) from vessels found or missed (kept at any t).
+
 Comparing two models on the same images (``paired_comparison``, used by
 compare.py): per-image differences d = B - A; their mean with a paired
 bootstrap confidence interval (images resampled with replacement, the same
@@ -490,3 +497,88 @@ def best_threshold(f1, grid=THRESHOLD_GRID) -> tuple[float, float]:
     candidates = [t for t, score in zip(grid, f1, strict=True) if score == best]
     threshold = min(candidates, key=lambda t: abs(t - DEFAULT_THRESHOLD))
     return float(threshold), float(best)
+
+
+TOLERANCES_PX = (0, 1, 2)
+
+
+def f1_with_tolerance(
+    probs, labels, masks=None, threshold=DEFAULT_THRESHOLD, *, binary=False,
+    tolerances=TOLERANCES_PX,
+) -> list[dict]:  # fmt: skip
+    """F1 with a tolerance of t px at the vessels' borders (module docstring), mean over images.
+
+    probs, labels, masks, threshold, binary: as for ``summarize`` (masks None: the whole image).
+    Returns one dict per tolerance, in order: {"tolerance_px": t, "precision", "recall", "f1"},
+    each the mean over images (0.0 where undefined, as the other scores).
+    """
+    from scipy.ndimage import distance_transform_edt
+
+    scores = np.zeros((len(tolerances), 3))
+    masks = [None] * len(labels) if masks is None else masks
+    for prob, label, mask in zip(probs, labels, masks, strict=True):
+        values, truth = _pixels(prob, label, None, binary)  # the checks of summarize
+        label = truth.reshape(_squeeze(label, "label").shape)
+        pred = (values if binary else values > threshold).reshape(label.shape)
+        inside = np.ones_like(label) if mask is None else _squeeze(mask, "mask").astype(bool)
+        label, pred = label & inside, pred & inside
+        # Distance of every pixel to the nearest labelled / predicted vessel pixel (inf: none).
+        to_label = distance_transform_edt(~label) if label.any() else np.full(label.shape, np.inf)
+        to_pred = distance_transform_edt(~pred) if pred.any() else np.full(label.shape, np.inf)
+        for row, t in enumerate(tolerances):
+            precision = _ratio(np.count_nonzero(pred & (to_label <= t)), np.count_nonzero(pred))
+            recall = _ratio(np.count_nonzero(label & (to_pred <= t)), np.count_nonzero(label))
+            scores[row] += (precision, recall, _ratio(2 * precision * recall, precision + recall))
+    scores /= max(len(labels), 1)
+    return [
+        {"tolerance_px": t, "precision": float(p), "recall": float(r), "f1": float(f)}
+        for t, (p, r, f) in zip(tolerances, scores, strict=True)
+    ]
+
+
+def tolerance_table(rows_by_name: dict[str, list[dict]], digits=4) -> str:
+    """Markdown table of ``f1_with_tolerance`` results: one row per name (model, second
+    observer), one F1 column per tolerance."""
+    first = next(iter(rows_by_name.values()))
+    head = "| | " + " | ".join(f"{row['tolerance_px']} px" for row in first) + " |"
+    rule = "| --- |" + " ---: |" * len(first)
+    body = [
+        f"| {name} | " + " | ".join(f"{row['f1']:.{digits}f}" for row in rows) + " |"
+        for name, rows in rows_by_name.items()
+    ]
+    return "\n".join([head, rule, *body]) + "\n"
+
+
+THRESHOLDS_SHOWN = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def fov_f1_by_threshold(probs, labels, masks, grid=THRESHOLD_GRID) -> dict:
+    """``f1_by_threshold`` inside the FOV (masks None, or a None mask: the whole image):
+    {"grid": [...], "f1": [...], "best": [t, f1]}."""
+    masks = [None] * len(probs) if masks is None else masks
+    inside = [
+        np.ones(np.shape(p)[:2], bool)
+        if m is None
+        else np.asarray(m).astype(bool).reshape(np.shape(p)[:2])
+        for p, m in zip(probs, masks, strict=True)
+    ]
+    curve = f1_by_threshold(
+        [np.asarray(p).reshape(m.shape)[m] for p, m in zip(probs, inside, strict=True)],
+        [np.asarray(y).reshape(m.shape)[m] for y, m in zip(labels, inside, strict=True)],
+        grid,
+    )
+    return {
+        "grid": list(grid),
+        "f1": [float(v) for v in curve],
+        "best": list(best_threshold(curve, grid)),
+    }
+
+
+def threshold_table(curve: dict, shown=THRESHOLDS_SHOWN, digits=4) -> str:
+    """Markdown: F1 at the `shown` thresholds of a ``fov_f1_by_threshold`` curve, and its best."""
+    at = dict(zip(curve["grid"], curve["f1"], strict=True))
+    head = "| threshold | " + " | ".join(f"{t:g}" for t in shown) + " | best |"
+    rule = "| --- |" + " ---: |" * (len(shown) + 1)
+    t_best, f_best = curve["best"]
+    row = "| F1 | " + " | ".join(f"{at[t]:.{digits}f}" for t in shown)
+    return "\n".join([head, rule, row + f" | {f_best:.{digits}f} at {t_best:g} |"]) + "\n"

@@ -23,9 +23,13 @@ from metrics import (
     METRIC_LABELS,
     PROTOCOLS,
     calibre_table,
+    f1_with_tolerance,
     format_table,
+    fov_f1_by_threshold,
     sensitivity_by_calibre,
     summarize,
+    threshold_table,
+    tolerance_table,
 )
 from utils.io import write_image, write_json, write_text
 
@@ -65,6 +69,22 @@ def results_markdown(title: str, summary: dict, second: dict | None, reference: 
         parts += [
             "\n## Sensitivity by the calibre of the labelled vessel (inside the FOV, pooled)\n",
             calibre_table(summary["sensitivity_by_calibre"]),
+        ]
+    if "f1_with_tolerance" in summary:
+        rows = {"model": summary["f1_with_tolerance"]}
+        if "second_observer_with_tolerance" in summary:
+            rows[f"{reference} against the label"] = summary["second_observer_with_tolerance"]
+        parts += [
+            "\n## F1 inside the FOV with a tolerance at the borders (mean over images)\n",
+            "A pixel counts as right within t px of the other map's vessels: what is left at\n"
+            "1-2 px is vessels found or missed, not drawn a pixel wider or narrower.\n\n",
+            tolerance_table(rows),
+        ]
+    if "fov_f1_by_threshold" in summary:
+        parts += [
+            "\n## F1 inside the FOV by threshold (mean over images)\n",
+            "A diagnosis only: a threshold read off the test images is not a result.\n\n",
+            threshold_table(summary["fov_f1_by_threshold"]),
         ]
     if second is not None:
         parts += [f"\n## Second human observer ({reference}), same code, mean over images\n"]
@@ -117,8 +137,15 @@ def evaluate_predictions(
     summary["sensitivity_by_calibre"] = sensitivity_by_calibre(
         probs, [s.label for s in samples], [s.mask for s in samples], threshold, binary=binary
     )
+    labels, masks = [s.label for s in samples], [s.mask for s in samples]
+    summary["f1_with_tolerance"] = f1_with_tolerance(probs, labels, masks, threshold, binary=binary)
+    if not binary:
+        summary["fov_f1_by_threshold"] = fov_f1_by_threshold(probs, labels, masks)
     second = None
     if all(s.second is not None for s in samples):
+        summary["second_observer_with_tolerance"] = f1_with_tolerance(
+            [s.second for s in samples], labels, masks, binary=True
+        )
         second = summarize(
             [s.second for s in samples],
             [s.label for s in samples],

@@ -39,7 +39,16 @@ def test_evaluate_writes_the_report(tmp_path, random_weights):
     with (out / "per_image.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 3 and "whole_image_f1" in rows[0] and "fov_auc" in rows[0]
-    assert "| whole image |" in (out / "results.md").read_text()
+    report = (out / "results.md").read_text()
+    assert "| whole image |" in report
+    # The border tolerance (0, 1, 2 px; at 0 px the plain F1) and the threshold curve.
+    tolerance = metrics["f1_with_tolerance"]
+    assert [row["tolerance_px"] for row in tolerance] == [0, 1, 2]
+    assert tolerance[0]["f1"] == pytest.approx(metrics["fov"]["mean"]["f1"])
+    assert tolerance[0]["f1"] <= tolerance[1]["f1"] <= tolerance[2]["f1"]
+    curve = metrics["fov_f1_by_threshold"]
+    assert curve["f1"][curve["grid"].index(0.5)] == pytest.approx(metrics["fov"]["mean"]["f1"])
+    assert "with a tolerance at the borders" in report and "FOV by threshold" in report
     for kind in ("prob", "binary", "overlay"):
         files = sorted((out / "images").glob(f"*_{kind}.png"))
         assert len(files) == 3
@@ -240,7 +249,12 @@ def test_prediction_folder_scores_the_maps_as_written(tmp_path):
     assert sum(row["labelled"] for row in rows) == sum(int(m.sum()) for m in inside)
     found = int(inside[0].sum()) + int((half.squeeze() & inside[2]).sum())
     assert sum(row["found"] for row in rows) == found
-    assert "Sensitivity by the calibre" in (tmp_path / "eval" / "results.md").read_text()
+    report = (tmp_path / "eval" / "results.md").read_text()
+    assert "Sensitivity by the calibre" in report
+    # Binary maps: the border tolerance, but no threshold curve (nothing to threshold).
+    assert metrics["f1_with_tolerance"][0]["f1"] == pytest.approx(metrics["fov"]["mean"]["f1"])
+    assert "with a tolerance at the borders" in report and "by threshold" not in report
+    assert "fov_f1_by_threshold" not in metrics
     written = sorted(p.name for p in (tmp_path / "eval" / "images").iterdir())
     kinds = ("binary", "overlay")
     assert written == sorted(f"{s.name}_{kind}.png" for s in samples for kind in kinds)

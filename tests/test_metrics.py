@@ -384,3 +384,63 @@ def test_sensitivity_by_calibre_separates_thin_and_wide_vessels():
     lower = sensitivity_by_calibre([prob], [label], [mask], threshold=0.4)
     binary = sensitivity_by_calibre([prob >= 0.5], [label], [mask], binary=True)
     assert lower[0]["se"] == 1.0 and binary == lower
+
+
+def test_f1_with_tolerance_forgives_a_border_but_not_a_missed_vessel():
+    """A vessel 3 px wide drawn 5 px wide scores below 1 at 0 px and exactly 1 from 1 px on;
+    a second, missed vessel keeps recall below 1 at every tolerance. At 0 px the score is the
+    plain F1 inside the FOV."""
+    from metrics import f1_with_tolerance
+
+    label = np.zeros((40, 60), np.uint8)
+    label[9:12, 5:55] = 1
+    label[25:28, 5:55] = 1  # the vessel the wide prediction misses
+    wide = np.zeros(label.shape, np.float32)
+    wide[8:13, 5:55] = 0.9
+    mask = np.ones(label.shape, bool)
+    mask[:, 50:] = False
+    rows = f1_with_tolerance([wide], [label], [mask])
+    assert [row["tolerance_px"] for row in rows] == [0, 1, 2]
+    assert rows[0]["f1"] == pytest.approx(image_metrics(wide, label, mask)["f1"])
+    assert rows[0]["precision"] == pytest.approx(3 / 5)
+    assert rows[1]["precision"] == rows[2]["precision"] == 1.0
+    assert rows[1]["recall"] == rows[2]["recall"] == pytest.approx(0.5)  # the missed vessel
+    # Only the upper vessel, drawn wide: perfect from 1 px on; binary maps score the same.
+    upper = label.copy()
+    upper[25:28] = 0
+    rows = f1_with_tolerance([wide > 0.5], [upper], [mask], binary=True)
+    assert rows[0]["f1"] < 1 and rows[1]["f1"] == rows[2]["f1"] == 1.0
+    # Nothing predicted: 0 at every tolerance; masks=None scores the whole image.
+    empty = f1_with_tolerance([np.zeros(label.shape)], [label])
+    assert [row["f1"] for row in empty] == [0.0, 0.0, 0.0]
+    # The mean over images: one perfect image and one empty prediction give 0.5.
+    two = f1_with_tolerance([upper.astype(float), np.zeros(label.shape)], [upper, label])
+    assert two[0]["f1"] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_fov_f1_by_threshold_scores_inside_the_mask(seed):
+    """At every grid threshold, the mean F1 inside each image's FOV as `image_metrics` gives it;
+    the best is the grid's maximum; the table shows the chosen thresholds and the best."""
+    from metrics import THRESHOLD_GRID, fov_f1_by_threshold, threshold_table
+
+    rng = np.random.default_rng(seed)
+    labels = [(rng.random((20, 30)) < 0.2).astype(np.uint8) for _ in range(2)]
+    probs = [np.clip(lab * 0.4 + rng.random(lab.shape) * 0.6, 0, 1) for lab in labels]
+    masks = [rng.random(lab.shape) < 0.7 for lab in labels]
+    curve = fov_f1_by_threshold(probs, labels, masks)
+    for k in (0, 25, 45, 80):
+        t = THRESHOLD_GRID[k]
+        expected = np.mean(
+            [image_metrics(p, y, m, t)["f1"] for p, y, m in zip(probs, labels, masks, strict=True)]
+        )
+        assert curve["f1"][k] == pytest.approx(expected)
+    assert curve["best"][1] == pytest.approx(max(curve["f1"]))
+    table = threshold_table(curve)
+    assert "| threshold | 0.3 | 0.4 | 0.5 |" in table
+    assert f"{curve['f1'][45]:.4f}" in table.splitlines()[2]  # 0.5
+    # Without masks: the whole image.
+    whole = fov_f1_by_threshold(probs, labels, None)
+    assert whole["f1"][45] == pytest.approx(
+        np.mean([image_metrics(p, y, None, 0.5)["f1"] for p, y in zip(probs, labels, strict=True)])
+    )
