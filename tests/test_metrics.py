@@ -444,3 +444,21 @@ def test_fov_f1_by_threshold_scores_inside_the_mask(seed):
     assert whole["f1"][45] == pytest.approx(
         np.mean([image_metrics(p, y, None, 0.5)["f1"] for p, y in zip(probs, labels, strict=True)])
     )
+
+
+def test_f1_with_tolerance_matches_the_euclidean_distance_definition():
+    """On random maps, the scores equal precision and recall counted with scipy's Euclidean
+    distance transform (a pixel within t px: distance <= t), for whole and fractional t."""
+    from scipy.ndimage import distance_transform_edt
+
+    from metrics import f1_with_tolerance
+
+    rng = np.random.default_rng(5)
+    label = rng.random((50, 70)) < 0.05
+    pred = rng.random(label.shape) < 0.05
+    rows = f1_with_tolerance([pred], [label], binary=True, tolerances=(0, 1, 1.5, 2, 3))
+    to_label, to_pred = distance_transform_edt(~label), distance_transform_edt(~pred)
+    for row in rows:
+        t = row["tolerance_px"]
+        assert row["precision"] == pytest.approx((pred & (to_label <= t)).sum() / pred.sum())
+        assert row["recall"] == pytest.approx((label & (to_pred <= t)).sum() / label.sum())
