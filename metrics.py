@@ -271,6 +271,14 @@ def calibre_bin_names(edges=CALIBRE_EDGES) -> list[str]:
     return [f"< {cuts[0]}", *middle, f">= {cuts[-1]}"]
 
 
+def _binary_maps(prob, label, threshold, binary):
+    """(predicted vessel, labelled vessel): same-shape 2-D bool maps of one image, after the
+    checks of ``summarize`` (prob > threshold, or the binary map as it is)."""
+    values, truth = _pixels(prob, label, None, binary)
+    label = truth.reshape(_squeeze(label, "label").shape)
+    return (values if binary else values > threshold).reshape(label.shape), label
+
+
 def sensitivity_by_calibre(
     probs, labels, masks=None, threshold=DEFAULT_THRESHOLD, *, binary=False, edges=CALIBRE_EDGES
 ):
@@ -285,9 +293,7 @@ def sensitivity_by_calibre(
     counts = np.zeros((len(edges) + 1, 2), np.int64)
     masks = [None] * len(labels) if masks is None else masks
     for prob, label, mask in zip(probs, labels, masks, strict=True):
-        values, truth = _pixels(prob, label, None, binary)  # the checks of summarize
-        label = truth.reshape(_squeeze(label, "label").shape)
-        pred = (values if binary else values > threshold).reshape(label.shape)
+        pred, label = _binary_maps(prob, label, threshold, binary)
         inside = label if mask is None else label & _squeeze(mask, "mask").astype(bool)
         bins = np.digitize(calibre_map(label)[inside], edges)
         counts[:, 0] += np.bincount(bins, weights=pred[inside], minlength=len(edges) + 1).astype(
@@ -524,9 +530,7 @@ def f1_with_tolerance(
     scores = np.zeros((len(tolerances), 3))
     masks = [None] * len(labels) if masks is None else masks
     for prob, label, mask in zip(probs, labels, masks, strict=True):
-        values, truth = _pixels(prob, label, None, binary)  # the checks of summarize
-        label = truth.reshape(_squeeze(label, "label").shape)
-        pred = (values if binary else values > threshold).reshape(label.shape)
+        pred, label = _binary_maps(prob, label, threshold, binary)
         inside = np.ones_like(label) if mask is None else _squeeze(mask, "mask").astype(bool)
         label, pred = label & inside, pred & inside
         for row, t in enumerate(tolerances):

@@ -126,33 +126,21 @@ def evaluate_predictions(
     """
     out_dir = Path(out_dir)
     names = [s.name for s in samples]
-    summary = summarize(
-        probs,
-        [s.label for s in samples],
-        [s.mask for s in samples],
-        threshold,
-        names,
-        binary=binary,
-    )
-    summary["sensitivity_by_calibre"] = sensitivity_by_calibre(
-        probs, [s.label for s in samples], [s.mask for s in samples], threshold, binary=binary
-    )
     labels, masks = [s.label for s in samples], [s.mask for s in samples]
+    summary = summarize(probs, labels, masks, threshold, names, binary=binary)
+    summary["sensitivity_by_calibre"] = sensitivity_by_calibre(
+        probs, labels, masks, threshold, binary=binary
+    )
     summary["f1_with_tolerance"] = f1_with_tolerance(probs, labels, masks, threshold, binary=binary)
     if not binary:
         summary["fov_f1_by_threshold"] = fov_f1_by_threshold(probs, labels, masks)
     second = None
     if all(s.second is not None for s in samples):
+        seconds = [s.second for s in samples]
         summary["second_observer_with_tolerance"] = f1_with_tolerance(
-            [s.second for s in samples], labels, masks, binary=True
+            seconds, labels, masks, binary=True
         )
-        second = summarize(
-            [s.second for s in samples],
-            [s.label for s in samples],
-            [s.mask for s in samples],
-            names=names,
-            binary=True,
-        )
+        second = summarize(seconds, labels, masks, names=names, binary=True)
         summary["second_observer"] = {p: second[p] for p in PROTOCOLS}
     summary.update(extra or {})
     write_json(out_dir / "metrics.json", summary)
