@@ -4,7 +4,8 @@
         --data-root ../shared/data
 
 The 20 DRIVE test photographs are segmented with the weights (the default
-engine, `--scale auto`: factor 1 on DRIVE, threshold 0.5) and `measurements.py`
+engine, `--scale auto`: factor 1 on DRIVE; `--threshold auto`, as predict.py:
+the threshold the weights' yaml records, else 0.5) and `measurements.py`
 is applied to the binary maps and to the first observer's labels
 (1st_manual), both inside DRIVE's FOV masks; millimetres from a 45-degree
 field of view and each mask's measured diameter. Per measurement: the mean of
@@ -57,7 +58,9 @@ def agreement(measured: list[dict], reference: list[dict], keys=KEYS) -> dict[st
     return table
 
 
-def drive_measurements(weights: Path, data_root: Path, limit: int | None = None) -> dict:
+def drive_measurements(
+    weights: Path, data_root: Path, limit: int | None = None, threshold: float = 0.5
+) -> dict:
     """{"predicted", "manual", "second"}: lists of measurement dicts over the DRIVE test images."""
     from data.geometry import pad_shape_for
     from data.readers import read_drive
@@ -85,7 +88,7 @@ def drive_measurements(weights: Path, data_root: Path, limit: int | None = None)
             prediction_factors("auto", factor, train_diameter),
         )
         mm = mm_per_pixel_from_fov(fov_diameter(sample.mask), DEFAULT_FOV_DEGREES)
-        found["predicted"].append(measure_vessels(prob > 0.5, sample.mask, mm).values)
+        found["predicted"].append(measure_vessels(prob > threshold, sample.mask, mm).values)
         found["manual"].append(measure_vessels(sample.label > 0, sample.mask, mm).values)
         if sample.second is not None:
             found["second"].append(measure_vessels(sample.second > 0, sample.mask, mm).values)
@@ -98,21 +101,33 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--weights", type=Path, default=Path("weights/sa_unetv2_drive.keras"))
     parser.add_argument("--data-root", type=Path, default=Path("../shared/data"))
+    parser.add_argument(
+        "--threshold", default="auto", help="'auto' (as predict.py) or a number in [0, 1]"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    from predict import parse_threshold, resolve_threshold
+
+    threshold, _ = resolve_threshold(parse_threshold(args.threshold), args.weights)
     from utils.cli import import_tensorflow_quietly, quiet_tensorflow_logs
 
     quiet_tensorflow_logs()
     import_tensorflow_quietly()
-    found = drive_measurements(args.weights, args.data_root)
+    found = drive_measurements(args.weights, args.data_root, threshold=threshold)
     model = agreement(found["predicted"], found["manual"])
     human = agreement(found["second"], found["manual"]) if found["second"] else {}
     if args.json:
-        print(json.dumps({"predicted_vs_manual": model, "second_vs_manual": human}, indent=2))
+        print(
+            json.dumps(
+                {"threshold": threshold, "predicted_vs_manual": model, "second_vs_manual": human},
+                indent=2,
+            )
+        )
         return 0
     rows = [{"key": k, **model[k], "human": human.get(k)} for k in KEYS]
     print(
-        f"DRIVE test, {model[KEYS[0]]['n']} photographs, {args.weights.name}, inside the FOV masks\n"
+        f"DRIVE test, {model[KEYS[0]]['n']} photographs, {args.weights.name}, threshold "
+        f"{threshold:g}, inside the FOV masks\n"
     )
     print(
         markdown_table(
