@@ -20,7 +20,10 @@ Definitions (docs/prediction.md "Measurements"), stated once:
 - Calibre (vessel width): 2 (d - 0.5) at each skeleton pixel, d being the
   Euclidean distance transform (`scipy.ndimage.distance_transform_edt`) to the
   nearest background pixel's centre, the vessel's edge lying half a pixel
-  before it: a bar drawn 5 px wide measures 5. Mean and median over skeleton pixels.
+  before it: a bar drawn 5 px wide measures 5. The mean is over skeleton pixels. One
+  pixel's width takes only a few values on the pixel grid (1, 1.83, 3, 3.47, ... px), so
+  the median is that of the paths' mean widths, each path weighted by its pixels: half the
+  skeleton (junction pixels aside) lies on paths no wider than it.
 - Fractal dimension: box counting on the vessel map (cropped to its bounding
   box), boxes of 2, 4, 8, ... px up to a quarter of its longer side; the
   least-squares slope of log N(boxes hit) against log(1 / box size).
@@ -227,6 +230,13 @@ def box_counting_dimension(vessels: np.ndarray) -> float:
     return float(slope)
 
 
+def _weighted_median(values: list[float], weights: list[float]) -> float:
+    """The smallest of `values` with at least half the total weight at or below it."""
+    order = np.argsort(values, kind="stable")
+    cumulative = np.cumsum(np.asarray(weights, dtype=np.float64)[order])
+    return float(np.asarray(values)[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
+
+
 def measure_vessels(
     vessels: np.ndarray, fov: np.ndarray | None = None, mm_per_pixel: float | None = None
 ) -> VesselMeasurements:
@@ -244,8 +254,11 @@ def measure_vessels(
     counts = neighbour_counts(skeleton)
     _, junctions = ndimage.label(skeleton & (counts >= 3), structure=np.ones((3, 3)))
     widths = calibre[skeleton]
-    lengths, ratios = [], []
+    lengths, ratios, path_widths, path_pixels = [], [], [], []
     for points, closed in _paths(skeleton, counts):
+        rows, cols = points.astype(np.intp).T
+        path_widths.append(float(calibre[rows, cols].mean()))
+        path_pixels.append(len(points))
         smooth = _smoothed(points, closed)
         arc = _path_length(smooth, closed)
         lengths.append(arc)
@@ -253,6 +266,10 @@ def measure_vessels(
             chord = float(np.hypot(*(smooth[-1] - smooth[0])))
             if chord > 0:
                 ratios.append((arc / chord, arc))
+    if path_widths:
+        median_width = _weighted_median(path_widths, path_pixels)
+    else:  # no skeleton, or one of junction pixels only
+        median_width = float(np.median(widths)) if widths.size else float("nan")
     values = {
         "area_fraction": float(vessels.sum() / fov.sum()) if fov.any() else float("nan"),
         "skeleton_length_px": float(sum(lengths)),
@@ -260,7 +277,7 @@ def measure_vessels(
         "end_points": float(np.sum(skeleton & (counts == 1))),
         "fractal_dimension": box_counting_dimension(vessels),
         "calibre_mean_px": float(widths.mean()) if widths.size else float("nan"),
-        "calibre_median_px": float(np.median(widths)) if widths.size else float("nan"),
+        "calibre_median_px": median_width,
         "tortuosity": (
             float(np.average([r for r, _ in ratios], weights=[w for _, w in ratios]))
             if ratios

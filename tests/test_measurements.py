@@ -38,6 +38,26 @@ def test_straight_bar_has_tortuosity_1_and_its_drawn_width(width):
     assert values["area_fraction"] == pytest.approx(mask.mean())
 
 
+def test_median_calibre_is_the_paths_not_the_pixel_grid():
+    """The median is over paths' mean widths weighted by their pixels: a 7 px bar 200 px long
+    and a 3 px bar 80 px long give 7; one vessel narrowing in steps of 60 px from 9 to 3 px
+    gives its mean width, 6, which no single skeleton pixel measures."""
+    bars = np.zeros((80, 300), bool)
+    bars[17:24, 40:240] = True
+    bars[50:53, 40:120] = True
+    values = measure_vessels(bars).values
+    assert values["calibre_median_px"] == pytest.approx(7, abs=0.2)
+    assert 3 < values["calibre_mean_px"] < 7
+    taper = np.zeros((100, 300), bool)
+    for step, width in enumerate((9, 7, 5, 3)):
+        taper[50 - width // 2 : 50 + width // 2 + 1, 30 + 60 * step : 90 + 60 * step] = True
+    measured = measure_vessels(taper)
+    assert measured.values["segments"] == 1
+    assert measured.values["calibre_median_px"] == pytest.approx(6, abs=0.3)
+    # The median of the skeleton pixels' own widths would be one of their few values.
+    assert np.median(measured.calibre[measured.skeleton]) in (5, 7)
+
+
 def test_calibre_map_gives_every_pixel_of_a_vessel_its_width():
     """Two bars, 3 and 11 px wide: the pixels of a bar carry its width (all but a few at its
     ends, where the skeleton narrows); background and an empty map are 0."""
