@@ -49,6 +49,35 @@ def test_crops_come_from_each_image_inside_its_extent():
     assert sorted(seen[:5]) == [0, 1, 2, 3, 4] and seen[5] == seen[0]
 
 
+def test_a_margin_lets_windows_reach_past_every_side_into_zeros():
+    """With margin m a window's corner lies in [-m, extent - crop + m]; what lies on the image
+    is the image at that place, the rest zeros with label 0; margin 0 draws what it drew."""
+    x, y = coded_images()
+    plain = CropBatches(x, y, EXTENTS, crop=16, batch_size=5, seed=3)
+    wide = CropBatches(x, y, EXTENTS, crop=16, batch_size=5, seed=3, margin=6)
+    assert [c.tolist() for c in plain.windows(0)] == [
+        c.tolist() for c in CropBatches(x, y, EXTENTS, 16, 5, 3, margin=0).windows(0)
+    ]
+    outside = 0
+    for epoch in range(20):
+        wide.epoch = epoch
+        xb, yb = wide[0]
+        codes = np.rint(xb * 255).astype(int)
+        picks, corners = wide.windows(0)
+        for k, (i, (top, left)) in enumerate(zip(picks, corners, strict=True)):
+            h, w = EXTENTS[i]
+            assert -6 <= top <= max(h - 16, 0) + 6 and -6 <= left <= max(w - 16, 0) + 6
+            rows, cols = np.mgrid[top : top + 16, left : left + 16]
+            on = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+            assert (codes[k, ..., 0][on] == i + 1).all() and (codes[k][~on] == 0).all()
+            assert (codes[k, ..., 1][on] == rows[on]).all() and (
+                codes[k, ..., 2][on] == cols[on]
+            ).all()
+            assert (yb[k, ..., 0] == on).all()
+            outside += int(top < 0 or left < 0)
+    assert outside > 0  # the margin is used above and left too
+
+
 def test_each_epoch_draws_anew_and_a_resume_draws_the_same():
     x, y = coded_images()
     run = CropBatches(x, y, EXTENTS, crop=8, batch_size=2, seed=7)
@@ -162,6 +191,19 @@ def test_scale_augment_config_is_checked():
             )
     with pytest.raises(UserError, match="set train.crop_size too"):
         resolve_run_config("configs/demo.yaml", ["train.scale_augment=[0.7, 1.4]"])
+    assert (
+        resolve_run_config("configs/demo.yaml", ["train.crop_size=32", "train.crop_margin=8"])[
+            "train"
+        ]["crop_margin"]
+        == 8
+    )
+    for bad in ("-1", "2.5", "true"):
+        with pytest.raises(UserError, match="crop_margin must be"):
+            resolve_run_config(
+                "configs/demo.yaml", ["train.crop_size=32", f"train.crop_margin={bad}"]
+            )
+    with pytest.raises(UserError, match="set train.crop_size too"):
+        resolve_run_config("configs/demo.yaml", ["train.crop_margin=8"])
 
 
 def test_crop_size_must_suit_the_model(tmp_path):

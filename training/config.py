@@ -72,6 +72,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
         # z drawn log-uniformly from the range, and resized to crop_size, so training sees every
         # camera at a spread of FOV diameters (training.crops). null: none.
         "scale_augment": None,
+        # With crop_size: how far (px of the crop) a crop's window may reach past each side of its
+        # image into zeros, drawn uniformly with the position; more padding and background per
+        # crop, as in whole-image training (docs/cameras.md). 0: windows stay inside the image.
+        "crop_margin": 0,
         # What validation measures each epoch. "images": the held-out (augmented) images, padded
         # to the dataset's pad shape, through Keras (the paper's). "photographs": the held-out
         # source photographs, each predicted whole at its own size as evaluate.py predicts test
@@ -186,6 +190,11 @@ def validate(cfg: dict[str, Any]) -> None:
         check_positive_int(train[key], f"train.{key}")
     if train["crop_size"] is not None:
         check_positive_int(train["crop_size"], "train.crop_size")
+    margin = train["crop_margin"]
+    if isinstance(margin, bool) or not isinstance(margin, int) or margin < 0:
+        raise UserError(f"train.crop_margin must be a whole number of pixels >= 0, got {margin!r}")
+    if margin and train["crop_size"] is None:
+        raise UserError("train.crop_margin works on training crops; set train.crop_size too")
     if not isinstance(train["learning_rate"], (int, float)) or train["learning_rate"] <= 0:
         raise UserError(
             f"train.learning_rate must be a positive number, got {train['learning_rate']!r}"

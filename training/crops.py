@@ -26,6 +26,11 @@ some cameras' are. The image is resized bilinearly, not with the Lanczos filter 
 same way and thresholded at one half, so its edges stay where the image's are (nearest neighbour
 would shift them by up to half a window pixel).
 
+With `margin` (`train.crop_margin`), a window may reach up to that many pixels (of the crop,
+scaled with a zoomed window) past each side of its image, the part outside being zeros: crops
+then hold more padding and background, as whole padded photographs do, which moves the
+threshold at which the network's F1 peaks back towards whole-image training's (docs/cameras.md).
+
 The order, the positions, the zooms and the camera changes come from `np.random.default_rng([seed, epoch,
 ...])`, so a run resumed at epoch k draws what an uninterrupted run would
 have drawn: the dataset counts epochs from `initial_epoch` and Keras calls
@@ -50,7 +55,7 @@ class CropBatches(keras.utils.PyDataset):
     start of the epoch's order (data-parallel training splits each batch evenly). camera: the
     share of crops passed through `data.camera.random_camera` (0: none, nothing drawn). zoom:
     (low, high) zoom factors, each crop's drawn log-uniformly between them (None: none, nothing
-    drawn).
+    drawn). margin: how far (px of the crop) a window may reach past each side of its image.
     """
 
     def __init__(
@@ -65,6 +70,7 @@ class CropBatches(keras.utils.PyDataset):
         shuffle: bool = True,
         camera: float = 0.0,
         zoom: tuple[float, float] | None = None,
+        margin: int = 0,
     ):
         super().__init__()
         if len(x) == 0:
@@ -75,6 +81,7 @@ class CropBatches(keras.utils.PyDataset):
         self.seed, self.epoch, self.shuffle = int(seed), int(initial_epoch), bool(shuffle)
         self.camera = float(camera)
         self.zoom = None if zoom is None else (float(zoom[0]), float(zoom[1]))
+        self.margin = int(margin)
         self._order_epoch, self._order = None, None
 
     def __len__(self) -> int:
@@ -104,9 +111,11 @@ class CropBatches(keras.utils.PyDataset):
         picks = order[
             np.arange(index * self.batch_size, (index + 1) * self.batch_size) % len(order)
         ]
-        room = np.maximum(self.extents[picks] - self.sides(index)[:, None], 0)
+        sides = self.sides(index)
+        margins = np.rint(self.margin * sides / self.crop).astype(np.int64)[:, None]
+        room = np.maximum(self.extents[picks] - sides[:, None], 0) + 2 * margins
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        corners = np.floor(rng.random((len(picks), 2)) * (room + 1)).astype(np.int64)
+        corners = np.floor(rng.random((len(picks), 2)) * (room + 1)).astype(np.int64) - margins
         return picks, corners
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
@@ -117,8 +126,8 @@ class CropBatches(keras.utils.PyDataset):
         for k, (i, (top, left), side) in enumerate(
             zip(picks, corners, self.sides(index), strict=True)
         ):
-            window_x = self.x[i, top : top + side, left : left + side]
-            window_y = self.y[i, top : top + side, left : left + side]
+            window_x = _window(self.x[i], top, left, side)
+            window_y = _window(self.y[i], top, left, side)
             if side != c:
                 window_x, window_y = _resized(window_x, window_y, side, c)
             xb[k, : window_x.shape[0], : window_x.shape[1]] = window_x
@@ -138,6 +147,19 @@ class CropBatches(keras.utils.PyDataset):
 
     def on_epoch_end(self) -> None:
         self.epoch += 1
+
+
+def _window(array: np.ndarray, top: int, left: int, side: int) -> np.ndarray:
+    """The part of the side x side window at (top, left) that lies on `array` (H, W, C), with zeros
+    in front where the window starts above or left of it: a window inside the array is a view, as
+    before; one reaching past the bottom or right comes back short (the caller zero-fills)."""
+    if top >= 0 and left >= 0:
+        return array[top : top + side, left : left + side]
+    out = np.zeros((side, side, array.shape[-1]), array.dtype)
+    part = array[max(top, 0) : max(top + side, 0), max(left, 0) : max(left + side, 0)]
+    dy, dx = max(-top, 0), max(-left, 0)
+    out[dy : dy + part.shape[0], dx : dx + part.shape[1]] = part
+    return out
 
 
 def _resized(x: np.ndarray, y: np.ndarray, side: int, size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -294,6 +294,7 @@ def train(
             train_cfg["shuffle"],
             train_cfg["camera_augment"],
             train_cfg["scale_augment"],
+            train_cfg["crop_margin"],
         )
         fit_data = {"x": crops}
     else:
