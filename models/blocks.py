@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 from keras import layers
 
 from models.layers import DropBlock2D, GroupNormalization
+from utils.errors import UserError
 
 
 def conv_step(
@@ -28,6 +31,23 @@ def output_head(x, name: str = "head"):
     """Conv2D(1, 1x1, he_normal) -> sigmoid, kept in float32 for mixed precision."""
     x = layers.Conv2D(1, 1, kernel_initializer="he_normal", name=f"{name}_conv")(x)
     return layers.Activation("sigmoid", dtype="float32", name=f"{name}_sigmoid")(x)
+
+
+def fold_threshold(model, threshold: float, name: str = "head") -> float:
+    """Move the operating point `threshold` of `model`'s output to 0.5, in place: subtract
+    logit(threshold) from the bias of the output head's 1x1 convolution, so that the new output
+    is sigmoid(z - logit(threshold)) and `new > 0.5` marks exactly the pixels `old > threshold`
+    did (the ranking of pixels, hence AUC, is unchanged). Returns the shift added to the bias."""
+    if not 0.0 < threshold < 1.0:
+        raise UserError(f"a threshold to fold must lie strictly between 0 and 1, got {threshold}")
+    try:
+        conv = model.get_layer(f"{name}_conv")
+    except ValueError:
+        raise UserError(f"model '{model.name}' has no output head '{name}_conv' to fold into") from None
+    kernel, bias = conv.get_weights()
+    shift = -math.log(threshold / (1.0 - threshold))
+    conv.set_weights([kernel, bias + shift])
+    return shift
 
 
 def conv_steps(x, filters: int, stage: str, count: int = 2, **step_kwargs):

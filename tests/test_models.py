@@ -183,6 +183,39 @@ def test_bad_arguments_raise_value_error(kwargs, match):
         build_model(**kwargs)
 
 
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_fold_threshold_moves_the_operating_point_to_one_half(name, tmp_path):
+    from models.blocks import fold_threshold
+
+    model = build_model(name)
+    x = np.random.default_rng(2).uniform(size=(1, 64, 64, 3)).astype("float32")
+    before = keras.ops.convert_to_numpy(model(x, training=False)).astype("float64")
+    threshold = float(np.quantile(before, 0.7))  # a threshold that splits this output
+    shift = fold_threshold(model, threshold)
+    assert np.isclose(shift, -np.log(threshold / (1 - threshold)))
+    model.save(tmp_path / "folded.keras")  # the shift travels with the file
+    after = keras.ops.convert_to_numpy(load_model(tmp_path / "folded.keras")(x)).astype("float64")
+    logit = np.log(before / (1 - before))
+    np.testing.assert_allclose(after, 1 / (1 + np.exp(-(logit + shift))), atol=1e-5)
+    clear = np.abs(before - threshold) > 1e-5  # pixels not on the threshold itself
+    assert clear.mean() > 0.99
+    np.testing.assert_array_equal((after > 0.5)[clear], (before > threshold)[clear])
+    assert 0.2 < (after > 0.5).mean() < 0.4  # about the 30 % above the 0.7 quantile
+
+
+def test_fold_threshold_errors():
+    from models.blocks import fold_threshold
+    from utils.errors import UserError
+
+    model = build_model("sa_unetv2")
+    for bad in (0.0, 1.0, 1.5):
+        with pytest.raises(UserError, match="strictly between 0 and 1"):
+            fold_threshold(model, bad)
+    headless = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(1, 1)])
+    with pytest.raises(UserError, match="no output head 'head_conv'"):
+        fold_threshold(headless, 0.7)
+
+
 def test_load_model_errors(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         load_model(tmp_path / "missing.keras")

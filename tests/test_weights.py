@@ -121,5 +121,21 @@ def test_ship_weights_writes_a_loadable_evaluated_set(tmp_path):
     photos = prepare_training_data(cfg["dataset"], progress=False).val_photographs
     assert choice["threshold_choice"]["val_images"] == len(photos) > 0
 
+    # --calibrate folds that threshold into the output bias and chooses again on the same images.
+    calibrated = tmp_path / "calibrated"
+    result = run_python([*args[:-1], str(calibrated), "--calibrate"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    record = json.loads((calibrated / "demo_probe.eval.json").read_text())["threshold_choice"]
+    folded = record["folded"]
+    assert folded["threshold"] == choice["threshold_choice"]["threshold"]
+    assert np.isclose(folded["bias_shift"], -np.log(folded["threshold"] / (1 - folded["threshold"])))
+    bias = [load_model(p).get_layer("head_conv").get_weights()[1][0] for p in
+            (tmp_path / "photographs" / "demo_probe.keras", calibrated / "demo_probe.keras")]
+    assert np.isclose(bias[1] - bias[0], folded["bias_shift"], atol=1e-5)
+    assert record["threshold"] == 0.5 and record["val_f1"] == record["val_f1_at_0.5"]
+    assert record["val_f1"] == pytest.approx(folded["val_f1"], abs=1e-4)
+    assert resolve_run_config(calibrated / "demo_probe.yaml")["evaluate"]["chosen_threshold"] == 0.5
+    assert "folded the threshold" in result.stdout
+
     missing = run_python(["tools/ship_weights.py", "--run", str(tmp_path), "--stem", "x"])
     assert missing.returncode == 2 and "must be a folder train.py wrote" in missing.stderr

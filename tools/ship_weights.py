@@ -16,6 +16,14 @@ The yaml also records `evaluate.chosen_threshold`: the threshold (0.05-0.95 in s
 with the best mean F1 over the run's own validation images, the split train.py held out, never
 the test images (`predict.py --threshold auto` uses it; evaluation keeps the paper's 0.5).
 eval.json records it with that F1 and the number of validation images.
+
+--calibrate folds that threshold into the output: the bias of the network's last 1x1 convolution
+is lowered by logit(threshold) (`models.blocks.fold_threshold`), so that 0.5 on the shipped
+weights marks exactly the pixels the chosen threshold marked on the run's checkpoint, for
+evaluation at the paper's 0.5 and for any program that thresholds the exported model at 0.5.
+The yaml's chosen_threshold is then 0.5; eval.json's `threshold_choice` records the validation
+F1 at 0.5 of the folded weights, the choice before folding and the bias shift (`folded`), and the
+threshold a new search on the same images prefers (`best_after_folding`, a check: about 0.5).
 """
 
 from __future__ import annotations
@@ -40,6 +48,11 @@ def parse_args(argv=None):
     parser.add_argument("--data-root", help="dataset folder (or $SAUNETV2_DATA_ROOT)")
     parser.add_argument("--checkpoint", default="best.keras", help="best.keras or last.keras")
     parser.add_argument("--out", default=str(ROOT / "weights"), help="target folder")
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="fold the threshold chosen on the validation images into the output bias (0.5 becomes it)",
+    )
     return parser.parse_args(argv)
 
 
@@ -53,7 +66,9 @@ def main(argv=None) -> int:
         raise UserError(f"--stem may hold letters, digits, '_' and '-' only, got '{args.stem}'")
 
     from inference.evaluation import evaluate_checkpoint
+    from metrics import DEFAULT_THRESHOLD
     from models import load_model
+    from models.blocks import fold_threshold
     from training.config import resolve_run_config
     from training.plots import plot_history
     from training.run_folder import read_history
@@ -66,9 +81,24 @@ def main(argv=None) -> int:
     cfg = resolve_run_config(run / "config.yaml")
     cfg["dataset"]["data_root"] = None
     model = load_model(run / args.checkpoint)  # compile=False: no optimizer state
+    choice = validation_threshold(cfg, model, args.data_root)
+    if args.calibrate:
+        folded = {**choice, "bias_shift": round(fold_threshold(model, choice["threshold"]), 6)}
+        check = validation_threshold(cfg, model, args.data_root)  # the same images, folded model
+        choice = {
+            **check,
+            "threshold": DEFAULT_THRESHOLD,  # the folded operating point
+            "val_f1": check["val_f1_at_0.5"],
+            "best_after_folding": {"threshold": check["threshold"], "val_f1": check["val_f1"]},
+            "folded": folded,
+        }
+        print(
+            f"folded the threshold {folded['threshold']:.2f} into the output bias "
+            f"({folded['bias_shift']:+.4f}); validation F1 at 0.5 now {choice['val_f1']:.4f} "
+            f"(best {check['val_f1']:.4f} at {check['threshold']:.2f})"
+        )
     with atomic_path(out / f"{args.stem}.keras") as tmp:
         model.save(tmp)
-    choice = validation_threshold(cfg, model, args.data_root)
     cfg["evaluate"]["chosen_threshold"] = choice["threshold"]
     save_config(cfg, out / f"{args.stem}.yaml")
     with atomic_path(out / f"{args.stem}.history.csv") as tmp:
