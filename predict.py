@@ -159,9 +159,12 @@ def resolve_threshold(value: str | float, weights: Path) -> tuple[float, str]:
         return float(value), "--threshold"
     from data.scale import weights_config
 
-    chosen = (weights_config(weights).get("evaluate") or {}).get("chosen_threshold")
+    recorded = weights_config(weights).get("evaluate") or {}
+    chosen, folded = recorded.get("chosen_threshold"), recorded.get("folded_threshold")
     if chosen is None:
         return 0.5, "the weights record no chosen threshold"
+    if folded is not None:
+        return float(chosen), f"chosen on the weights' validation images, {folded:.2f} folded into them"
     return float(chosen), "chosen on the weights' validation images"
 
 

@@ -211,6 +211,7 @@ def evaluate_checkpoint(
         parse_scale,
         prediction_factors,
         upsample_sample,
+        weights_config,
         weights_fov_band,
     )
     from inference.engines import make_predictor
@@ -241,6 +242,9 @@ def evaluate_checkpoint(
         title += f", images upsampled x{upsample}"
     if mirror:
         title += ", averaged with their mirror images (--tta)"
+    folded = (weights_config(weights).get("evaluate") or {}).get("folded_threshold")
+    if folded is not None:
+        title += f"; the threshold {folded:.2f} chosen on their validation images is folded into them"
     timing = {
         "engine": predictor.name,
         "images": len(probs),
@@ -267,6 +271,7 @@ def evaluate_checkpoint(
             "timing": timing,
             "scaling": scaling,
             "test_time_augmentation": "mirror" if mirror else None,
+            "folded_threshold": folded,
         },
     )
     if verbose:  # results.md already holds the scale line (describe_factors)

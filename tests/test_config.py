@@ -72,6 +72,7 @@ def test_overrides_and_types():
         ("train.mixed_precision=fp8", "mixed_precision"),
         ("evaluate.threshold=2", r"\[0, 1\]"),
         ("evaluate.chosen_threshold=-0.1", r"evaluate.chosen_threshold must be in \[0, 1\] or null"),
+        ("evaluate.folded_threshold=1.5", r"evaluate.folded_threshold must be in \[0, 1\] or null"),
         ("train.epochs", "section.key=value"),
         ("model.name=resnet", "sa_unetv2, sa_unet, unet"),
         ("model.dropblock_rate=1.5", r"model.dropblock_rate must be in \[0, 1\)"),

@@ -321,6 +321,12 @@ def test_default_weights_and_the_auto_threshold(tmp_path, tiny_weights, capsys):
     assert resolve_threshold("auto", fundus) == (0.5, "the weights record no chosen threshold")
     save_config({"evaluate": {"threshold": 0.5, "chosen_threshold": 0.42}}, folder / "sa_unetv2_fundus.yaml")
     assert resolve_threshold("auto", fundus) == (0.42, "chosen on the weights' validation images")
+    folded = {"threshold": 0.5, "chosen_threshold": 0.5, "folded_threshold": 0.74}
+    save_config({"evaluate": folded}, folder / "sa_unetv2_fundus.yaml")
+    assert resolve_threshold("auto", fundus) == (
+        0.5,
+        "chosen on the weights' validation images, 0.74 folded into them",
+    )
     assert resolve_threshold(0.3, fundus) == (0.3, "--threshold")
 
     # As a user runs it: the shipped weights, named in the first line.

@@ -134,7 +134,12 @@ def test_ship_weights_writes_a_loadable_evaluated_set(tmp_path):
     assert np.isclose(bias[1] - bias[0], folded["bias_shift"], atol=1e-5)
     assert record["threshold"] == 0.5 and record["val_f1"] == record["val_f1_at_0.5"]
     assert record["val_f1"] == pytest.approx(folded["val_f1"], abs=1e-4)
-    assert resolve_run_config(calibrated / "demo_probe.yaml")["evaluate"]["chosen_threshold"] == 0.5
+    shipped_eval = resolve_run_config(calibrated / "demo_probe.yaml")["evaluate"]
+    assert shipped_eval["chosen_threshold"] == 0.5
+    assert shipped_eval["folded_threshold"] == folded["threshold"]
+    evaluated = json.loads((calibrated / "demo_probe.eval.json").read_text())
+    assert evaluated["folded_threshold"] == folded["threshold"]
+    assert json.loads((out / "demo_probe.eval.json").read_text())["folded_threshold"] is None
     assert "folded the threshold" in result.stdout
 
     missing = run_python(["tools/ship_weights.py", "--run", str(tmp_path), "--stem", "x"])

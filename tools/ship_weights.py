@@ -21,7 +21,7 @@ eval.json records it with that F1 and the number of validation images.
 is lowered by logit(threshold) (`models.blocks.fold_threshold`), so that 0.5 on the shipped
 weights marks exactly the pixels the chosen threshold marked on the run's checkpoint, for
 evaluation at the paper's 0.5 and for any program that thresholds the exported model at 0.5.
-The yaml's chosen_threshold is then 0.5; eval.json's `threshold_choice` records the validation
+The yaml's chosen_threshold is then 0.5 and its folded_threshold the one folded in; eval.json's `threshold_choice` records the validation
 F1 at 0.5 of the folded weights, the choice before folding and the bias shift (`folded`), and the
 threshold a new search on the same images prefers (`best_after_folding`, a check: about 0.5).
 """
@@ -100,6 +100,8 @@ def main(argv=None) -> int:
     with atomic_path(out / f"{args.stem}.keras") as tmp:
         model.save(tmp)
     cfg["evaluate"]["chosen_threshold"] = choice["threshold"]
+    if args.calibrate:
+        cfg["evaluate"]["folded_threshold"] = choice["folded"]["threshold"]
     save_config(cfg, out / f"{args.stem}.yaml")
     with atomic_path(out / f"{args.stem}.history.csv") as tmp:
         shutil.copyfile(run / "history.csv", tmp)
@@ -116,10 +118,16 @@ def main(argv=None) -> int:
     record = {**summary, "threshold_choice": choice}
     record["checkpoint"] = {"file": args.checkpoint, "epoch": epoch}
     write_json(out / f"{args.stem}.eval.json", record)
-    print(
-        f"threshold of the best mean F1 on {choice['val_images']} validation images: "
-        f"{choice['threshold']:.2f} (F1 {choice['val_f1']:.4f}; at 0.5: {choice['val_f1_at_0.5']:.4f})"
-    )
+    if args.calibrate:
+        print(
+            f"recorded threshold 0.50: the {choice['folded']['threshold']:.2f} chosen on "
+            f"{choice['val_images']} validation images, folded into the weights"
+        )
+    else:
+        print(
+            f"threshold of the best mean F1 on {choice['val_images']} validation images: "
+            f"{choice['threshold']:.2f} (F1 {choice['val_f1']:.4f}; at 0.5: {choice['val_f1_at_0.5']:.4f})"
+        )
     print(f"wrote {out}/{args.stem}.{{keras,yaml,history.csv,curves.png,eval.json}}")
     return 0
 

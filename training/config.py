@@ -92,6 +92,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
         # The threshold of the best mean F1 on the run's validation images, recorded by
         # tools/ship_weights.py; predict.py --threshold auto uses it. null: none chosen.
         "chosen_threshold": None,
+        # The threshold tools/ship_weights.py --calibrate folded into the weights' output bias
+        # (0.5 on them marks what it marked before); null: none folded.
+        "folded_threshold": None,
     },
     # The training images' median FOV diameter (px), recorded by train.py (data.scale);
     # null: the dataset's known value (data.scale.KNOWN_FOV_DIAMETERS). max_fov_diameter: the
@@ -230,6 +233,7 @@ def validate(cfg: dict[str, Any]) -> None:
     check_rate(cfg["model"]["dropblock_rate"], "model.dropblock_rate")
     check_threshold(cfg["evaluate"]["threshold"], "evaluate.threshold")
     check_threshold(cfg["evaluate"]["chosen_threshold"], "evaluate.chosen_threshold", True)
+    check_threshold(cfg["evaluate"]["folded_threshold"], "evaluate.folded_threshold", True)
     from data.scale import parse_scale
 
     parse_scale(cfg["evaluate"]["scale"], "evaluate.scale")
