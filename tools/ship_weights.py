@@ -21,9 +21,10 @@ eval.json records it with that F1 and the number of validation images.
 is lowered by logit(threshold) (`models.blocks.fold_threshold`), so that 0.5 on the shipped
 weights marks exactly the pixels the chosen threshold marked on the run's checkpoint, for
 evaluation at the paper's 0.5 and for any program that thresholds the exported model at 0.5.
-The yaml's chosen_threshold is then 0.5 and its folded_threshold the one folded in; eval.json's `threshold_choice` records the validation
-F1 at 0.5 of the folded weights, the choice before folding and the bias shift (`folded`), and the
-threshold a new search on the same images prefers (`best_after_folding`, a check: about 0.5).
+The yaml's chosen_threshold is then 0.5 and its folded_threshold the one folded in; eval.json's
+`threshold_choice` records the validation F1 at 0.5 of the folded weights, the choice before
+folding and the bias shift (`folded`), and the threshold a new search on the same images prefers
+(`best_after_folding`, a check: about 0.5).
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ def main(argv=None) -> int:
             "best_after_folding": {"threshold": check["threshold"], "val_f1": check["val_f1"]},
             "folded": folded,
         }
+        cfg["evaluate"]["folded_threshold"] = folded["threshold"]
         print(
             f"folded the threshold {folded['threshold']:.2f} into the output bias "
             f"({folded['bias_shift']:+.4f}); validation F1 at 0.5 now {choice['val_f1']:.4f} "
@@ -100,8 +102,6 @@ def main(argv=None) -> int:
     with atomic_path(out / f"{args.stem}.keras") as tmp:
         model.save(tmp)
     cfg["evaluate"]["chosen_threshold"] = choice["threshold"]
-    if args.calibrate:
-        cfg["evaluate"]["folded_threshold"] = choice["folded"]["threshold"]
     save_config(cfg, out / f"{args.stem}.yaml")
     with atomic_path(out / f"{args.stem}.history.csv") as tmp:
         shutil.copyfile(run / "history.csv", tmp)
