@@ -142,5 +142,12 @@ def test_ship_weights_writes_a_loadable_evaluated_set(tmp_path):
     assert json.loads((out / "demo_probe.eval.json").read_text())["folded_threshold"] is None
     assert "folded the threshold" in result.stdout
 
+    # --no-eval: the same threshold choice, no test-split evaluation.
+    result = run_python([*args[:-1], str(tmp_path / "no_eval"), "--no-eval"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    record = json.loads((tmp_path / "no_eval" / "demo_probe.eval.json").read_text())
+    assert "per_image" not in record and "fov" not in record
+    assert record["threshold_choice"] == choice["threshold_choice"]
+
     missing = run_python(["tools/ship_weights.py", "--run", str(tmp_path), "--stem", "x"])
     assert missing.returncode == 2 and "must be a folder train.py wrote" in missing.stderr

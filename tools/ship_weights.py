@@ -54,6 +54,12 @@ def parse_args(argv=None):
         action="store_true",
         help="fold the threshold chosen on the validation images into the output bias (0.5 becomes it)",
     )
+    parser.add_argument(
+        "--no-eval",
+        action="store_true",
+        help="skip the test-split evaluation (eval.json then records the threshold choice and the "
+        "checkpoint only); benchmarks/leave_one_out.py scores the camera left out instead",
+    )
     return parser.parse_args(argv)
 
 
@@ -107,10 +113,12 @@ def main(argv=None) -> int:
         shutil.copyfile(run / "history.csv", tmp)
     history = read_history(out / f"{args.stem}.history.csv")
     plot_history(history, out / f"{args.stem}.curves.png")
-    eval_cfg = resolve_run_config(out / f"{args.stem}.yaml", data_root=args.data_root)
-    eval_cfg["evaluate"]["save_images"] = False
-    with tempfile.TemporaryDirectory() as scratch:
-        summary = evaluate_checkpoint(eval_cfg, out / f"{args.stem}.keras", scratch)
+    summary = {}
+    if not args.no_eval:
+        eval_cfg = resolve_run_config(out / f"{args.stem}.yaml", data_root=args.data_root)
+        eval_cfg["evaluate"]["save_images"] = False
+        with tempfile.TemporaryDirectory() as scratch:
+            summary = evaluate_checkpoint(eval_cfg, out / f"{args.stem}.keras", scratch)
     epoch = history[-1]["epoch"] if args.checkpoint == "last.keras" and history else None
     monitor, mode = cfg["train"]["checkpoint"]["monitor"], cfg["train"]["checkpoint"]["mode"]
     if args.checkpoint == "best.keras" and history and all(monitor in row for row in history):

@@ -1,0 +1,130 @@
+"""benchmarks/leave_one_out.py: the leave-one-camera-out protocol's steps, starting weights and summary."""
+
+import json
+
+import pytest
+
+from benchmarks import leave_one_out as loo
+from utils.errors import UserError
+
+
+def test_prediction_variants():
+    variants = loo.prediction_variants(["s538=--scale 0.585", "tta=--tta"])
+    assert variants == {
+        "defaults": [],
+        "at0.5": ["--threshold", "0.5"],
+        "s538": ["--scale", "0.585"],
+        "tta": ["--tta"],
+    }
+    for bad in ("noequals", "a b=--tta", "defaults=--tta"):
+        with pytest.raises(UserError, match="--variant"):
+            loo.prediction_variants([bad])
+
+
+def test_datasets_seen_reads_the_yaml_beside_the_weights(tmp_path):
+    assert loo.datasets_seen("weights/sa_unetv2_drive.keras") == {"drive"}
+    assert loo.datasets_seen("weights/sa_unetv2_stare_fold5.keras") == {"stare"}
+    assert loo.datasets_seen("weights/sa_unetv2_fundus.keras") == {
+        "drive", "stare", "chase_db1", "hrf"
+    }  # fmt: skip
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(
+        "dataset:\n  name: fundus\n  datasets: [drive, hrf]\n", encoding="utf-8"
+    )
+    assert loo.datasets_seen(run / "best.keras") == {"drive", "hrf"}
+    assert loo.datasets_seen(tmp_path / "lone.keras") is None
+
+
+def test_starting_weights_never_saw_the_camera_left_out(tmp_path):
+    drive = "weights/sa_unetv2_drive.keras"
+    assert loo.starting_weights("chase_db1", drive, loo.DEFAULT_INIT_FOR) == drive
+    assert loo.starting_weights("drive", drive, loo.DEFAULT_INIT_FOR) == (
+        "weights/sa_unetv2_stare_fold5.keras"
+    )
+    assert loo.starting_weights("hrf", None, {}) is None
+    with pytest.raises(UserError, match="--init-for drive=PATH"):
+        loo.starting_weights("drive", drive, {})
+    with pytest.raises(UserError, match="saw drive"):
+        loo.starting_weights("drive", drive, {"drive": "weights/sa_unetv2_fundus.keras"})
+    with pytest.raises(UserError, match="record no datasets"):
+        loo.starting_weights("stare", str(tmp_path / "lone.keras"), {})
+
+
+def _metrics(folder, f1, n):
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(
+        json.dumps({"fov": {"mean": {"f1": f1}}, "n_images": n}), encoding="utf-8"
+    )
+
+
+def test_summary_mean_over_the_datasets_left_out(tmp_path):
+    variants = loo.prediction_variants([])
+    _metrics(tmp_path / "chase_db1" / "eval" / "defaults", 0.75, 8)
+    _metrics(tmp_path / "chase_db1" / "eval" / "at0.5", 0.74, 8)
+    _metrics(tmp_path / "hrf" / "eval" / "defaults", 0.79, 27)
+    weights = tmp_path / "hrf" / "weights"
+    weights.mkdir(parents=True)
+    (weights / "r_no_hrf.eval.json").write_text(
+        json.dumps({"threshold_choice": {"threshold": 0.7}, "checkpoint": {"epoch": 5}}),
+        encoding="utf-8",
+    )
+    summary = loo.summarise(tmp_path, ["chase_db1", "hrf"], variants)
+    assert summary["mean"]["defaults"] == pytest.approx(0.77)
+    assert summary["mean"]["at0.5"] is None  # HRF's at 0.5 is not there yet
+    assert summary["rows"]["hrf"]["threshold"] == 0.7 and summary["rows"]["hrf"]["epoch"] == 5
+    text = loo.summary_markdown("r", summary, variants, 6)
+    assert "| chase_db1 | 0.7500 (8) | 0.7400 (8) | - | - |" in text
+    assert "| hrf | 0.7900 (27) | - | 0.70 | 5 |" in text
+    assert "| **mean** | 0.7700 (2) | - | - | - |" in text
+
+
+def test_dry_run_prints_each_step(tmp_path, capsys):
+    code = loo.main(
+        ["--config", "configs/fundus.yaml", "--name", "r", "--data-root", str(tmp_path),
+         "--out", str(tmp_path / "out"), "--left-out", "drive", "--epochs", "2",
+         "--set", "train.camera_augment=0.5", "--variant", "s=--scale 0.5", "--dry-run"]
+    )  # fmt: skip
+    assert code == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("+ ")]
+    train, ship = lines[0], lines[1]
+    assert "train.py --config configs/fundus.yaml --set train.camera_augment=0.5" in train
+    assert "'dataset.datasets=[stare,chase_db1,hrf]' --epochs 2" in train
+    assert "--set train.init_weights=weights/sa_unetv2_stare_fold5.keras" in train
+    assert "--no-eval" in ship and "--stem r_no_drive" in ship
+    predicts = [line for line in lines if " predict.py " in line]
+    evaluates = [line for line in lines if " evaluate.py " in line]
+    assert len(predicts) == len(evaluates) == 3
+    assert "--threshold 0.5" in predicts[1] and "--scale 0.5" in predicts[2]
+    assert all("--config configs/drive.yaml" in line for line in evaluates)
+    assert not (tmp_path / "out").exists()  # a dry run writes nothing
+
+
+def test_refuses_what_is_not_a_leave_one_out(tmp_path):
+    with pytest.raises(UserError, match="not a fundus recipe"):
+        loo.main(["--config", "configs/drive.yaml", "--name", "r", "--data-root", str(tmp_path)])
+    with pytest.raises(UserError, match="hrf is not among"):
+        loo.main(
+            ["--config", "configs/fundus.yaml", "--name", "r", "--data-root", str(tmp_path),
+             "--set", "dataset.datasets=[drive,stare]", "--left-out", "hrf", "--dry-run"]
+        )  # fmt: skip
+
+
+@pytest.mark.realdata
+def test_test_photographs_are_the_test_split(real_data_root):
+    """The files predict.py gets are the test images evaluate.py scores, by name."""
+    from data.readers import test_photograph_files
+    from data.splits import fixed_split
+
+    counts = {"drive": 20, "stare": 20, "chase_db1": 8, "hrf": 30}
+    for name, count in counts.items():
+        files = test_photograph_files(name, real_data_root)
+        assert len(files) == count, name
+        for stem, tree, rel in files:
+            assert rel.rsplit("/", 1)[-1].startswith(stem) and tree.read(rel)[:2]
+    assert [f[0] for f in test_photograph_files("chase_db1", real_data_root)] == fixed_split(
+        "chase_db1"
+    )[1]
+    drive = [f[0] for f in test_photograph_files("drive", real_data_root)]
+    assert drive[0] == "01_test" and drive[-1] == "20_test"
+    assert len(test_photograph_files("stare", real_data_root, fold=5)) == 4
