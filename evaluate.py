@@ -63,7 +63,8 @@ def parse_args(argv):
     parser.add_argument(
         "--scale",
         help="auto (default: each image brought to the FOV diameter the weights were trained at), "
-        "or a factor (1 = off); overrides evaluate.scale",
+        "NNNpx (every FOV brought to NNN px; LOW-HIGHpx: into that band), or a factor (1 = off); "
+        "overrides evaluate.scale",
     )
     parser.add_argument(
         "--upsample",

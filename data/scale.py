@@ -200,11 +200,14 @@ def weights_config(weights: str | os.PathLike) -> dict:
 
 
 def weights_fov_band(weights: str | os.PathLike, scale="auto", warn=None) -> FovBand | None:
-    """The FOV diameters `weights` were trained at (`training_fov_band` of `weights_config`).
+    """The FOV diameters `weights` were trained at (`training_fov_band` of `weights_config`);
+    `scale` itself where it is a FovBand (--scale NNNpx).
 
     With `scale` "auto" and no config beside the weights (a best.keras copied out of its run
     folder), a warning (to `warn(text)`, default stderr) says that DRIVE's diameter is assumed.
     """
+    if isinstance(scale, FovBand):
+        return scale  # --scale NNNpx: the diameter given, whatever the weights trained at
     cfg = weights_config(weights)
     if scale == "auto" and not cfg:
         text = (
@@ -224,17 +227,46 @@ def _warn(text: str, warn=None) -> None:
         warn(text)
 
 
-def parse_scale(value, what: str = "--scale") -> str | float:
-    """A `--scale` / `evaluate.scale` value: "auto" or a positive finite number (1: off)."""
-    if isinstance(value, str) and value.strip().lower() == "auto":
+def parse_scale(value, what: str = "--scale") -> str | float | FovBand:
+    """A `--scale` / `evaluate.scale` value: "auto", a positive finite number (1: off), or a FOV
+    diameter to bring every photograph to, whatever the weights' band: "538px" (one diameter) or
+    "538-900px" (a band: diameters inside it stay as they are)."""
+    text = value.strip().lower() if isinstance(value, str) else None
+    if text == "auto":
         return "auto"
+    if text is not None and text.endswith("px"):
+        try:
+            sides = [float(side) for side in text[:-2].split("-")]
+        except ValueError:
+            sides = []
+        if len(sides) in (1, 2) and all(np.isfinite(sides)) and 0 < sides[0] <= sides[-1]:
+            return FovBand(sides[0], sides[-1])
+        raise UserError(
+            f"{what} {value!r}: a FOV diameter is written NNNpx or LOW-HIGHpx, e.g. 538px"
+        )
     try:
         number = float(value)
     except (TypeError, ValueError):
         number = float("nan")
     if isinstance(value, bool) or not np.isfinite(number) or number <= 0:
-        raise UserError(f"{what} must be 'auto' or a positive number (1 = off), got {value!r}")
+        raise UserError(
+            f"{what} must be 'auto', a positive number (1 = off) or a FOV diameter such as "
+            f"538px, got {value!r}"
+        )
     return number
+
+
+def scale_text(scale) -> str | float:
+    """A parsed scale as `parse_scale` reads it back: "auto", the factor, or "538px"."""
+    if isinstance(scale, FovBand):
+        return f"{scale.low:g}px" if scale.single else f"{scale.low:g}-{scale.high:g}px"
+    return scale
+
+
+def by_diameter(scale) -> bool:
+    """True for a scale set from each photograph's FOV diameter ("auto" or a FovBand given as
+    --scale NNNpx), False for a fixed factor."""
+    return scale == "auto" or isinstance(scale, FovBand)
 
 
 def scale_factor(diameter: float | None, train_diameter: float | FovBand) -> float:
@@ -256,8 +288,10 @@ def image_factor(
     Where no field of view can be found, a warning naming `name` (to `warn(text)`, default
     stderr) and factor 1; where the training scale is unknown (`train_diameter` None), factor 1.
     """
-    if scale != "auto":
+    if not by_diameter(scale):
         return float(scale)
+    if isinstance(scale, FovBand):
+        train_diameter = scale
     if train_diameter is None:
         return 1.0
     diameter = fov_diameter(mask) if mask is not None else None
@@ -279,8 +313,8 @@ def prediction_factors(
     on a band of diameters (`train`, a FovBand wider than one diameter);
     otherwise only at `factor`.
     """
-    band = as_band(train)
-    if scale == "auto" and factor < 1.0 and (band is None or band.single):
+    band = scale if isinstance(scale, FovBand) else as_band(train)
+    if by_diameter(scale) and factor < 1.0 and (band is None or band.single):
         return (factor, min(1.0, SECOND_SCALE * factor))
     return (factor,)
 

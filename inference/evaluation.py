@@ -164,13 +164,16 @@ def evaluate_predictions(
 def describe_factors(scale, factors: dict[str, float], train_diameter) -> str:
     """One line: the scale mode and the factors used (min-max, how many images were resampled);
     `train_diameter`: the weights' data.scale.FovBand, a diameter, or None."""
-    from data.scale import as_band
+    from data.scale import FovBand, as_band, by_diameter, parse_scale
 
+    scale = parse_scale(scale)  # as recorded in metrics.json: "auto", a factor or "538px"
     band = as_band(train_diameter)
     values = list(factors.values())
     resampled = sum(value != 1.0 for value in values)
     shrunk = sum(value < 1.0 for value in values)
-    if scale != "auto":
+    if isinstance(scale, FovBand):
+        mode = f"--scale {scale} (every FOV brought to that diameter)"
+    elif scale != "auto":
         mode = f"--scale {scale:g}"
     elif band is None:
         mode = "--scale auto (the weights' training scale is not recorded: factor 1)"
@@ -178,7 +181,7 @@ def describe_factors(scale, factors: dict[str, float], train_diameter) -> str:
         mode = f"--scale auto (weights trained at a FOV diameter of {band})"
     second = (
         f"; the {shrunk} shrunk also at {SECOND_SCALE:.2f} times their factor, maps averaged"
-        if scale == "auto" and shrunk and band is not None and band.single
+        if by_diameter(scale) and shrunk and band is not None and band.single
         else ""
     )
     return (
@@ -210,6 +213,7 @@ def evaluate_checkpoint(
         image_factor,
         parse_scale,
         prediction_factors,
+        scale_text,
         upsample_sample,
         weights_config,
         weights_fov_band,
@@ -252,7 +256,7 @@ def evaluate_checkpoint(
         "seconds_per_image": round(seconds / max(len(probs), 1), 4),
     }
     scaling = {
-        "scale": scale,
+        "scale": scale_text(scale),
         "train_fov_diameter": train_diameter and train_diameter.low,
         "max_fov_diameter": None
         if train_diameter is None or train_diameter.single

@@ -19,6 +19,7 @@ from data.scale import (
     prediction_factors,
     resize_nearest,
     scale_factor,
+    scale_text,
     training_fov_band,
     training_fov_diameter,
     upsample_sample,
@@ -134,13 +135,37 @@ def test_training_band_from_configs():
 
 @pytest.mark.parametrize("bad", ["0", "-1", "abc", "nan", "inf", ""])
 def test_parse_scale_refuses(bad):
-    with pytest.raises(UserError, match="--scale must be 'auto' or a positive number"):
+    with pytest.raises(UserError, match="--scale must be 'auto', a positive number"):
         parse_scale(bad)
 
 
 def test_parse_scale_accepts():
     assert parse_scale("auto") == "auto" and parse_scale("AUTO") == "auto"
     assert parse_scale("1") == 1.0 and parse_scale("0.35") == 0.35
+    assert parse_scale("538px") == FovBand(538.0, 538.0)
+    assert parse_scale(" 538-900PX ") == FovBand(538.0, 900.0)
+    for bad in ("px", "0px", "900-538px", "a-bpx", "1-2-3px"):
+        with pytest.raises(UserError, match="NNNpx or LOW-HIGHpx"):
+            parse_scale(bad)
+
+
+def test_scale_given_as_a_diameter_replaces_the_weights_band():
+    """--scale 538px: every FOV brought to 538 px whatever band the weights trained at; a
+    photograph shrunk to one diameter is also predicted at SECOND_SCALE times its factor."""
+    fov = np.zeros((1000, 1000), bool)
+    yy, xx = np.mgrid[:1000, :1000]
+    fov[(yy - 500) ** 2 + (xx - 500) ** 2 < 450**2] = True
+    diameter = fov_diameter(fov)
+    band = FovBand(538.29, 1200.0)
+    assert image_factor("auto", fov, band, "x") == 1.0  # inside the weights' band
+    given = parse_scale("538px")
+    factor = image_factor(given, fov, band, "x")
+    assert factor == pytest.approx(538.0 / diameter)
+    assert len(prediction_factors(given, factor, band)) == 2
+    assert prediction_factors(parse_scale("500-1000px"), 1.0, band) == (1.0,)
+    assert weights_fov_band(DRIVE_WEIGHTS, given) is given
+    for text in ("auto", 0.5, "538px", "500-1000px"):  # as metrics.json records it, read back
+        assert scale_text(parse_scale(text)) == text
 
 
 @pytest.mark.parametrize("bad", ["0", "-2", "big"])
@@ -155,7 +180,8 @@ def test_bad_scale_flag_is_one_sentence_and_status_2(tmp_path, bad):
         assert result.returncode == 2, result.stderr[-2000:]
         lines = result.stderr.strip().splitlines()
         assert lines == [
-            f"error: --scale must be 'auto' or a positive number (1 = off), got '{bad}'"
+            f"error: --scale must be 'auto', a positive number (1 = off) or a FOV diameter "
+            f"such as 538px, got '{bad}'"
         ]
 
 
