@@ -25,7 +25,8 @@ keys are a UserError naming the valid ones):
   the band is left as it is (`data.scale.FovBand`).
 - `datasets`: fundus only: which of drive, stare, chase_db1 and hrf it reads
   (default null: all four). Leaving one out trains a model that has never
-  seen that camera, to test on it (docs/cameras.md, "A camera never trained on").
+  seen that camera, to test on it (docs/cameras.md, "Measuring generalisation: leave one
+  camera out").
 - `dataset_weights`: fundus only: each dataset's share of a training epoch,
   e.g. {drive: 1, stare: 1, chase_db1: 1, hrf: 1} (default: equal shares);
   the shares of datasets that `datasets` leaves out are not used.

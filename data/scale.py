@@ -16,7 +16,7 @@ where it is thresholded (`inference.segment.segment`).
   with a bilinear filter on float32 (smooth, no overshoot outside [0, 1]).
 - Factors within `UNIT_BAND` of 1 are 1 (DRIVE's own images: 0.998-1.007, so
   every DRIVE result is unchanged; STARE: 0.83, measured to score better
-  unscaled; docs/cameras.md).
+  unscaled; docs/cameras-experiments.md, "Choosing the scale rule").
 - `auto` predicts a shrunk photograph twice, at the factor and
   `SECOND_SCALE` (sqrt 2) times milder, and averages the probabilities
   (`prediction_factors`): measured better on DRIVE enlarged 2 and 4 times.
@@ -50,7 +50,7 @@ DEFAULT_FOV_DIAMETER = KNOWN_FOV_DIAMETERS["drive"]
 # Factors in [1 / UNIT_BAND, UNIT_BAND] are taken as exactly 1 (no resampling).
 UNIT_BAND = 1.25
 # `auto` also predicts a shrunk photograph SECOND_SCALE times larger (at most at its own size)
-# and averages the two probability maps (docs/cameras.md, "Choosing the rule").
+# and averages the two probability maps (docs/cameras-experiments.md, "Choosing the scale rule").
 SECOND_SCALE = 2.0**0.5
 MIN_BOUNDARY_ROWS = 16  # row ends inside the image needed for a circle fit
 MIN_SIDE = 8  # the smallest side (px) an image is scaled to

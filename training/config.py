@@ -74,7 +74,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "scale_augment": None,
         # With crop_size: how far (px of the crop) a crop's window may reach past each side of its
         # image into zeros, drawn uniformly with the position; more padding and background per
-        # crop, as in whole-image training (docs/cameras.md). 0: windows stay inside the image.
+        # crop, as in whole-image training (docs/cameras-experiments.md, "Why the threshold is
+        # folded in"). 0: windows stay inside the image.
         "crop_margin": 0,
         # What validation measures each epoch. "images": the held-out (augmented) images, padded
         # to the dataset's pad shape, through Keras (the paper's). "photographs": the held-out

@@ -29,7 +29,8 @@ would shift them by up to half a window pixel).
 With `margin` (`train.crop_margin`), a window may reach up to that many pixels (of the crop,
 scaled with a zoomed window) past each side of its image, the part outside being zeros: crops
 then hold more padding and background, as whole padded photographs do, which moves the
-threshold at which the network's F1 peaks back towards whole-image training's (docs/cameras.md).
+threshold at which the network's F1 peaks back towards whole-image training's
+(docs/cameras-experiments.md, "Why the threshold is folded in").
 
 The order, the positions, the zooms and the camera changes come from `np.random.default_rng([seed, epoch,
 ...])`, so a run resumed at epoch k draws what an uninterrupted run would
