@@ -209,7 +209,7 @@ def weights_fov_band(weights: str | os.PathLike, scale="auto", warn=None) -> Fov
     if isinstance(scale, FovBand):
         return scale  # --scale NNNpx: the diameter given, whatever the weights trained at
     cfg = weights_config(weights)
-    if scale == "auto" and not cfg:
+    if by_diameter(scale) and not cfg:
         text = (
             f"warning: no {Path(weights).with_suffix('.yaml').name} or config.yaml beside "
             f"{weights}: --scale auto assumes the weights were trained at DRIVE's FOV diameter "
@@ -227,13 +227,83 @@ def _warn(text: str, warn=None) -> None:
         warn(text)
 
 
+# --scale vessels: the calibre (px) of a map's main vessels, the VESSEL_PERCENTILE-th percentile of
+# the calibre over its vessel pixels (`measurements.calibre_map`), is brought into the range the
+# weights' training labels show at the sizes they trained at (`scale.vessel_calibre`, recorded by
+# train.py and tools/ship_weights.py). The main vessels are the ones that are there in every
+# photograph, and their width in pixels does not depend on the camera's field angle as the FOV
+# diameter does. Maps with fewer vessel pixels than MIN_VESSEL_PIXELS keep the first factor.
+VESSEL_PERCENTILE = 90.0
+MIN_VESSEL_PIXELS = 500
+VESSEL_TOLERANCE = 0.1  # a correction within 10 % of the first factor is not worth a second pass
+
+
+def vessel_calibre(vessels: np.ndarray, fov: np.ndarray | None = None) -> float | None:
+    """The main vessels' calibre (px) of a bool (H, W) vessel map (inside bool `fov`): the
+    VESSEL_PERCENTILE-th percentile of `measurements.calibre_map` over its vessel pixels; None
+    for fewer than MIN_VESSEL_PIXELS of them."""
+    from measurements import calibre_map
+
+    vessels = np.asarray(vessels, dtype=bool)
+    if fov is not None:
+        vessels = vessels & fov
+    if vessels.sum() < MIN_VESSEL_PIXELS:
+        return None
+    return float(np.percentile(calibre_map(vessels)[vessels], VESSEL_PERCENTILE))
+
+
+def vessel_calibre_range(samples, maps=None) -> list[float] | None:
+    """[low, high]: the lowest and highest of the datasets' median main-vessel calibres
+    (`vessel_calibre` of each label, or of each bool map of `maps`, inside its mask) over samples
+    at the size they trained at (`Sample.source` "drive/21" groups them by dataset); None
+    without vessels."""
+    by_dataset: dict[str, list[float]] = {}
+    for k, sample in enumerate(samples):
+        vessels = sample.label.astype(bool) if maps is None else maps[k]
+        value = vessel_calibre(vessels, sample.mask)
+        if value is not None:
+            by_dataset.setdefault(sample.source.split("/")[0], []).append(value)
+    if not by_dataset:
+        return None
+    medians = [float(np.median(values)) for values in by_dataset.values()]
+    return [round(min(medians), 3), round(max(medians), 3)]
+
+
+def vessel_factor(
+    vessels: np.ndarray, fov: np.ndarray, factor: float, calibre_range: Sequence[float]
+) -> float:
+    """The factor that brings the main vessels of `vessels` (bool (H, W) at the photograph's
+    size, predicted at `factor`) into `calibre_range` at the network's scale; `factor` itself
+    where too few vessels are marked or the change is within VESSEL_TOLERANCE."""
+    shape = scaled_shape(vessels.shape, factor)
+    calibre = vessel_calibre(resize_nearest(vessels, shape), resize_nearest(fov, shape))
+    if calibre is None:
+        return factor
+    low, high = calibre_range
+    target = factor * min(max(calibre, low), high) / calibre
+    return factor if abs(target / factor - 1.0) <= VESSEL_TOLERANCE else target
+
+
+def weights_vessel_calibre(weights: str | os.PathLike) -> list[float]:
+    """The `scale.vessel_calibre` range recorded beside `weights`; a UserError where none is."""
+    recorded = (weights_config(weights).get("scale") or {}).get("vessel_calibre")
+    if not recorded:
+        raise UserError(
+            f"--scale vessels needs the main-vessel calibre the weights trained at, and "
+            f"{Path(weights).with_suffix('.yaml').name} (or the run's config.yaml) records none; "
+            "tools/ship_weights.py records it, or use --scale auto"
+        )
+    return [float(v) for v in recorded]
+
+
 def parse_scale(value, what: str = "--scale") -> str | float | FovBand:
-    """A `--scale` / `evaluate.scale` value: "auto", a positive finite number (1: off), or a FOV
+    """A `--scale` / `evaluate.scale` value: "auto", "vessels" (auto, then the main vessels'
+    calibre brought to the training labels' range), a positive finite number (1: off), or a FOV
     diameter to bring every photograph to, whatever the weights' band: "538px" (one diameter) or
     "538-900px" (a band: diameters inside it stay as they are)."""
     text = value.strip().lower() if isinstance(value, str) else None
-    if text == "auto":
-        return "auto"
+    if text in ("auto", "vessels"):
+        return text
     if text is not None and text.endswith("px"):
         try:
             sides = [float(side) for side in text[:-2].split("-")]
@@ -250,8 +320,8 @@ def parse_scale(value, what: str = "--scale") -> str | float | FovBand:
         number = float("nan")
     if isinstance(value, bool) or not np.isfinite(number) or number <= 0:
         raise UserError(
-            f"{what} must be 'auto', a positive number (1 = off) or a FOV diameter such as "
-            f"538px, got {value!r}"
+            f"{what} must be 'auto', 'vessels', a positive number (1 = off) or a FOV diameter "
+            f"such as 538px, got {value!r}"
         )
     return number
 
@@ -264,9 +334,9 @@ def scale_text(scale) -> str | float:
 
 
 def by_diameter(scale) -> bool:
-    """True for a scale set from each photograph's FOV diameter ("auto" or a FovBand given as
-    --scale NNNpx), False for a fixed factor."""
-    return scale == "auto" or isinstance(scale, FovBand)
+    """True for a scale set from each photograph's FOV diameter ("auto", "vessels" before its
+    second pass, or a FovBand given as --scale NNNpx), False for a fixed factor."""
+    return scale in ("auto", "vessels") or isinstance(scale, FovBand)
 
 
 def scale_factor(diameter: float | None, train_diameter: float | FovBand) -> float:

@@ -17,7 +17,7 @@ import numpy as np
 from data.geometry import pad_shape_for
 from data.scale import SECOND_SCALE
 from inference.outputs import overlay_errors, probability_png
-from inference.segment import segment
+from inference.segment import segment, segment_by_vessels
 from metrics import (
     METRIC_KEYS,
     METRIC_LABELS,
@@ -173,6 +173,8 @@ def describe_factors(scale, factors: dict[str, float], train_diameter) -> str:
     shrunk = sum(value < 1.0 for value in values)
     if isinstance(scale, FovBand):
         mode = f"--scale {scale} (every FOV brought to that diameter)"
+    elif scale == "vessels":
+        mode = f"--scale vessels (main vessels brought to the calibre of the training labels; first pass at {band})"
     elif scale != "auto":
         mode = f"--scale {scale:g}"
     elif band is None:
@@ -217,6 +219,7 @@ def evaluate_checkpoint(
         upsample_sample,
         weights_config,
         weights_fov_band,
+        weights_vessel_calibre,
     )
     from inference.engines import make_predictor
     from models import load_model
@@ -228,19 +231,23 @@ def evaluate_checkpoint(
     train_diameter = weights_fov_band(weights, scale)
     predictor = make_predictor(model, engine or cfg["evaluate"]["engine"])
     factors = {s.name: image_factor(scale, s.mask, train_diameter, s.name) for s in samples}
-    start = time.perf_counter()
-    probs = [
-        segment(
-            predictor,
-            sample.image,
-            pad_shape_for(dataset.name, sample.image.shape[:2]),
-            prediction_factors(scale, factors[sample.name], train_diameter),
-            mirror=mirror,
-        )
-        for sample in samples
-    ]
-    seconds = time.perf_counter() - start
     threshold = cfg["evaluate"]["threshold"]
+    calibre_range = weights_vessel_calibre(weights) if scale == "vessels" else None
+    start = time.perf_counter()
+    probs = []
+    for sample in samples:
+        pad_shape = pad_shape_for(dataset.name, sample.image.shape[:2])
+        first = prediction_factors(scale, factors[sample.name], train_diameter)
+        if calibre_range is None:
+            probs.append(segment(predictor, sample.image, pad_shape, first, mirror=mirror))
+            continue
+        prob, used = segment_by_vessels(
+            predictor, sample.image, sample.mask, first, threshold, calibre_range, pad_shape,
+            mirror=mirror,
+        )  # fmt: skip
+        probs.append(prob)
+        factors[sample.name] = used[0]
+    seconds = time.perf_counter() - start
     title = f"{cfg['model']['name']} on {dataset.name} test ({Path(weights).name})"
     if upsample != 1:
         title += f", images upsampled x{upsample}"

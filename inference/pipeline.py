@@ -36,7 +36,7 @@ import sys
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +81,7 @@ class PredictOptions:
     overwrite: bool = False
     verbose: bool = False
     workers: int = WORKERS
+    vessel_calibre: tuple[float, float] | None = None  # --scale vessels: the weights' range
 
 
 @dataclass
@@ -290,6 +291,10 @@ def predict_files(
     from data.scale import weights_fov_band
 
     options = options or PredictOptions()
+    if options.scale == "vessels" and options.vessel_calibre is None:
+        from data.scale import weights_vessel_calibre
+
+        options = replace(options, vessel_calibre=tuple(weights_vessel_calibre(weights)))
     out_dir = Path(out_dir)
     summary = Summary()
     start = time.perf_counter()
@@ -334,7 +339,7 @@ def predict_files(
 
 def _stream(todo, predictor, mask, train_diameter, out_dir, options, log, bar, summary) -> None:
     """The lock-step loop of `predict_files` (module docstring)."""
-    from inference.segment import segment
+    from inference.segment import segment, segment_by_vessels
 
     def fail(job: Job, exc: BaseException) -> None:
         message = str(exc).strip() or exc.__class__.__name__
@@ -392,10 +397,17 @@ def _stream(todo, predictor, mask, train_diameter, out_dir, options, log, bar, s
 
             if item is not None:
                 try:
-                    item.prob = segment(
-                        predictor, item.image, factor=item.factors, times=item.times,
-                        during_network=overlap, mirror=options.mirror,
-                    )  # fmt: skip
+                    if options.vessel_calibre:
+                        item.prob, item.factors = segment_by_vessels(
+                            predictor, item.image, item.fov, item.factors, options.threshold,
+                            options.vessel_calibre, times=item.times, during_network=overlap,
+                            mirror=options.mirror,
+                        )  # fmt: skip
+                    else:
+                        item.prob = segment(
+                            predictor, item.image, factor=item.factors, times=item.times,
+                            during_network=overlap, mirror=options.mirror,
+                        )  # fmt: skip
                 except UserError as exc:
                     item = None
                     fail(job, exc)

@@ -90,6 +90,32 @@ def segment(
     return mean
 
 
+def segment_by_vessels(
+    predictor,
+    image: np.ndarray,
+    fov: np.ndarray,
+    factors: tuple[float, ...],
+    threshold: float,
+    calibre_range,
+    pad_shape: tuple[int, int] | None = None,
+    times: dict[str, float] | None = None,
+    during_network=None,
+    mirror: bool = False,
+) -> tuple[np.ndarray, tuple[float, ...]]:
+    """`--scale vessels`: the image segmented at `factors` (those of --scale auto), then, where
+    the main vessels of that map (above `threshold`, inside bool `fov`) are narrower or wider at
+    the network's scale than `calibre_range` (px), segmented again at the factor that brings them
+    into it (`data.scale.vessel_factor`). Returns (the map, the factors it was predicted at)."""
+    from data.scale import vessel_factor
+
+    prob = segment(predictor, image, pad_shape, factors, times, during_network, mirror)
+    factor = vessel_factor(prob > threshold, fov, factors[0], calibre_range)
+    if factor == factors[0]:
+        return prob, factors
+    del prob
+    return segment(predictor, image, None, factor, times, None, mirror), (factor,)
+
+
 def _segment_at_size(
     predictor, image: np.ndarray, pad_shape=None, times=None, mirror: bool = False
 ) -> np.ndarray:

@@ -346,3 +346,86 @@ def test_upsampled_drive_keeps_its_f1_with_auto(real_data_root):
     for times in (2, 4):
         upsampled = [upsample_sample(s, times) for s in samples]
         assert mean_f1(upsampled, "auto") == pytest.approx(native, abs=0.01), times
+
+
+def _bars(widths_and_lengths, shape=(300, 400)):
+    """bool map of horizontal bars: [(width px, length px)], 40 px apart."""
+    vessels = np.zeros(shape, bool)
+    for k, (width, length) in enumerate(widths_and_lengths):
+        top = 20 + 40 * k
+        vessels[top : top + width, 20 : 20 + length] = True
+    return vessels
+
+
+def test_vessel_calibre_is_the_main_vessels_width():
+    from data.scale import vessel_calibre
+
+    vessels = _bars([(7, 200), (3, 80)])
+    assert vessel_calibre(vessels) == pytest.approx(7.0, abs=0.6)
+    fov = np.zeros_like(vessels)
+    fov[:40] = True  # only the wide bar inside
+    assert vessel_calibre(vessels, fov) == pytest.approx(7.0, abs=0.6)
+    assert vessel_calibre(_bars([(3, 100)])) is None  # 300 px: too few to say
+
+
+def test_vessel_calibre_range_by_dataset():
+    from data.samples import Sample
+    from data.scale import vessel_calibre_range
+
+    def sample(source, width):
+        label = _bars([(width, 300), (width, 300)]).astype(np.uint8)
+        image = np.zeros((*label.shape, 3), np.uint8)
+        return Sample(source, image, label, np.ones_like(label, bool), source=source)
+
+    samples = [sample("drive/21", 5), sample("drive/22", 9), sample("chase_db1/x", 13)]
+    low, high = vessel_calibre_range(samples)  # DRIVE's median of 5 and 9, CHASE_DB1's 13
+    assert low == pytest.approx(7.0, abs=0.6) and high == pytest.approx(13.0, abs=0.6)
+    maps = [_bars([(9, 300)])] * 3  # predicted maps instead of the labels
+    low, high = vessel_calibre_range(samples, maps)
+    assert low == pytest.approx(high) == pytest.approx(9.0, abs=0.6)
+
+
+def test_vessel_factor_brings_the_main_vessels_into_the_range():
+    from data.scale import vessel_factor
+
+    vessels = _bars([(15, 300), (15, 300), (5, 200)], shape=(200, 400))
+    fov = np.ones_like(vessels)
+    factor = vessel_factor(vessels, fov, 1.0, (6.0, 8.0))
+    assert factor == pytest.approx(8.0 / 15.0, rel=0.06)
+    assert vessel_factor(vessels, fov, 1.0, (6.0, 15.5)) == 1.0  # inside: no second pass
+    # Predicted at 0.5, the same map's vessels are 7-8 px at the network's scale: in range.
+    assert vessel_factor(vessels, fov, 0.5, (6.0, 8.0)) == 0.5
+    assert vessel_factor(np.zeros_like(vessels), fov, 0.7, (6.0, 8.0)) == 0.7
+
+
+def test_scale_vessels_reads_the_weights_range(tmp_path):
+    from data.scale import weights_vessel_calibre
+
+    assert parse_scale("Vessels") == "vessels"
+    low, high = weights_vessel_calibre("weights/sa_unetv2_fundus.keras")
+    assert 4.0 < low < high < 20.0
+    (tmp_path / "old.yaml").write_text("dataset:\n  name: drive\n", encoding="utf-8")
+    with pytest.raises(UserError, match="--scale vessels needs"):
+        weights_vessel_calibre(tmp_path / "old.keras")
+
+
+class _RedChannel:
+    """A stand-in predictor: the vessel probability is the red channel (so the map is the image)."""
+
+    name, multiple = "red", 8
+
+    def predict(self, batch):
+        return batch[..., :1]
+
+
+def test_segment_by_vessels_predicts_again_at_the_vessels_scale():
+    from inference.segment import segment_by_vessels
+
+    vessels = _bars([(15, 300), (15, 300), (5, 200)], shape=(200, 400))
+    image = np.repeat((vessels * 255).astype(np.uint8)[..., None], 3, axis=2)
+    fov = np.ones_like(vessels)
+    prob, factors = segment_by_vessels(_RedChannel(), image, fov, (1.0,), 0.5, (6.0, 8.0))
+    assert factors[0] == pytest.approx(8.0 / 15.0, rel=0.06) and prob.shape == vessels.shape
+    assert ((prob > 0.5) == vessels).mean() > 0.97  # resampled there and back
+    prob, factors = segment_by_vessels(_RedChannel(), image, fov, (1.0,), 0.5, (6.0, 16.0))
+    assert factors == (1.0,) and np.array_equal(prob > 0.5, vessels)

@@ -12,7 +12,9 @@ writes, each atomically:
 so that `python evaluate.py --config weights/<stem>.yaml --weights weights/<stem>.keras
 --data-root DIR` reproduces the recorded row (tests/test_weights.py checks a few images).
 
-The yaml also records `evaluate.chosen_threshold`: the threshold (0.05-0.95 in steps of 0.01)
+The yaml also records `scale.vessel_calibre` (for `--scale vessels`): the main vessels' calibre
+in the maps these weights draw of the validation photographs at the chosen threshold, or where
+the run validated on augmented images, in the training labels; and `evaluate.chosen_threshold`: the threshold (0.05-0.95 in steps of 0.01)
 with the best mean F1 over the run's own validation images, the split train.py held out, never
 the test images (`predict.py --threshold auto` uses it; evaluation keeps the paper's 0.5).
 eval.json records it with that F1 and the number of validation images.
@@ -86,9 +88,13 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cfg = resolve_run_config(run / "config.yaml")
+    if cfg["scale"].get("vessel_calibre") is None:  # a run older than --scale vessels
+        cfg["scale"]["vessel_calibre"] = training_vessel_calibre(cfg, args.data_root)
     cfg["dataset"]["data_root"] = None
     model = load_model(run / args.checkpoint)  # compile=False: no optimizer state
     choice = validation_threshold(cfg, model, args.data_root)
+    if choice["vessel_calibre"] is not None:
+        cfg["scale"]["vessel_calibre"] = choice["vessel_calibre"]
     if args.calibrate:
         folded = {**choice, "bias_shift": round(fold_threshold(model, choice["threshold"]), 6)}
         check = validation_threshold(cfg, model, args.data_root)  # the same images, folded model
@@ -140,6 +146,19 @@ def main(argv=None) -> int:
     return 0
 
 
+def training_vessel_calibre(cfg: dict, data_root: str | None) -> list[float] | None:
+    """`data.scale.vessel_calibre_range` of the run's training photographs, as they trained."""
+    import copy
+
+    from data import load_dataset
+    from data.scale import vessel_calibre_range
+
+    dataset = copy.deepcopy(cfg["dataset"])
+    if data_root is not None:
+        dataset["data_root"] = data_root
+    return vessel_calibre_range(load_dataset(dataset).train)
+
+
 def validation_threshold(cfg: dict, model, data_root: str | None) -> dict:
     """The threshold of the best mean F1 over the run's validation images (`metrics.best_threshold`),
     predicted by `model` as train.py validated: the same augmented, padded images and split, or
@@ -150,6 +169,7 @@ def validation_threshold(cfg: dict, model, data_root: str | None) -> dict:
 
     from data.io import to_unit_float
     from data.prepare import prepare_training_data
+    from data.scale import vessel_calibre_range
     from inference.engines import make_predictor
     from inference.segment import segment
     from metrics import DEFAULT_THRESHOLD, THRESHOLD_GRID, best_threshold, f1_by_threshold
@@ -162,9 +182,11 @@ def validation_threshold(cfg: dict, model, data_root: str | None) -> dict:
     if not len(data.x_val):
         raise UserError("the run held out no validation images: no threshold can be chosen")
     predictor = make_predictor(model, cfg["evaluate"]["engine"])
+    calibre = None
     if cfg["train"]["validation"] == "photographs":
         photos = data.val_photographs
-        probs = [segment(predictor, s.image)[s.mask] for s in photos]
+        maps = [segment(predictor, s.image) for s in photos]
+        probs = [m[s.mask] for m, s in zip(maps, photos, strict=True)]
         labels = [s.label[s.mask] for s in photos]
     else:
         x_val, y_val = pad_to_model(model, data.x_val, data.y_val)
@@ -176,12 +198,19 @@ def validation_threshold(cfg: dict, model, data_root: str | None) -> dict:
     curve = f1_by_threshold(probs, labels)  # one pass over the pixels for every threshold
     threshold, f1 = best_threshold(curve)
     at_half = curve[THRESHOLD_GRID.index(DEFAULT_THRESHOLD)]
+    if cfg["train"]["validation"] == "photographs":
+        # The main vessels as these weights draw them at the sizes they trained at: what
+        # --scale vessels compares a photograph's first-pass map with (a network that draws
+        # vessels a pixel wider than its labels measures them so on every camera).
+        vessels = [m > threshold for m in maps]
+        calibre = vessel_calibre_range(photos, vessels)
     return {
         "threshold": threshold,
         "val_f1": round(f1, 6),
         "val_f1_at_0.5": round(float(at_half), 6),
         "val_images": len(probs),
         "grid": [THRESHOLD_GRID[0], THRESHOLD_GRID[-1], 0.01],
+        "vessel_calibre": calibre,
     }
 
 
