@@ -264,8 +264,9 @@ def main(argv=None) -> int:
 def merge_shards(args) -> int:
     """--merge-shards OUT: the shards' measurement files in OUT joined into measurements.csv."""
     if args.inputs or args.shard is not None:
-        raise UserError("--merge-shards OUT merges the shards' files in OUT; give it no INPUT "
-                        "and no --shard")  # fmt: skip
+        raise UserError(
+            "--merge-shards OUT merges the shards' files in OUT; give it no INPUT and no --shard"
+        )
     from inference.pipeline import MEASUREMENTS_CSV
     from inference.shards import merge_measurements
 

@@ -73,6 +73,50 @@ def merge_measurements(out_dir: str | Path) -> tuple[int, int]:
     from utils.io import write_text
 
     out_dir = Path(out_dir)
+    files = shard_files(out_dir)
+    count = len(files)
+    header, rows, where = None, {}, {}
+    for index, path in enumerate(files, 1):
+        text = path.read_text(encoding="utf-8")
+        if text and not text.endswith("\n"):
+            raise UserError(
+                f"{path} ends in a row cut short (a killed shard); run shard {index}/{count} "
+                "again before merging"
+            )
+        lines = list(csv.reader(io.StringIO(text)))
+        if not lines or "image" not in lines[0] or "input" not in lines[0]:
+            raise UserError(f"{path} is not a measurements file (no image and input columns)")
+        if header is None:
+            header = lines[0]
+            image, source = header.index("image"), header.index("input")
+        elif lines[0] != header:
+            raise UserError(
+                f"{path} has other columns than {files[0].name}; merge shards of one run"
+            )
+        for row in lines[1:]:
+            if len(row) != len(header):
+                raise UserError(f"{path} has a row of {len(row)} fields, expected {len(header)}")
+            name = row[image]
+            if name in rows:
+                raise UserError(
+                    f"photograph {name} has two rows, in {where[name].name} and {path.name}: the "
+                    "shards ran on different inputs; run them again on the same ones"
+                )
+            belongs = shard_of(Job(Path(row[source]), name), count)
+            if belongs != index:
+                raise UserError(
+                    f"photograph {name} in {path.name} belongs to shard {belongs}/{count}, not "
+                    f"{index}/{count}; that file is not the output of predict.py --shard "
+                    f"{index}/{count}"
+                )
+            rows[name], where[name] = row, path
+    write_text(out_dir / MEASUREMENTS_CSV, csv_text([header, *(rows[n] for n in sorted(rows))]))
+    return count, len(rows)
+
+
+def shard_files(out_dir: Path) -> list[Path]:
+    """`out_dir`'s measurements.shard-K-of-N.csv for K = 1..N, in that order; UserError for a
+    missing folder, none, a K outside 1..N, files of two N or a missing K."""
     if not out_dir.is_dir():
         raise UserError(f"--merge-shards: folder {out_dir} does not exist")
     found = {}
@@ -102,39 +146,4 @@ def merge_measurements(out_dir: str | Path) -> tuple[int, int]:
             f"{out_dir} lacks {names}: run {'shards' if len(missing) > 1 else 'shard'} "
             f"{', '.join(f'{k}/{count}' for k in missing)} with --measure before merging"
         )
-    header, rows, where = None, {}, {}
-    for index in range(1, count + 1):
-        path = found[index, count]
-        text = path.read_text(encoding="utf-8")
-        if text and not text.endswith("\n"):
-            raise UserError(
-                f"{path} ends in a row cut short (a killed shard); run shard {index}/{count} "
-                "again before merging"
-            )
-        lines = list(csv.reader(io.StringIO(text)))
-        if not lines or "image" not in lines[0] or "input" not in lines[0]:
-            raise UserError(f"{path} is not a measurements file (no image and input columns)")
-        if header is None:
-            header, first = lines[0], path
-            image, source = header.index("image"), header.index("input")
-        elif lines[0] != header:
-            raise UserError(f"{path} has other columns than {first.name}; merge shards of one run")
-        for row in lines[1:]:
-            if len(row) != len(header):
-                raise UserError(f"{path} has a row of {len(row)} fields, expected {len(header)}")
-            name = row[image]
-            if name in rows:
-                raise UserError(
-                    f"photograph {name} has two rows, in {where[name].name} and {path.name}: the "
-                    "shards ran on different inputs; run them again on the same ones"
-                )
-            belongs = shard_of(Job(Path(row[source]), name), count)
-            if belongs != index:
-                raise UserError(
-                    f"photograph {name} in {path.name} belongs to shard {belongs}/{count}, not "
-                    f"{index}/{count}; that file is not the output of predict.py --shard "
-                    f"{index}/{count}"
-                )
-            rows[name], where[name] = row, path
-    write_text(out_dir / MEASUREMENTS_CSV, csv_text([header, *(rows[n] for n in sorted(rows))]))
-    return count, len(rows)
+    return [found[k, count] for k in range(1, count + 1)]

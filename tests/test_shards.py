@@ -37,8 +37,8 @@ def test_a_shard_is_the_same_share_whatever_the_order_and_the_shards_cover_the_c
     same list, of the list reversed and shuffled, and of a copy of the folder elsewhere (another
     machine's mount) are the same shares, disjoint, and together the whole cohort."""
     cohort = tmp_path / "here" / "cohort"
+    (cohort / "left").mkdir(parents=True)
     for i in range(60):
-        (cohort / ("left" if i % 3 else "") / f"p{i:02d}.jpg").parent.mkdir(parents=True, exist_ok=True)
         (cohort / ("left" if i % 3 else "") / f"p{i:02d}.jpg").touch()
     jobs = collect_inputs([str(cohort)], recursive=True)
     elsewhere = shutil.copytree(cohort, tmp_path / "there" / "mnt" / "cohort")
@@ -175,7 +175,7 @@ def test_a_rerun_shard_finishes_its_own_share_only(tmp_path, tiny_weights, capsy
     assert {p.name for p in out.glob("*.csv")} == {log.name}
 
 
-def _shard_files(out, count, photographs=6, header=None):
+def _write_shard_files(out, count, photographs=6, header=None):
     """Measurement files as shards 1..count of `photographs` photographs would write them."""
     header = header or measurement_columns()
     jobs = [Job(Path(f"/data/p{i}.png"), f"p{i}") for i in range(photographs)]
@@ -189,7 +189,7 @@ def _shard_files(out, count, photographs=6, header=None):
 
 
 def test_merge_sorts_the_rows_of_all_shards(tmp_path, capsys):
-    _shard_files(tmp_path, 3, photographs=12)
+    _write_shard_files(tmp_path, 3, photographs=12)
     from predict import main
     from utils.cli import run_cli
 
@@ -202,18 +202,18 @@ def test_merge_sorts_the_rows_of_all_shards(tmp_path, capsys):
 
 
 def _missing(out):
-    _shard_files(out, 3)
+    _write_shard_files(out, 3)
     (out / shard_measurements_name((2, 3))).unlink()
 
 
 def _two_counts(out):
-    _shard_files(out, 2)
-    _shard_files(out, 3)
+    _write_shard_files(out, 2)
+    _write_shard_files(out, 3)
 
 
 def _twice(out):
     """p0.png in shard 2, and a p0.tif in shard 1: the shards ran on different inputs."""
-    _shard_files(out, 2)
+    _write_shard_files(out, 2)
     extra = _rows(out / shard_measurements_name((2, 2)))[1]
     assert extra[0] == "p0"
     suffix = next(s for s in (".jpg", ".tif", ".bmp", ".gif") if shard_of(Job(Path(f"p0{s}"), "p0"), 2) == 1)
@@ -223,20 +223,20 @@ def _twice(out):
 
 
 def _other_header(out):
-    _shard_files(out, 2)
+    _write_shard_files(out, 2)
     header = [*measurement_columns()[:-1], "something_else"]
     with open(out / shard_measurements_name((2, 2)), "w") as handle:
         handle.write(",".join(header) + "\n")
 
 
 def _cut(out):
-    _shard_files(out, 2)
+    _write_shard_files(out, 2)
     path = out / shard_measurements_name((2, 2))
     path.write_text(path.read_text()[:-5])
 
 
 def _wrong_shard(out):
-    _shard_files(out, 2)
+    _write_shard_files(out, 2)
     (out / shard_measurements_name((1, 2))).rename(out / "first")
     (out / shard_measurements_name((2, 2))).rename(out / shard_measurements_name((1, 2)))
     (out / "first").rename(out / shard_measurements_name((2, 2)))
