@@ -199,9 +199,11 @@ def main(argv=None) -> int:
         return merge_shards(args)
     if not args.inputs:
         raise UserError("name the image files or folders to predict (or --merge-shards OUT)")
-    from inference.shards import parse_shard
+    shard = None
+    if args.shard is not None:
+        from inference.shards import parse_shard
 
-    shard = parse_shard(args.shard) if args.shard is not None else None
+        shard = parse_shard(args.shard)
     threshold = parse_threshold(args.threshold)
     _positive(args.fov_degrees, "--fov-degrees")
     _positive(args.mm_per_pixel, "--mm-per-pixel")
