@@ -2,6 +2,8 @@
 
     python predict.py --out predictions photo1.jpg folder/
     python predict.py --weights weights/sa_unetv2_drive.keras --recursive --measure cohort/
+    python predict.py --shard 2/4 --measure --out out cohort/   # one of 4 processes or machines
+    python predict.py --merge-shards out                        # their rows into measurements.csv
 
 Without --weights it uses weights/sa_unetv2_fundus.keras (trained on four datasets, for any
 camera) when it is there, otherwise weights/sa_unetv2_drive.keras, and says which. The
@@ -26,6 +28,12 @@ Streams (memory does not grow with the number of photographs) and resumes: a
 photograph whose outputs are all there is skipped (--overwrite redoes it); a
 killed run leaves no partial file. A photograph that cannot be read is
 reported and skipped; the exit status is then 1.
+
+A cohort on many machines: --shard K/N takes the photographs whose relative
+path hashes to shard K of N (the same share on every machine, whatever the
+order of the files), writing measurements.shard-K-of-N.csv; once all N ran,
+--merge-shards OUT joins their rows into OUT/measurements.csv, sorted by name
+(docs/prediction.md, "A cohort on many machines").
 """
 
 from __future__ import annotations
@@ -49,7 +57,7 @@ def parse_args(argv):
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "inputs", nargs="+", metavar="INPUT", help="image files or folders of images"
+        "inputs", nargs="*", metavar="INPUT", help="image files or folders of images"
     )
     parser.add_argument(
         "--weights",
@@ -127,6 +135,18 @@ def parse_args(argv):
     parser.add_argument(
         "--verbose", action="store_true", help="print a line per photograph (scale factor, times)"
     )
+    parser.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="do only shard K of N (1 <= K <= N): the photographs whose path, relative to the "
+        "folder they are in, hashes to K; measurements go to measurements.shard-K-of-N.csv",
+    )
+    parser.add_argument(
+        "--merge-shards",
+        metavar="OUT",
+        help="join OUT's measurements.shard-K-of-N.csv (K = 1..N) into OUT/measurements.csv, "
+        "sorted by name, and exit (no INPUT)",
+    )
     return parser.parse_args(argv)
 
 
@@ -176,6 +196,15 @@ def _positive(value: float | None, flag: str) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.merge_shards is not None:
+        return merge_shards(args)
+    if not args.inputs:
+        raise UserError("name the image files or folders to predict (or --merge-shards OUT)")
+    shard = None
+    if args.shard is not None:
+        from inference.shards import parse_shard
+
+        shard = parse_shard(args.shard)
     threshold = parse_threshold(args.threshold)
     _positive(args.fov_degrees, "--fov-degrees")
     _positive(args.mm_per_pixel, "--mm-per-pixel")
@@ -200,6 +229,11 @@ def main(argv=None) -> int:
 
     jobs = collect_inputs(args.inputs, recursive=args.recursive, exclude=args.out)
     check_inputs(jobs, args.mask)
+    cohort = len(jobs)
+    if shard is not None:
+        from inference.shards import select_shard
+
+        jobs = select_shard(jobs, shard)  # predict_files selects it again: the same list
     options = PredictOptions(
         threshold=threshold,
         use_fov=not args.no_fov,
@@ -213,6 +247,7 @@ def main(argv=None) -> int:
         overwrite=args.overwrite,
         verbose=args.verbose,
         workers=args.workers,
+        shard=shard,
     )
     from training.backend import select_backend
 
@@ -222,9 +257,26 @@ def main(argv=None) -> int:
     which = "" if args.weights else " (the default; --weights to choose others)"
     tta = ", each photograph also predicted mirrored (--tta)" if args.tta else ""
     print(f"weights {_shown(weights)}{which}, threshold {threshold:.2f} ({source}){tta}")
+    if shard is not None:
+        print(f"shard {shard[0]}/{shard[1]}: {len(jobs)} of {cohort} photographs")
     summary = predict_files(jobs, weights, out, options, engine=args.engine, mask_path=args.mask)
     print(summary.line(out))
     return 1 if summary.failed else 0
+
+
+def merge_shards(args) -> int:
+    """--merge-shards OUT: the shards' measurement files in OUT joined into measurements.csv."""
+    if args.inputs or args.shard is not None:
+        raise UserError(
+            "--merge-shards OUT merges the shards' files in OUT; give it no INPUT and no --shard"
+        )
+    from inference.pipeline import MEASUREMENTS_CSV
+    from inference.shards import merge_measurements
+
+    count, rows = merge_measurements(args.merge_shards)
+    where = Path(args.merge_shards) / MEASUREMENTS_CSV
+    print(f"{rows} photographs from {count} shard files merged into {where}")
+    return 0
 
 
 def _shown(path: Path) -> str:

@@ -3,6 +3,7 @@
     git worktree add /tmp/old 47e9aa1        # today's code before the streaming pipeline
     python benchmarks/predict_folder.py --photos 4 --sizes 8,15 --baseline-repo /tmp/old
     python benchmarks/predict_folder.py --sizes 15 --memory 5,100 --no-speed
+    python benchmarks/predict_folder.py --sizes 8 --photos 8 --shards 2 --no-speed
 
 Photographs: `data.synthetic`'s fundus image drawn at 1024 px, enlarged
 (bicubic) to the height of a 3:2 frame and centred on black, saved as JPEG
@@ -17,6 +18,14 @@ running its library functions in its own checkout in the order its
 predict.py calls them. `--memory A,B` runs the new predict.py on A and on B
 copies of the photographs (peak memory must not grow with B). `--workers 0,2`
 gives a row for each value of predict.py's --workers (default: its default).
+`--shards 2,4` runs the folder once as one predict.py and once as N
+predict.py --shard K/N processes at the same time (into one folder), for
+each N: wall seconds, photographs per second with the start-up included
+(each process loads its own model), the peak resident memory of the largest
+process and the sampled peak of all of them together (the pages of shared
+libraries counted once per process). `--sizes WxH` (such as 96x64) draws
+photographs of that size; `--weights` and `--predict-args` (such as
+`--predict-args="--scale 1 --engine keras"`) change every run of the new code.
 
 The machine is shared (other jobs, 2 cores): compare rows of one run only.
 """
@@ -24,9 +33,11 @@ The machine is shared (other jobs, 2 cores): compare rows of one run only.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -55,6 +66,16 @@ COLUMNS = [
     ("s per photograph", lambda r: f"{1 / r['rate']:.2f}" if r["rate"] else "-"),
     ("peak RSS MB", lambda r: f"{r['rss_mb']:.0f}"),
     *[(f"{s} s", lambda r, s=s: f"{r['stages'].get(s, float('nan')):.2f}") for s in STAGES],
+]
+SHARD_COLUMNS = [
+    ("processes", lambda r: "1" if r["processes"] == 1 else f"{r['processes']} (--shard K/N)"),
+    ("workers", lambda r: str(_workers(r))),
+    ("photograph", lambda r: r["size"]),
+    ("photographs", lambda r: str(r["photos"])),
+    ("seconds", lambda r: f"{r['seconds']:.1f}"),
+    ("photographs/s (with start-up)", lambda r: f"{r['rate']:.3f}"),
+    ("peak RSS MB, largest process", lambda r: f"{r['rss_mb']:.0f}"),
+    ("sampled peak MB, all processes", lambda r: f"{r['total_mb']:.0f}"),
 ]
 
 # The baseline's predict loop (training/prediction.py at 47e9aa1), stage by stage, timed; run in
@@ -167,6 +188,53 @@ def run_child(
     return seconds, usage.ru_maxrss / 1024.0, stdout  # ru_maxrss is in KiB on Linux
 
 
+def run_children(commands: list[list[str]], cwd: Path) -> tuple[float, list[float], float]:
+    """Start `commands` at once: (wall seconds until the last ends, each one's peak resident MB,
+    the largest sum of their resident MB sampled every 0.1 s); raises if one fails."""
+    env = {**os.environ, "PYTHONPATH": str(cwd)}
+    start = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        errors = [stack.enter_context(tempfile.TemporaryFile("w+")) for _ in commands]
+        processes = [
+            subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=err)
+            for command, err in zip(commands, errors, strict=True)
+        ]
+        totals: list[float] = []
+        sampler = threading.Thread(
+            target=_sample_total, args=([p.pid for p in processes], totals), daemon=True
+        )
+        sampler.start()
+        peaks = []
+        for process in processes:
+            _, status, usage = os.wait4(process.pid, 0)
+            process.returncode = os.waitstatus_to_exitcode(status)
+            peaks.append(usage.ru_maxrss / 1024.0)  # KiB on Linux
+        seconds = time.perf_counter() - start
+        sampler.join()
+        for command, process, err in zip(commands, processes, errors, strict=True):
+            if process.returncode != 0:
+                err.seek(0)
+                raise RuntimeError(f"{' '.join(command)} failed:\n{err.read()[-3000:]}")
+    return seconds, peaks, max(totals, default=0.0)
+
+
+def _sample_total(pids: list[int], totals: list) -> None:
+    """Append the summed resident MB of the processes `pids` every 0.1 s until all have ended."""
+    while True:
+        mb, alive = 0.0, False
+        for pid in pids:
+            try:
+                text = Path(f"/proc/{pid}/status").read_text()
+                line = next(x for x in text.splitlines() if x.startswith("VmRSS:"))
+            except (OSError, StopIteration):  # ended (a zombie has no VmRSS line)
+                continue
+            mb, alive = mb + int(line.split()[1]) / 1024.0, True
+        if not alive:
+            return
+        totals.append(mb)
+        time.sleep(0.1)
+
+
 def _sample(pid: int, watch: Path, samples: list) -> None:
     """Append (resident MB, PNG files under `watch`) of process `pid` every 0.1 s until it ends."""
     status = Path(f"/proc/{pid}/status")
@@ -204,40 +272,59 @@ def windows(samples: list, per_photo: int, count: int, edges=None) -> dict[str, 
 
 
 def predict_command(
-    repo: Path, folder: Path, out: Path, verbose: bool, workers: int | None = None
+    repo: Path,
+    folder: Path,
+    out: Path,
+    verbose: bool,
+    workers: int | None = None,
+    weights: Path = WEIGHTS,
+    extra: tuple[str, ...] = (),
 ) -> list[str]:
-    """predict.py of `repo` with its defaults; `workers`: its --workers (None: not given)."""
+    """predict.py of `repo` with its defaults; `workers`: its --workers (None: not given);
+    `extra`: more of its arguments."""
     command = [
         sys.executable,
         str(repo / "predict.py"),
         "--weights",
-        str(WEIGHTS),
+        str(weights),
         "--out",
         str(out),
     ]
     command += ["--verbose"] if verbose else []
-    return [*command, str(folder)] + ([] if workers is None else ["--workers", str(workers)])
+    command += [*extra, str(folder)]
+    return command + ([] if workers is None else ["--workers", str(workers)])
 
 
 def measure(
-    repo: Path, code: str, photos: list[Path], work: Path, label: str, workers: int | None = None
+    repo: Path,
+    code: str,
+    photos: list[Path],
+    work: Path,
+    label: str,
+    workers: int | None = None,
+    weights: Path = WEIGHTS,
+    extra: tuple[str, ...] = (),
 ) -> dict:
-    """One row: the predict.py of `repo` on all photos and on the first alone."""
+    """One row: the predict.py of `repo` on all photos and on the first alone; `extra`: more
+    arguments of the new code's predict.py."""
     one = work / f"{code}_one"
     one.mkdir()
     os.link(photos[0], one / photos[0].name)
     new = code == "new"
-    t1, _, _ = run_child(predict_command(repo, one, work / f"{code}_out1", False, workers), repo)
+    extra = extra if new else ()
+    t1, _, _ = run_child(
+        predict_command(repo, one, work / f"{code}_out1", False, workers, weights, extra), repo
+    )
     folder = photos[0].parent
     tn, rss, stdout = run_child(
-        predict_command(repo, folder, work / f"{code}_outn", new, workers), repo
+        predict_command(repo, folder, work / f"{code}_outn", new, workers, weights, extra), repo
     )
     rate = (len(photos) - 1) / (tn - t1) if tn > t1 else float("nan")
     if new:
         stages = stage_times(stdout)
     else:
         _, _, stdout = run_child(
-            [sys.executable, "-c", OLD_STAGES, str(repo), str(folder), str(WEIGHTS),
+            [sys.executable, "-c", OLD_STAGES, str(repo), str(folder), str(weights),
              str(work / f"{code}_stages")],
             repo,
         )  # fmt: skip
@@ -248,7 +335,13 @@ def measure(
 
 
 def memory_rows(
-    photos: list[Path], counts: list[int], work: Path, label: str, workers: int | None = None
+    photos: list[Path],
+    counts: list[int],
+    work: Path,
+    label: str,
+    workers: int | None = None,
+    weights: Path = WEIGHTS,
+    extra: tuple[str, ...] = (),
 ) -> list[dict]:
     rows = []
     for count in counts:
@@ -258,7 +351,10 @@ def memory_rows(
         samples: list = []
         out = work / f"mem_out{count}"
         seconds, rss, stdout = run_child(
-            predict_command(ROOT, folder, out, False, workers), ROOT, samples=samples, watch=out
+            predict_command(ROOT, folder, out, False, workers, weights, extra),
+            ROOT,
+            samples=samples,
+            watch=out,
         )
         rows.append({"photos": count, "workers": workers, "size": label, "rss_mb": rss, "seconds": seconds,
                      "windows": windows(samples, len(PICTURES), count),
@@ -271,17 +367,81 @@ def memory_rows(
     return rows
 
 
+def shard_rows(
+    photos: list[Path],
+    shard_counts: list[int],
+    work: Path,
+    label: str,
+    workers: int | None = None,
+    weights: Path = WEIGHTS,
+    extra: tuple[str, ...] = (),
+) -> list[dict]:
+    """The folder of `photos` by one predict.py, then for each N of `shard_counts` by N
+    predict.py --shard K/N at once into one folder: a row each (`run_children`)."""
+    rows = []
+    for count in (1, *shard_counts):
+        out = work / f"shards_out{count}"
+        commands = [
+            predict_command(ROOT, photos[0].parent, out, False, workers, weights, extra)
+            + (["--shard", f"{index}/{count}"] if count > 1 else [])
+            for index in range(1, count + 1)
+        ]
+        seconds, peaks, total = run_children(commands, ROOT)
+        written = len(list(out.glob("*_fov.png")))
+        if written != len(photos):
+            raise RuntimeError(f"{count} processes wrote {written} of {len(photos)} photographs")
+        rows.append({"processes": count, "workers": workers, "size": label, "photos": len(photos),
+                     "seconds": seconds, "rate": len(photos) / seconds, "rss_mb": max(peaks),
+                     "total_mb": total})  # fmt: skip
+        print(
+            f"{count} process(es) x {label}, workers {_workers({'workers': workers})}: "
+            f"{len(photos) / seconds:.3f} photographs/s, {total:.0f} MB in all",
+            file=sys.stderr,
+        )
+        shutil.rmtree(out)
+    return rows
+
+
+def parse_sizes(text: str) -> list[tuple[str, tuple[int, int]]]:
+    """--sizes: megapixels of `SIZES` (8, 15) or WxH -> [(key, (H, W))]."""
+    sizes = []
+    for item in text.split(","):
+        if "x" in item:
+            width, height = (int(v) for v in item.split("x"))
+            sizes.append((item, (height, width)))
+        else:
+            sizes.append((item, SIZES[int(item)]))
+    return sizes
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--photos", type=int, default=4, help="photographs per size (default 4)")
-    parser.add_argument("--sizes", default="8,15", help="megapixels: 8 and/or 15 (default 8,15)")
+    parser.add_argument(
+        "--sizes",
+        default="8,15",
+        help="megapixels: 8 and/or 15 (default 8,15), or WxH such as 96x64",
+    )
     parser.add_argument("--baseline-repo", type=Path, help="a checkout of older code to time too")
     parser.add_argument(
         "--memory", help="A,B: peak memory for A and for B photographs (first size)"
     )
-    parser.add_argument("--no-speed", action="store_true", help="only the --memory runs")
+    parser.add_argument(
+        "--no-speed", action="store_true", help="no speed rows: only the --memory and --shards runs"
+    )
+    parser.add_argument(
+        "--shards",
+        help="N,...: the folder by one predict.py and by N predict.py --shard K/N at once, for "
+        "each N (photographs/s with the start-up, peak memory)",
+    )
+    parser.add_argument("--weights", type=Path, default=WEIGHTS, help="default: the DRIVE weights")
+    parser.add_argument(
+        "--predict-args",
+        default="",
+        help='more arguments of every new predict.py, e.g. --predict-args="--scale 1"',
+    )
     parser.add_argument(
         "--workers",
         help="comma-separated values of the new predict.py's --workers, a row each (default: "
@@ -293,13 +453,14 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = parse_sizes(args.sizes)
     workers = [int(w) for w in args.workers.split(",")] if args.workers else [None]
-    report = {"machine": machine(), "cpu": _cpu_model(), "rows": [], "memory": []}
+    shard_counts = [int(n) for n in args.shards.split(",")] if args.shards else []
+    weights, extra = args.weights.resolve(), tuple(shlex.split(args.predict_args))
+    report = {"machine": machine(), "cpu": _cpu_model(), "rows": [], "memory": [], "shards": []}
     with tempfile.TemporaryDirectory(prefix="predict_folder_") as tmp:
         work = Path(tmp)
-        for size in sizes:
-            shape = SIZES[size]
+        for size, shape in sizes:
             label = f"{shape[1]} x {shape[0]} JPEG"
             photos = make_photographs(work / f"photos_{size}", args.photos, shape)
             if not args.no_speed:
@@ -309,11 +470,20 @@ def main(argv=None) -> int:
                 for index, (code, repo, threads) in enumerate(runs):
                     sub = work / f"{code}_{size}_{index}"
                     sub.mkdir()
-                    report["rows"].append(measure(repo.resolve(), code, photos, sub, label, threads))
-            if args.memory and size == sizes[0]:
+                    report["rows"].append(
+                        measure(repo.resolve(), code, photos, sub, label, threads, weights, extra)
+                    )
+            if args.memory and size == sizes[0][0]:
                 counts = [int(c) for c in args.memory.split(",")]
                 for threads in workers:
-                    report["memory"] += memory_rows(photos, counts, work, label, threads)
+                    report["memory"] += memory_rows(
+                        photos, counts, work, label, threads, weights, extra
+                    )
+            if shard_counts:
+                for threads in workers:
+                    report["shards"] += shard_rows(
+                        photos, shard_counts, work, label, threads, weights, extra
+                    )
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -330,6 +500,9 @@ def main(argv=None) -> int:
               lambda r: ", ".join(f"{k}: {v:.0f}" for k, v in r["windows"].items()))],
             report["memory"],
         ))  # fmt: skip
+    if report["shards"]:
+        print("\n" if report["rows"] or report["memory"] else "", end="")
+        print(markdown_table(SHARD_COLUMNS, report["shards"]))
     return 0
 
 

@@ -18,7 +18,8 @@ Resumable: every file is written under a temporary name and renamed
 none (and a temporary file that the next run deletes). A photograph whose
 requested outputs all exist (and, with measurements, whose row is in
 measurements.csv) is skipped unless `overwrite`; measurements.csv gets one
-row per photograph, appended as each finishes.
+row per photograph, appended as each finishes (with `PredictOptions.shard`,
+one shard of the jobs and measurements.shard-K-of-N.csv: `inference.shards`).
 
 A photograph that cannot be read or used is reported in one line and
 skipped; the run goes on and `Summary.failed` counts it.
@@ -67,7 +68,9 @@ class PredictOptions:
     `OUTPUT_KINDS`; measure: measurements.csv (`measurements.py`); measure_images:
     `<name>_calibre.png`; mm_per_pixel, or fov_degrees with the measured FOV diameter, for
     millimetres; workers: threads writing and reading beside the network (0: every stage one
-    after the other on the calling thread)."""
+    after the other on the calling thread); shard: (K, N) to do only shard K of N of the jobs,
+    their rows in measurements.shard-K-of-N.csv instead of measurements.csv (`inference.shards`).
+    """
 
     threshold: float = 0.5
     use_fov: bool = True
@@ -82,6 +85,7 @@ class PredictOptions:
     verbose: bool = False
     workers: int = WORKERS
     vessel_calibre: tuple[float, float] | None = None  # --scale vessels: the weights' range
+    shard: tuple[int, int] | None = None
 
 
 @dataclass
@@ -221,18 +225,19 @@ class MeasurementLog:
         from utils.io import write_text
 
         kept = [row for name, row in self.rows.items() if name not in drop]
-        write_text(self.path, _csv_text([self.columns, *kept]))
+        write_text(self.path, csv_text([self.columns, *kept]))
 
     def append(self, values: dict) -> None:
         row = [_csv_value(values.get(column)) for column in self.columns]
-        text = _csv_text([row])
+        text = csv_text([row])
         with self._lock, self.path.open("a", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
 
 
-def _csv_text(rows) -> str:
+def csv_text(rows) -> str:
+    """The CSV text of `rows` (lists of strings), lines ending in a newline."""
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(rows)
     return buffer.getvalue()
@@ -298,7 +303,12 @@ def predict_files(
     out_dir = Path(out_dir)
     summary = Summary()
     start = time.perf_counter()
-    log = MeasurementLog(out_dir / MEASUREMENTS_CSV) if options.measure else None
+    log_name = MEASUREMENTS_CSV
+    if options.shard is not None:
+        from inference.shards import select_shard, shard_measurements_name
+
+        jobs, log_name = select_shard(jobs, options.shard), shard_measurements_name(options.shard)
+    log = MeasurementLog(out_dir / log_name) if options.measure else None
     measured = log.names() if log else set()
 
     def complete(job: Job) -> bool:

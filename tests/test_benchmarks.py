@@ -76,6 +76,30 @@ def test_predict_folder_memory_windows():
     assert seen and all(mb > 0 and files == 0 for mb, files in seen)
 
 
+@pytest.mark.slow
+def test_predict_folder_times_shards_against_one_process(tmp_path, capsys):
+    """--shards 2 on three tiny photographs with the fastest settings: a row for one process and
+    one for two shards at once, every photograph written by each."""
+    import json
+
+    from benchmarks.predict_folder import main
+    from models import build_model
+
+    weights = tmp_path / "tiny.keras"
+    build_model("sa_unetv2", start_neurons=8).save(weights)
+    args = ["--sizes", "96x64", "--photos", "3", "--shards", "2", "--no-speed", "--json",
+            "--weights", str(weights), "--predict-args=--scale 1 --engine keras --save fov"]  # fmt: skip
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["rows"] == report["memory"] == []
+    assert [(r["processes"], r["photos"], r["size"]) for r in report["shards"]] == [
+        (1, 3, "96 x 64 JPEG"), (2, 3, "96 x 64 JPEG")
+    ]  # fmt: skip
+    for row in report["shards"]:
+        assert row["rate"] == pytest.approx(3 / row["seconds"])
+        assert row["rss_mb"] > 50 and row["total_mb"] > 50
+
+
 def test_scale_ceiling_loses_thin_vessels_when_shrunk():
     """A label shrunk as a coverage map and brought back: unchanged at factor 1, a 5-px bar kept
     at 0.5, a 1-px line lost at a third (its coverage falls under 0.5)."""

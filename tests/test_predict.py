@@ -177,6 +177,7 @@ def test_resume_after_sigkill(tmp_path, tiny_weights):
         (["--fov-degrees", "0"], "--fov-degrees must be a positive number"),
         (["--threshold", "1.5"], "--threshold must be 'auto' or a number in [0, 1], got 1.5"),
         (["--workers", "-1"], "--workers must be 0 or more, got -1"),
+        (["--shard", "3/2"], "--shard must be K/N, shard K of N with whole numbers 1 <= K <= N"),
         (["NOT_AN_IMAGE"], "is not an image file"),
         (["EMPTY"], "holds no image files"),
         (["MASK"], "mask"),
