@@ -15,8 +15,13 @@ the unchanged images (or `--json`).
 Changes, `name:value` (comma-separated in `--changes`): `brightness:F` and
 `contrast:F` and `color:F` (Pillow `ImageEnhance` factors, 1 = unchanged),
 `gamma:G` (out = in ** G on [0, 1]), `blur:S` (Gaussian, sigma S pixels),
-`jpeg:Q` (quality Q), `noise:S` (Gaussian, sigma S grey levels, seeded);
-`data.camera` makes them. `train.camera_augment` trains on random mixes of them.
+`jpeg:Q` (quality Q), `noise:S` (Gaussian, sigma S grey levels, seeded),
+`vignette:S` (corners darker by the share S), `illumination:S` (one side
+brighter by S, the other darker, in a seeded direction), `white_balance:S`
+(seeded colour-temperature and tint gains of spread S); `data.camera` makes
+them. `train.camera_augment` trains on random mixes of them
+(`train.camera_changes`). Each row changes the images afresh from the same
+seeds, so adding rows leaves the others' figures as they were.
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ from benchmarks.common import machine, markdown_table  # noqa: E402
 
 DEFAULT_CHANGES = (
     "none,brightness:0.6,brightness:1.4,gamma:1.5,gamma:0.67,contrast:0.6,"
-    "color:0.3,blur:1.5,jpeg:75,jpeg:50,jpeg:30,noise:3,noise:8"
+    "color:0.3,blur:1.5,jpeg:75,jpeg:50,jpeg:30,noise:3,noise:8,"
+    "vignette:0.5,illumination:0.3,white_balance:0.3"
 )
 
 

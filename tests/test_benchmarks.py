@@ -117,6 +117,20 @@ def test_scale_ceiling_loses_thin_vessels_when_shrunk():
     assert ceiling_f1(line, mask, 1 / 3) < 0.5
 
 
+def test_robustness_default_changes_keep_the_documented_rows_first():
+    """Every default change parses; the 13 rows docs/cameras.md reports come first, in order,
+    and the vignette, illumination and white balance rows after them."""
+    from benchmarks.robustness import DEFAULT_CHANGES
+    from data.camera import parse_change
+
+    specs = DEFAULT_CHANGES.split(",")
+    kinds = [parse_change(spec)[0] for spec in specs]
+    assert specs[:13] == ["none", "brightness:0.6", "brightness:1.4", "gamma:1.5", "gamma:0.67",
+                          "contrast:0.6", "color:0.3", "blur:1.5", "jpeg:75", "jpeg:50", "jpeg:30",
+                          "noise:3", "noise:8"]  # fmt: skip
+    assert kinds[13:] == ["vignette", "illumination", "white_balance"]
+
+
 @pytest.mark.slow
 def test_robustness_scores_every_change(tmp_path, capsys):
     """On the demo's test images with untrained weights: one F1 per change, 'none' added first,

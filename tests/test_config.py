@@ -78,6 +78,8 @@ def test_overrides_and_types():
         ("model.dropblock_rate=1.5", r"model.dropblock_rate must be in \[0, 1\)"),
         ("train.camera_augment=1.5", r"train.camera_augment must be a number in \[0, 1\]"),
         ("train.camera_augment=0.5", "works on training crops; set train.crop_size too"),
+        ("train.camera_changes=studio", "train.camera_changes must be one of basic, clinic"),
+        ("train.camera_changes=clinic", "set train.camera_augment above 0 too"),
     ],
 )
 def test_bad_overrides(override, match):

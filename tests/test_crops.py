@@ -137,6 +137,35 @@ def test_camera_changes_are_seeded_and_leave_the_labels():
     assert not all(np.array_equal(on[i][0], again[i][0]) for i in range(len(on)))
 
 
+def test_the_camera_mix_basic_draws_as_before_and_clinic_changes_more():
+    """camera_changes "basic" (the default) gives the batches recorded before the option existed
+    (commit f4898e7); "clinic" leaves the labels and positions, changes the crops otherwise, and
+    draws them again after a resume. The config takes clinic with camera_augment."""
+    import hashlib
+
+    from training.config import resolve_run_config
+
+    x, y = coded_images()
+    x[..., 0] *= 40
+    basic = CropBatches(x, y, EXTENTS, crop=16, batch_size=2, seed=3, camera=0.5)
+    digest = hashlib.sha256()
+    for i in range(len(basic)):
+        digest.update(basic[i][0].tobytes())
+    assert digest.hexdigest() == "61d184e901e4571e2509d8253c439fddd11c5035cd851798b11f64517b67d22b"
+    on = CropBatches(x, y, EXTENTS, crop=16, batch_size=2, seed=3, camera=1.0)
+    clinic = CropBatches(x, y, EXTENTS, 16, 2, 3, camera=1.0, camera_changes="clinic")
+    for i in range(len(on)):
+        assert np.array_equal(on.windows(i)[1], clinic.windows(i)[1])
+        assert np.array_equal(on[i][1], clinic[i][1])
+    assert any(not np.array_equal(on[i][0], clinic[i][0]) for i in range(len(on)))
+    resumed = CropBatches(x, y, EXTENTS, 16, 2, 3, 1, camera=1.0, camera_changes="clinic")
+    clinic.on_epoch_end()
+    assert all(np.array_equal(clinic[i][0], resumed[i][0]) for i in range(len(clinic)))
+    overrides = ["train.crop_size=32", "train.camera_augment=0.5", "train.camera_changes=clinic"]
+    assert resolve_run_config("configs/demo.yaml", overrides)["train"]["camera_changes"] == "clinic"
+    assert resolve_run_config("configs/demo.yaml")["train"]["camera_changes"] == "basic"
+
+
 def test_zoomed_crops_are_resized_windows_with_their_labels():
     """zoom=None draws nothing; a fixed zoom of 2 cuts windows of half the crop's side, inside the
     image's extent, and enlarges image and label together; drawn zooms stay in the range, vary, and

@@ -68,6 +68,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
         # changes (darker, flatter, gamma, less colour, blur, noise, JPEG: data.camera.random_camera),
         # drawn from the seed and the epoch like the crops. 0: none (the paper's augmentation only).
         "camera_augment": 0.0,
+        # The mix camera_augment draws from (data.camera.CAMERA_MIXES). "basic": those changes,
+        # with the draws of every run documented before "clinic" existed. "clinic": before them a
+        # vignette, an illumination gradient and another white balance, each with probability 0.5.
+        "camera_changes": "basic",
         # With crop_size: [low, high] zoom factors; each crop is cut from a window of crop / z px,
         # z drawn log-uniformly from the range, and resized to crop_size, so training sees every
         # camera at a spread of FOV diameters (training.crops). null: none.
@@ -215,6 +219,18 @@ def validate(cfg: dict[str, Any]) -> None:
         raise UserError(f"train.camera_augment must be a number in [0, 1], got {share!r}")
     if share and train["crop_size"] is None:
         raise UserError("train.camera_augment works on training crops; set train.crop_size too")
+    from data.camera import CAMERA_MIXES
+
+    mix = train["camera_changes"]
+    if not isinstance(mix, str) or mix not in CAMERA_MIXES:
+        raise UserError(
+            f"train.camera_changes must be one of {', '.join(CAMERA_MIXES)}, got {mix!r}"
+        )
+    if mix != "basic" and not share:
+        raise UserError(
+            f"train.camera_changes {mix} chooses the mix train.camera_augment draws from; "
+            "set train.camera_augment above 0 too"
+        )
     zoom = train["scale_augment"]
     if zoom is not None:
         if not (

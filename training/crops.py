@@ -14,7 +14,9 @@ converted a batch at a time.
 
 With `camera` (`train.camera_augment`), that share of the crops also goes
 through a random mix of camera changes (`data.camera.random_camera`): darker,
-flatter, another gamma, less colour, blur, sensor noise, JPEG compression.
+flatter, another gamma, less colour, blur, sensor noise, JPEG compression; with
+`camera_changes` "clinic" (`train.camera_changes`) also a vignette, an illumination gradient and
+another white balance (`data.camera.CAMERA_MIXES`).
 
 With `zoom` (`train.scale_augment`, e.g. (0.7, 1.4)), each crop is cut from a square window of
 side `crop / z` instead, z drawn log-uniformly from the range, and resized to `crop x crop`:
@@ -57,6 +59,7 @@ class CropBatches(keras.utils.PyDataset):
     share of crops passed through `data.camera.random_camera` (0: none, nothing drawn). zoom:
     (low, high) zoom factors, each crop's drawn log-uniformly between them (None: none, nothing
     drawn). margin: how far (px of the crop) a window may reach past each side of its image.
+    camera_changes: the mix of `data.camera.CAMERA_MIXES` the camera changes come from.
     """
 
     def __init__(
@@ -72,6 +75,7 @@ class CropBatches(keras.utils.PyDataset):
         camera: float = 0.0,
         zoom: tuple[float, float] | None = None,
         margin: int = 0,
+        camera_changes: str = "basic",
     ):
         super().__init__()
         if len(x) == 0:
@@ -83,6 +87,7 @@ class CropBatches(keras.utils.PyDataset):
         self.camera = float(camera)
         self.zoom = None if zoom is None else (float(zoom[0]), float(zoom[1]))
         self.margin = int(margin)
+        self.camera_changes = camera_changes
         self._order_epoch, self._order = None, None
 
     def __len__(self) -> int:
@@ -139,12 +144,13 @@ class CropBatches(keras.utils.PyDataset):
 
     def change_cameras(self, xb: np.ndarray, index: int) -> None:
         """Pass about `camera` of batch `index`'s crops through a random camera, in place."""
-        from data.camera import random_camera
+        from data.camera import CAMERA_MIXES, random_camera
 
+        changes = CAMERA_MIXES[self.camera_changes]
         rng = np.random.default_rng([self.seed, self.epoch, index, 1])
         for k in range(len(xb)):
             if rng.random() < self.camera:
-                xb[k] = random_camera(xb[k], rng)[0]
+                xb[k] = random_camera(xb[k], rng, changes)[0]
 
     def on_epoch_end(self) -> None:
         self.epoch += 1

@@ -295,6 +295,7 @@ def train(
             train_cfg["camera_augment"],
             train_cfg["scale_augment"],
             train_cfg["crop_margin"],
+            camera_changes=train_cfg["camera_changes"],
         )
         fit_data = {"x": crops}
     else:
