@@ -135,7 +135,7 @@ def test_training_band_from_configs():
 
 @pytest.mark.parametrize("bad", ["0", "-1", "abc", "nan", "inf", ""])
 def test_parse_scale_refuses(bad):
-    with pytest.raises(UserError, match="--scale must be 'auto', a positive number"):
+    with pytest.raises(UserError, match="--scale must be 'auto', 'vessels', a positive number"):
         parse_scale(bad)
 
 
@@ -180,8 +180,8 @@ def test_bad_scale_flag_is_one_sentence_and_status_2(tmp_path, bad):
         assert result.returncode == 2, result.stderr[-2000:]
         lines = result.stderr.strip().splitlines()
         assert lines == [
-            f"error: --scale must be 'auto', a positive number (1 = off) or a FOV diameter "
-            f"such as 538px, got '{bad}'"
+            f"error: --scale must be 'auto', 'vessels', a positive number (1 = off) or a FOV "
+            f"diameter such as 538px, got '{bad}'"
         ]
 
 
