@@ -29,8 +29,10 @@ For each dataset left out (`--left-out`, default chase_db1 hrf stare drive), in
 Then `OUT/NAME/summary.md` and `summary.json`: per dataset left out and variant, the mean FOV
 F1 over its test photographs, and the mean over the datasets left out, the figure a change of
 recipe is judged by (never a trained camera's test split). Every step is skipped when its
-result is there, and train.py resumes, so the same command continues after `--stop-at` or a
-crash. Each step runs as its own process, printed first, exactly as a user would type it.
+result is there (training too once `weights/` holds its weights, so `train/` may then be
+deleted), and train.py resumes, so the same command continues after `--stop-at` or a crash,
+and a new `--variant` costs its predictions only. Each step runs as its own process, printed
+first, exactly as a user would type it.
 """
 
 from __future__ import annotations
@@ -305,7 +307,13 @@ def main(argv=None) -> int:
         init = starting_weights(left, cfg["train"]["init_weights"], init_for)
         if init != cfg["train"]["init_weights"]:
             command += ["--set", f"train.init_weights={init}"]
-        if training_ended(run_dir, args.epochs):
+        stem = f"{args.name}_no_{left}"
+        weights = folder / "weights" / f"{stem}.keras"
+        shipped = (folder / "weights" / f"{stem}.eval.json").is_file()
+        if shipped:
+            print(f"{left}: weights in {weights.parent}")
+            command = None  # the run folder is no longer needed once its weights are out
+        elif training_ended(run_dir, args.epochs):
             print(f"{left}: training has ended ({read_state(run_dir)['epoch']} epochs)")
             command = None
         elif read_state(run_dir) is not None:
@@ -320,9 +328,7 @@ def main(argv=None) -> int:
                 print(f"{left}: training stopped before its end; rerun this command to continue it")
                 break
 
-        stem = f"{args.name}_no_{left}"
-        weights = folder / "weights" / f"{stem}.keras"
-        if not (folder / "weights" / f"{stem}.eval.json").is_file():
+        if not shipped:
             run_step(
                 [python, "tools/ship_weights.py", "--run", str(run_dir), "--stem", stem,
                  "--out", str(folder / "weights"), "--data-root", data_root, "--no-eval"],

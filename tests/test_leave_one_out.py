@@ -128,3 +128,20 @@ def test_test_photographs_are_the_test_split(real_data_root):
     drive = [f[0] for f in test_photograph_files("drive", real_data_root)]
     assert drive[0] == "01_test" and drive[-1] == "20_test"
     assert len(test_photograph_files("stare", real_data_root, fold=5)) == 4
+
+
+def test_shipped_weights_skip_training_and_scored_variants_skip_prediction(tmp_path, capsys):
+    folder = tmp_path / "out" / "r" / "hrf"
+    (folder / "weights").mkdir(parents=True)
+    (folder / "weights" / "r_no_hrf.eval.json").write_text(
+        json.dumps({"threshold_choice": {"threshold": 0.6}, "checkpoint": {"epoch": 3}})
+    )
+    _metrics(folder / "eval" / "defaults", 0.79, 27)
+    argv = ["--config", "configs/fundus.yaml", "--name", "r", "--data-root", str(tmp_path),
+            "--out", str(tmp_path / "out"), "--left-out", "hrf", "--dry-run"]  # fmt: skip
+    assert loo.main(argv) == 0
+    out = capsys.readouterr().out
+    steps = [line for line in out.splitlines() if line.startswith("+ ")]
+    assert not any(" train.py " in s or " ship_weights.py " in s for s in steps)
+    assert len(steps) == 2 and "--threshold 0.5" in steps[0]  # only at0.5 is left to score
+    assert "| hrf | 0.7900 (27) | - | 0.60 | 3 |" in out
