@@ -184,8 +184,8 @@ def job_outputs(job: Job, out_dir: Path, options: PredictOptions) -> list[Path]:
 def measurement_columns() -> list[str]:
     from measurements import MEASUREMENT_KEYS, MM_KEYS
 
-    return ["image", "input", "fov_diameter_px", "mm_per_pixel", *MEASUREMENT_KEYS,
-            *MM_KEYS.values()]  # fmt: skip
+    return ["image", "input", "orientation", "fov_diameter_px", "mm_per_pixel",
+            *MEASUREMENT_KEYS, *MM_KEYS.values()]  # fmt: skip
 
 
 class MeasurementLog:
@@ -255,7 +255,7 @@ def _remove_leftovers(paths: list[Path]) -> None:
 
 @dataclass
 class _Photograph:
-    """A photograph between the pipeline's stages."""
+    """A photograph between the pipeline's stages; `orientation` its EXIF orientation tag."""
 
     job: Job
     image: np.ndarray
@@ -264,6 +264,7 @@ class _Photograph:
     factors: tuple[float, ...]
     times: dict[str, float]
     warnings: list[str]
+    orientation: int = 1
     prob: np.ndarray | None = None
     share: float = 0.0  # vessel pixels / FOV pixels, for the --verbose line
     shape: tuple[int, int] = (0, 0)
@@ -479,14 +480,15 @@ class _Writing:
 
 
 def _read(job: Job, mask, train_diameter, options: PredictOptions) -> _Photograph:
-    """Reader thread: decode the photograph, find its field of view and its scale factors."""
+    """Reader thread: decode the photograph (as displayed: `data.io`), find its field of view and
+    its scale factors."""
     from data.fov import generate_fov_mask
-    from data.io import read_image
+    from data.io import read_photograph
     from data.scale import fov_diameter, image_factor, prediction_factors
 
     times: dict[str, float] = {}
     start = time.perf_counter()
-    image = read_image(job.path)
+    image, orientation = read_photograph(job.path)
     times["read"] = time.perf_counter() - start
     start = time.perf_counter()
     fov = mask if mask is not None else generate_fov_mask(image)
@@ -500,7 +502,7 @@ def _read(job: Job, mask, train_diameter, options: PredictOptions) -> _Photograp
     factor = image_factor(options.scale, fov, train_diameter, str(job.path), warn=warnings.append)
     times["fov"] = time.perf_counter() - start
     factors = prediction_factors(options.scale, factor, train_diameter)
-    return _Photograph(job, image, fov, diameter, factors, times, warnings)
+    return _Photograph(job, image, fov, diameter, factors, times, warnings, orientation)
 
 
 def release_memory() -> None:
@@ -582,6 +584,7 @@ def _measure(item: _Photograph, vessels: np.ndarray, out_dir: Path, options: Pre
     return {
         "image": item.job.name,
         "input": str(item.job.path),
+        "orientation": item.orientation,
         "fov_diameter_px": item.diameter,
         "mm_per_pixel": mm,
         **result.values,
