@@ -1,5 +1,6 @@
 """predict.py: any size, folders, streaming, resume after SIGKILL, bad files skipped, --save,
---recursive, --overwrite, measurements.csv, refusals before Keras is imported."""
+--recursive, --overwrite, measurements.csv and its quality record, EXIF orientation, refusals
+before Keras is imported."""
 
 from __future__ import annotations
 
@@ -419,3 +420,45 @@ def test_exif_orientation_gives_maps_as_the_photograph_is_displayed(tmp_path):
         rows = {row["image"]: row for row in csv.DictReader(handle)}
     orientations = {n: rows[n]["orientation"] for n in names}
     assert orientations == {"turned": "6", "upright": "1", "by_hand": "1"}
+
+
+def test_measurements_carry_the_quality_record_and_flag_a_photograph_without_fov(tmp_path):
+    """measurements.csv: the quality columns for every photograph; one without a field of view
+    is kept, marked "check" with no_fov, and its warning is in its row; the run's last line
+    counts the photographs to check."""
+    from data.quality import MIN_AREA_FRACTION, MIN_SHARPNESS
+    from inference import pipeline
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(synthetic_sample(560, 3, 1, 0).image).save(folder / "fundus.png")
+    noise = np.random.default_rng(0).normal(0, 3, (400, 480, 3))
+    flat = np.clip(np.array([170, 90, 40]) + noise, 0, 255).astype(np.uint8)  # no dark surround
+    Image.fromarray(flat).save(folder / "flat.png")
+    out = tmp_path / "out"
+    jobs = pipeline.collect_inputs([str(folder)])
+    summary = pipeline.predict_files(jobs, tmp_path / "none.keras", out,
+                                     pipeline.PredictOptions(measure=True, save=("binary",)),
+                                     predictor=_DarkLinePredictor())  # fmt: skip
+    assert (summary.done, summary.failed) == (2, 0)
+    with (out / "measurements.csv").open() as handle:
+        reader = csv.DictReader(handle)
+        rows = {row["image"]: row for row in reader}
+    assert reader.fieldnames == pipeline.measurement_columns()
+    for column in ("quality", "quality_reasons", "orientation", "fov_found", "fov_diameter_px",
+                   "scale_factor", "brightness_median", "underexposed_fraction",
+                   "overexposed_fraction", "sharpness", "area_fraction", "warnings"):  # fmt: skip
+        assert column in reader.fieldnames, column
+    fundus, flat = rows["fundus"], rows["flat"]
+    assert fundus["fov_found"] == "True" and float(fundus["fov_diameter_px"]) > 450
+    assert float(fundus["scale_factor"]) == 1.0 and float(fundus["sharpness"]) > MIN_SHARPNESS
+    assert fundus["warnings"] == "" and fundus["orientation"] == "1"
+    # The stand-in network finds the thinnest lines only: too few vessels for a fundus photograph.
+    assert float(fundus["area_fraction"]) < MIN_AREA_FRACTION
+    assert (fundus["quality"], fundus["quality_reasons"]) == ("check", "vessel_area")
+    assert flat["quality"] == "check" and flat["quality_reasons"].split(";")[0] == "no_fov"
+    assert flat["fov_found"] == "False" and flat["fov_diameter_px"] == ""
+    assert "no field of view found" in flat["warnings"] and "flat.png" in flat["warnings"]
+    flagged = sum(row["quality"] == "check" for row in rows.values())
+    assert summary.flagged == flagged
+    assert summary.line(out).endswith(f"; {flagged} to check (quality column of measurements.csv)")
