@@ -19,9 +19,9 @@ unusable rows silently; nothing is dropped.
 - `quality_reasons(figures, area_fraction)`: the checks that fail, in `REASONS` order;
   `quality_flag`: "ok" when none does, else "check".
 
-Each threshold below is set between the figures of the clean test photographs of DRIVE, STARE,
-CHASE_DB1 and HRF and those of degraded copies (`benchmarks/quality.py`; the table is in
-docs/prediction.md).
+Each threshold below comes from the figures of the clean test photographs of DRIVE, STARE,
+CHASE_DB1 and HRF and of degraded copies of them (`benchmarks/quality.py`; the table is in
+docs/prediction.md), its comment saying which figures.
 """
 
 from __future__ import annotations
@@ -72,8 +72,6 @@ QUALITY_KEYS = (
     "overexposed_fraction",
     "sharpness",
 )
-# The weights of `skimage.color.rgb2gray` (Rec. 709 luminance).
-_LUMINANCE = np.array([0.2125, 0.7154, 0.0721], dtype=np.float32)
 
 
 def normalised_photograph(
