@@ -22,7 +22,9 @@ the field of view), <stem>_overlay.png (vessels drawn on the photograph) and
 <stem>_fov.png (the field-of-view mask: --mask, or generated from the image).
 --measure adds measurements.csv (one row per photograph: vessel area,
 skeleton length, branch and end points, fractal dimension, calibre,
-tortuosity; docs/prediction.md), --measure-images <stem>_calibre.png.
+tortuosity, and a quality record whose `quality` column says ok or check:
+too dark, blurred, small, no field of view; docs/prediction.md),
+--measure-images <stem>_calibre.png.
 
 Streams (memory does not grow with the number of photographs) and resumes: a
 photograph whose outputs are all there is skipped (--overwrite redoes it); a

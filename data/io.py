@@ -6,11 +6,18 @@ STARE's PGM labels under `.ppm` names read as grey images.
 
 - `read_image` -> uint8 (H, W, 3) RGB; grey inputs are repeated to 3 channels,
   RGBA/LA inputs drop alpha, palette inputs are expanded, 16-bit grey is
-  scaled to 8 bits.
+  scaled to 8 bits. `read_photograph` also returns the EXIF orientation tag.
 - `read_label` -> uint8 (H, W) in {0, 1}: grey level > 127 is vessel. A palette
   GIF (DRIVE's `2nd_manual`, entries (4, 2, 4) and (252, 254, 252)) is
   converted to grey first, which gives 3 and 253, so the same threshold works.
 - `read_mask` -> bool (H, W): grey level > 127 is inside the field of view.
+
+Every image is read as a viewer displays it: a file whose EXIF orientation tag
+(`EXIF_ORIENTATION`, 2-8) says its stored pixels are turned or mirrored (a
+camera or phone held upright stores them that way) is turned back with
+Pillow's `ImageOps.exif_transpose`, so maps and measurements come out in the
+orientation the user sees. None of the datasets' files carries a tag other
+than 1.
 
 Every failure to decode (unknown format, truncated file, bad gzip) becomes a
 UserError naming the file.
@@ -26,11 +33,13 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from utils.errors import UserError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".pnm", ".bmp")
+EXIF_ORIENTATION = 0x0112  # the EXIF tag: how the stored pixels are turned for display, 1-8
+TURNED = (5, 6, 7, 8)  # orientations that swap width and height
 
 
 def file_stem(name: str) -> str:
@@ -50,8 +59,21 @@ def is_image_name(name: str) -> bool:
     return base.endswith(IMAGE_SUFFIXES)
 
 
-def _open(data: bytes, name: str) -> Image.Image:
-    """Decode `data` fully (so truncation is caught here), un-gzipping `*.gz` first."""
+def exif_orientation(img: Image.Image) -> int:
+    """The EXIF orientation tag (1-8) of an opened image: 1 when it has none, or an unreadable
+    or invalid one (the pixels are then taken as stored). Only what Pillow has read so far is
+    looked at (`Image.Image.getexif`: a PNG's own would decode the whole file), so on a header
+    alone a PNG's eXIf chunk after its pixels is not seen."""
+    try:
+        value = int(Image.Image.getexif(img).get(EXIF_ORIENTATION, 1))
+    except (OSError, SyntaxError, ValueError, TypeError, KeyError, EOFError):
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _open(data: bytes, name: str) -> tuple[Image.Image, int]:
+    """Decode `data` fully (so truncation is caught here), un-gzipping `*.gz` first, and turn it
+    as its EXIF orientation tag says (`ImageOps.exif_transpose`); returns (image, the tag)."""
     try:
         if name.lower().endswith(".gz"):
             data = gzip.decompress(data)
@@ -61,7 +83,10 @@ def _open(data: bytes, name: str) -> Image.Image:
             )  # e.g. "Corrupt EXIF data": the error below says it once
             img = Image.open(io.BytesIO(data))
             img.load()
-        return img
+            orientation = exif_orientation(img)
+            if orientation != 1:
+                img = ImageOps.exif_transpose(img)
+        return img, orientation
     except (
         OSError,
         SyntaxError,
@@ -105,8 +130,9 @@ def _grey(img: Image.Image) -> np.ndarray:
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
-    """(H, W) of an image file from its header only (nothing decoded); a UserError naming the
-    file when it is not an image Pillow recognises (`.gz` files are opened through gzip)."""
+    """(H, W) of an image file as displayed (its EXIF orientation applied), from its header only
+    (nothing decoded); a UserError naming the file when it is not an image Pillow recognises
+    (`.gz` files are opened through gzip)."""
     path = Path(path)
     try:
         with warnings.catch_warnings():
@@ -114,36 +140,47 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
             if path.name.lower().endswith(".gz"):
                 with gzip.open(path) as handle, Image.open(handle) as img:
                     width, height = img.size
+                    turned = exif_orientation(img) in TURNED
             else:
                 with Image.open(path) as img:
                     width, height = img.size
+                    turned = exif_orientation(img) in TURNED
     except (OSError, SyntaxError, ValueError, EOFError, zlib.error) as exc:
         raise UserError(
             f"{path} is not an image file (its header is not JPEG, PNG, TIFF, GIF, BMP or PPM/PGM)"
         ) from exc
-    return height, width
+    return (width, height) if turned else (height, width)
 
 
 def read_image(source: str | os.PathLike | bytes, name: str | None = None) -> np.ndarray:
-    """Colour image -> uint8 (H, W, 3). `source` is a path or the file's bytes (then give `name`)."""
+    """Colour image -> uint8 (H, W, 3) as displayed. `source` is a path or the file's bytes (then
+    give `name`)."""
+    return read_photograph(source, name)[0]
+
+
+def read_photograph(
+    source: str | os.PathLike | bytes, name: str | None = None
+) -> tuple[np.ndarray, int]:
+    """(`read_image`'s uint8 (H, W, 3) as displayed, the file's EXIF orientation tag 1-8, 1 when
+    it has none): predict.py records the tag beside each photograph's measurements."""
     data, name = _as_bytes(source, name)
-    img = _open(data, name)
+    img, orientation = _open(data, name)
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "1", "L"):
         grey = _grey(img)
-        return np.repeat(grey[:, :, None], 3, axis=2)
-    return np.ascontiguousarray(np.asarray(img.convert("RGB")))
+        return np.repeat(grey[:, :, None], 3, axis=2), orientation
+    return np.ascontiguousarray(np.asarray(img.convert("RGB"))), orientation
 
 
 def read_label(source: str | os.PathLike | bytes, name: str | None = None) -> np.ndarray:
     """Vessel label -> uint8 (H, W) in {0, 1}, binarised at grey level > 127."""
     data, name = _as_bytes(source, name)
-    return (_grey(_open(data, name)) > 127).astype(np.uint8)
+    return (_grey(_open(data, name)[0]) > 127).astype(np.uint8)
 
 
 def read_mask(source: str | os.PathLike | bytes, name: str | None = None) -> np.ndarray:
     """Field-of-view mask -> bool (H, W), inside where grey level > 127."""
     data, name = _as_bytes(source, name)
-    return _grey(_open(data, name)) > 127
+    return _grey(_open(data, name)[0]) > 127
 
 
 def default_cache_dir() -> Path:

@@ -18,8 +18,10 @@ Resumable: every file is written under a temporary name and renamed
 none (and a temporary file that the next run deletes). A photograph whose
 requested outputs all exist (and, with measurements, whose row is in
 measurements.csv) is skipped unless `overwrite`; measurements.csv gets one
-row per photograph, appended as each finishes (with `PredictOptions.shard`,
-one shard of the jobs and measurements.shard-K-of-N.csv: `inference.shards`).
+row per photograph, appended as each finishes, with the photograph's quality
+figures and verdict (`data.quality`) beside its measurements (with
+`PredictOptions.shard`, one shard of the jobs and measurements.shard-K-of-N.csv:
+`inference.shards`).
 
 A photograph that cannot be read or used is reported in one line and
 skipped; the run goes on and `Summary.failed` counts it.
@@ -99,6 +101,7 @@ class Summary:
     seconds: float = 0.0
     load_seconds: float = 0.0
     times: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    flagged: int = 0  # rows written with quality "check" (`data.quality`)
 
     def rate(self) -> float:
         """Photographs per second, not counting the model's loading."""
@@ -111,9 +114,14 @@ class Summary:
             if self.done
             else ""
         )
+        flagged = (
+            f"; {self.flagged} to check (quality column of {MEASUREMENTS_CSV})"
+            if self.flagged
+            else ""
+        )
         return (
             f"{self.done} done, {self.skipped} skipped (already complete), {self.failed} failed "
-            f"in {self.seconds:.1f} s{rate}; outputs in {out_dir}"
+            f"in {self.seconds:.1f} s{rate}; outputs in {out_dir}{flagged}"
         )
 
 
@@ -187,10 +195,12 @@ def job_outputs(job: Job, out_dir: Path, options: PredictOptions) -> list[Path]:
 
 
 def measurement_columns() -> list[str]:
+    from data.quality import QUALITY_KEYS
     from measurements import MEASUREMENT_KEYS, MM_KEYS
 
-    return ["image", "input", "fov_diameter_px", "mm_per_pixel", *MEASUREMENT_KEYS,
-            *MM_KEYS.values()]  # fmt: skip
+    return ["image", "input", "quality", "quality_reasons", "orientation", "fov_diameter_px",
+            "scale_factor", "mm_per_pixel", *QUALITY_KEYS, *MEASUREMENT_KEYS, *MM_KEYS.values(),
+            "warnings"]  # fmt: skip
 
 
 class MeasurementLog:
@@ -204,6 +214,7 @@ class MeasurementLog:
         self.path = path
         self.columns = measurement_columns()
         self.rows: dict[str, list[str]] = {}
+        self.flagged = 0  # rows appended with quality "check"
         self._lock = threading.Lock()
         if path.is_file():
             text = path.read_text(encoding="utf-8")
@@ -234,6 +245,7 @@ class MeasurementLog:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+            self.flagged += values.get("quality") == "check"
 
 
 def csv_text(rows) -> str:
@@ -261,7 +273,8 @@ def _remove_leftovers(paths: list[Path]) -> None:
 
 @dataclass
 class _Photograph:
-    """A photograph between the pipeline's stages."""
+    """A photograph between the pipeline's stages; `orientation` its EXIF orientation tag,
+    `quality` its `data.quality.photograph_quality` figures (with measurements only)."""
 
     job: Job
     image: np.ndarray
@@ -270,6 +283,8 @@ class _Photograph:
     factors: tuple[float, ...]
     times: dict[str, float]
     warnings: list[str]
+    orientation: int = 1
+    quality: dict | None = None
     prob: np.ndarray | None = None
     share: float = 0.0  # vessel pixels / FOV pixels, for the --verbose line
     shape: tuple[int, int] = (0, 0)
@@ -344,6 +359,7 @@ def predict_files(
         finally:
             bar.close()
     summary.seconds = time.perf_counter() - start
+    summary.flagged = log.flagged if log is not None else 0
     return summary
 
 
@@ -501,14 +517,16 @@ class _Writing:
 
 
 def _read(job: Job, mask, train_diameter, options: PredictOptions) -> _Photograph:
-    """Reader thread: decode the photograph, find its field of view and its scale factors."""
+    """Reader thread: decode the photograph (as displayed: `data.io`), find its field of view and
+    its scale factors, and with measurements its quality figures (timed with the FOV)."""
     from data.fov import generate_fov_mask
-    from data.io import read_image
+    from data.io import read_photograph
+    from data.quality import photograph_quality
     from data.scale import fov_diameter, image_factor, prediction_factors
 
     times: dict[str, float] = {}
     start = time.perf_counter()
-    image = read_image(job.path)
+    image, orientation = read_photograph(job.path)
     times["read"] = time.perf_counter() - start
     start = time.perf_counter()
     fov = mask if mask is not None else generate_fov_mask(image)
@@ -520,9 +538,10 @@ def _read(job: Job, mask, train_diameter, options: PredictOptions) -> _Photograp
     diameter = fov_diameter(fov)
     warnings: list[str] = []
     factor = image_factor(options.scale, fov, train_diameter, str(job.path), warn=warnings.append)
+    quality = photograph_quality(image, fov, diameter) if options.measure else None
     times["fov"] = time.perf_counter() - start
     factors = prediction_factors(options.scale, factor, train_diameter)
-    return _Photograph(job, image, fov, diameter, factors, times, warnings)
+    return _Photograph(job, image, fov, diameter, factors, times, warnings, orientation, quality)
 
 
 def release_memory() -> None:
@@ -586,7 +605,9 @@ def _write_picture(item: _Photograph, vessels: np.ndarray, kind: str, out_dir: P
 
 def _measure(item: _Photograph, vessels: np.ndarray, out_dir: Path, options: PredictOptions):
     """Writer thread: the vessel measurements of a photograph (`measurements.py`) and, with
-    `measure_images`, its calibre picture; returns the measurements.csv row."""
+    `measure_images`, its calibre picture; returns the measurements.csv row, with the quality
+    figures and verdict (`data.quality`) and the photograph's warnings."""
+    from data.quality import quality_flag, quality_reasons
     from inference.outputs import PNG_OPTIONS, calibre_picture
     from measurements import measure_vessels, mm_per_pixel_from_fov
     from utils.io import write_image
@@ -601,12 +622,19 @@ def _measure(item: _Photograph, vessels: np.ndarray, out_dir: Path, options: Pre
         )
     if not options.measure:
         return None
+    reasons = quality_reasons(item.quality, result.values["area_fraction"])
     return {
         "image": item.job.name,
         "input": str(item.job.path),
+        "quality": quality_flag(reasons),
+        "quality_reasons": ";".join(reasons),
+        "orientation": item.orientation,
         "fov_diameter_px": item.diameter,
+        "scale_factor": item.factors[0],
         "mm_per_pixel": mm,
+        **item.quality,
         **result.values,
+        "warnings": " ".join(text.removeprefix("warning: ") for text in item.warnings),
     }
 
 

@@ -160,3 +160,39 @@ def test_robustness_scores_every_change(tmp_path, capsys):
     assert main([*args[:4], "--changes", "none", "--split", "val", "--json"]) == 0
     val = json.loads(capsys.readouterr().out)
     assert (val["split"], val["images"]) == ("val", 1)  # 12 demo photographs, 10 % held out
+
+
+def test_quality_copies_and_flagged_counts():
+    """benchmarks/quality.py: the degraded copies as named, and the counts of flagged rows."""
+    import numpy as np
+
+    from benchmarks.quality import degraded, flagged_table, summary_rows
+    from data.synthetic import synthetic_sample
+
+    image = synthetic_sample(200, 1, 1, 0).image
+    assert degraded(image, 180.0, "clean") is image
+    assert degraded(image, 180.0, "small").shape == (278, 278, 3)  # FOV 180 -> 250 px
+    assert degraded(image, 180.0, "dark").mean() == pytest.approx(image.mean() / 4, rel=0.05)
+    def detail(picture):
+        return np.abs(np.diff(picture.astype(float), axis=1)).mean()
+
+    assert detail(degraded(image, 538.29, "blurred")) < 0.5 * detail(image)  # sigma 3 px here
+    with pytest.raises(ValueError, match="unknown copy"):
+        degraded(image, 180.0, "rotated")
+    ok = {"fov_found": True, "fov_width_px": 538.0, "brightness_median": 100.0,
+          "underexposed_fraction": 0.0, "overexposed_fraction": 0.0, "sharpness": 5.0,
+          "area_fraction": 0.1}  # fmt: skip
+    rows = [
+        {"dataset": "drive", "copy": "clean", **ok},
+        {"dataset": "drive", "copy": "clean", **ok, "area_fraction": None},
+        {"dataset": "drive", "copy": "dark", **ok, "brightness_median": 20.0},
+        {"dataset": "hrf", "copy": "dark", **ok, "sharpness": 1.0, "fov_width_px": 200.0},
+    ]
+    summary = summary_rows(rows)
+    hrf_dark = next(r for r in summary if r["dataset"] == "hrf")
+    assert hrf_dark["flagged"] == 1 and dict(hrf_dark["reasons"]) == {"blurred": 1, "small": 1}
+    assert flagged_table(summary, ("clean", "dark")).splitlines()[2:] == [
+        "| drive | 0/2 | 1/1 |",
+        "| hrf | - | 1/1 |",
+        "| all | 0/2 | 2/2 |",
+    ]

@@ -12,7 +12,7 @@ from PIL import Image
 
 from data import load_dataset, resolve_data_root
 from data.fov import generate_fov_mask
-from data.io import file_stem, read_image, read_label
+from data.io import file_stem, image_size, read_image, read_label, read_mask, read_photograph
 from data.synthetic import make_synthetic
 from utils.errors import UserError
 
@@ -52,6 +52,49 @@ def test_grey_rgba_and_gzip_inputs():
     Image.fromarray(grey).save(buf, format="PPM")
     label = read_label(gzip.compress(buf.getvalue()), "l.ppm.gz")
     np.testing.assert_array_equal(label, (grey > 127).astype(np.uint8))
+
+
+@pytest.mark.parametrize(
+    ("orientation", "displayed"),
+    [
+        (1, lambda s: s),
+        (2, lambda s: s[:, ::-1]),
+        (3, lambda s: s[::-1, ::-1]),
+        (4, lambda s: s[::-1]),
+        (5, lambda s: s.swapaxes(0, 1)),
+        (6, lambda s: np.rot90(s, -1)),  # turned a quarter clockwise for display
+        (7, lambda s: np.rot90(s, 2).swapaxes(0, 1)),
+        (8, lambda s: np.rot90(s, 1)),
+    ],
+)
+def test_exif_orientation_is_read_as_displayed(tmp_path, orientation, displayed):
+    """Stored pixels with an EXIF orientation tag read as a viewer shows them, with the tag; the
+    header's size is the displayed one; masks turn the same way."""
+    stored = np.random.default_rng(orientation).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "p.png"
+    Image.fromarray(stored).save(path, exif=exif)
+    image, tag = read_photograph(path)
+    expected = displayed(stored)
+    np.testing.assert_array_equal(image, expected)
+    assert tag == orientation and image_size(path) == expected.shape[:2]
+    np.testing.assert_array_equal(read_image(path), expected)
+    Image.fromarray(stored[:, :, 0]).save(path, exif=exif)
+    np.testing.assert_array_equal(read_mask(path), expected[:, :, 0] > 127)
+
+
+def test_a_file_without_exif_or_with_a_bad_orientation_is_taken_as_stored():
+    stored = np.arange(5 * 7 * 3, dtype=np.uint8).reshape(5, 7, 3)
+    image, tag = read_photograph(_png(stored), "plain.png")
+    assert tag == 1
+    np.testing.assert_array_equal(image, stored)
+    exif = Image.Exif()
+    exif[0x0112] = 9  # not one of the eight orientations
+    buf = io.BytesIO()
+    Image.fromarray(stored).save(buf, format="JPEG", exif=exif)
+    image, tag = read_photograph(buf.getvalue(), "odd.jpg")
+    assert tag == 1 and image.shape == stored.shape
 
 
 def test_truncated_file_names_the_file():

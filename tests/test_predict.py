@@ -1,5 +1,6 @@
 """predict.py: any size, folders, streaming, resume after SIGKILL, bad files skipped, --save,
---recursive, --overwrite, measurements.csv, refusals before Keras is imported."""
+--recursive, --overwrite, measurements.csv and its quality record, EXIF orientation, refusals
+before Keras is imported."""
 
 from __future__ import annotations
 
@@ -363,3 +364,102 @@ def test_tta_writes_the_mean_of_the_photograph_and_its_mirror_image(tmp_path, ti
     np.testing.assert_allclose(written["tta"], expected, atol=1)
     mirrored = segment(predictor, np.ascontiguousarray(rgb[:, ::-1]))[:, ::-1]
     assert not np.allclose(written["plain"], probability_png(mirrored), atol=1)  # the mirror matters
+
+
+class _DarkLinePredictor:
+    """Vessel probability from the photograph alone: how much darker the green channel is than
+    its 9 x 9 neighbourhood (vessels of the synthetic photographs are darker in green)."""
+
+    name, multiple = "dark-lines", 8
+
+    def predict(self, batch):
+        from scipy import ndimage
+
+        green = batch[0, :, :, 1]
+        local = ndimage.uniform_filter(green, 9)
+        prob = np.clip(4.0 * (local - green) / np.maximum(local, 1e-3), 0.0, 1.0)
+        return prob[None, :, :, None].astype(np.float32)
+
+
+def test_exif_orientation_gives_maps_as_the_photograph_is_displayed(tmp_path):
+    """A JPEG stored turned a quarter (EXIF orientation 6, as a camera held upright writes it)
+    gives every map at the displayed size, on the vessels of the upright photograph: the same
+    maps as its pixels turned upright beforehand, nearly the same as the upright photograph
+    saved directly; measurements.csv records the tag (1 where there is none)."""
+    from inference import pipeline
+
+    sample = synthetic_sample(128, 7, 1, 0)
+    upright = np.pad(sample.image, ((0, 0), (0, 40), (0, 0)))  # 128 x 168: width != height
+    label = np.pad(sample.label, ((0, 0), (0, 40))).astype(bool)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned a quarter anticlockwise: shown turned a quarter clockwise
+    Image.fromarray(np.rot90(upright, 1)).save(folder / "turned.jpg", quality=95, exif=exif)
+    Image.fromarray(upright).save(folder / "upright.jpg", quality=95)
+    with Image.open(folder / "turned.jpg") as stored:  # its pixels turned upright by hand
+        Image.fromarray(np.rot90(np.asarray(stored), -1)).save(folder / "by_hand.png")
+    options = pipeline.PredictOptions(scale=1.0, measure=True, measure_images=True)
+    jobs = pipeline.collect_inputs([str(folder)])
+    out = tmp_path / "out"
+    summary = pipeline.predict_files(jobs, tmp_path / "none.keras", out, options,
+                                     predictor=_DarkLinePredictor())  # fmt: skip
+    assert (summary.done, summary.failed) == (3, 0)
+    for name in ("turned", "upright", "by_hand"):
+        for kind in (*KINDS, "calibre"):
+            assert Image.open(out / f"{name}_{kind}.png").size == (168, 128), (name, kind)
+    names = ("turned", "upright", "by_hand")
+    binary = {n: np.asarray(Image.open(out / f"{n}_binary.png")) > 0 for n in names}
+    np.testing.assert_array_equal(binary["turned"], binary["by_hand"])
+    assert np.mean(binary["turned"] == binary["upright"]) > 0.99
+    # The vessels found lie on the upright photograph's vessels, not on them turned.
+    found = binary["turned"]
+    assert found.sum() > 200
+    on_vessels, on_turned = np.mean(label[found]), np.mean(label[::-1, ::-1][found])
+    assert on_vessels > 0.9 and on_turned < 0.2, (on_vessels, on_turned)  # 0.98 and 0.07
+    with (out / "measurements.csv").open() as handle:
+        rows = {row["image"]: row for row in csv.DictReader(handle)}
+    orientations = {n: rows[n]["orientation"] for n in names}
+    assert orientations == {"turned": "6", "upright": "1", "by_hand": "1"}
+
+
+def test_measurements_carry_the_quality_record_and_flag_a_photograph_without_fov(tmp_path):
+    """measurements.csv: the quality columns for every photograph; one without a field of view
+    is kept, marked "check" with no_fov, and its warning is in its row; the run's last line
+    counts the photographs to check."""
+    from data.quality import MIN_AREA_FRACTION, MIN_SHARPNESS
+    from inference import pipeline
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(synthetic_sample(560, 3, 1, 0).image).save(folder / "fundus.png")
+    noise = np.random.default_rng(0).normal(0, 3, (400, 480, 3))
+    flat = np.clip(np.array([170, 90, 40]) + noise, 0, 255).astype(np.uint8)  # no dark surround
+    Image.fromarray(flat).save(folder / "flat.png")
+    out = tmp_path / "out"
+    jobs = pipeline.collect_inputs([str(folder)])
+    summary = pipeline.predict_files(jobs, tmp_path / "none.keras", out,
+                                     pipeline.PredictOptions(measure=True, save=("binary",)),
+                                     predictor=_DarkLinePredictor())  # fmt: skip
+    assert (summary.done, summary.failed) == (2, 0)
+    with (out / "measurements.csv").open() as handle:
+        reader = csv.DictReader(handle)
+        rows = {row["image"]: row for row in reader}
+    assert reader.fieldnames == pipeline.measurement_columns()
+    for column in ("quality", "quality_reasons", "orientation", "fov_found", "fov_diameter_px",
+                   "scale_factor", "brightness_median", "underexposed_fraction",
+                   "overexposed_fraction", "sharpness", "area_fraction", "warnings"):  # fmt: skip
+        assert column in reader.fieldnames, column
+    fundus, flat = rows["fundus"], rows["flat"]
+    assert fundus["fov_found"] == "True" and float(fundus["fov_diameter_px"]) > 450
+    assert float(fundus["scale_factor"]) == 1.0 and float(fundus["sharpness"]) > MIN_SHARPNESS
+    assert fundus["warnings"] == "" and fundus["orientation"] == "1"
+    # The stand-in network finds the thinnest lines only: too few vessels for a fundus photograph.
+    assert float(fundus["area_fraction"]) < MIN_AREA_FRACTION
+    assert (fundus["quality"], fundus["quality_reasons"]) == ("check", "vessel_area")
+    assert flat["quality"] == "check" and flat["quality_reasons"].split(";")[0] == "no_fov"
+    assert flat["fov_found"] == "False" and flat["fov_diameter_px"] == ""
+    assert "no field of view found" in flat["warnings"] and "flat.png" in flat["warnings"]
+    flagged = sum(row["quality"] == "check" for row in rows.values())
+    assert summary.flagged == flagged
+    assert summary.line(out).endswith(f"; {flagged} to check (quality column of measurements.csv)")
