@@ -264,10 +264,10 @@ def _worst(pair, text) -> str:
     return "-" if pair is None else f"{text(pair[0])} ({pair[1]})"
 
 
-def table(summaries: list[dict]) -> str:
-    """The Markdown table of `summary` lines."""
+def table(summaries: list[dict], first: str = "dataset") -> str:
+    """The Markdown table of `summary` lines, the first column headed `first`."""
     return markdown_table(
-        [("dataset", lambda s: s["dataset"]),
+        [(first, lambda s: s["dataset"]),
          ("n", lambda s: str(s["n"])),
          ("diameter against", lambda s: s["reference"]),
          ("IoU median", lambda s: "-" if s["iou_median"] is None else f"{s['iou_median']:.4f}"),
@@ -317,7 +317,7 @@ def main(argv=None) -> int:
     print(table([s for s in summaries if s["dataset"] in DATASETS]))
     if args.hard:
         print("\nHard cases made from DRIVE's and HRF's photographs\n")
-        print(table([s for s in summaries if s["dataset"] in HARD_CASES]))
+        print(table([s for s in summaries if s["dataset"] in HARD_CASES], "case"))
     for name, rows in per_dataset.items():
         for r in rows:
             if r["fails"]:
