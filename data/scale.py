@@ -10,7 +10,10 @@ where it is thresholded (`inference.segment.segment`).
   of the mask's rows. Those ends lie on the circle even where the field of
   view is cut off at the top and bottom (wide sensors, STARE), so the
   diameter does not come from the height; rows that touch the image's side
-  are left out. None where no field of view can be found.
+  are left out. A photograph stored with non-square pixels has an ellipse:
+  where it is clearly stretched (`MIN_FOV_ASPECT`), the diameter is that of
+  the circle of its area (`fit_fov` gives both axes). None where no field of
+  view can be found (no border: the retina fills the frame).
 - Resampling: the photograph with Pillow's Lanczos filter (antialiased when
   shrinking: the kernel widens with the factor), the probability map back up
   with a bilinear filter on float32 (smooth, no overshoot outside [0, 1]).
@@ -53,6 +56,10 @@ UNIT_BAND = 1.25
 # and averages the two probability maps (docs/cameras-experiments.md, "Choosing the scale rule").
 SECOND_SCALE = 2.0**0.5
 MIN_BOUNDARY_ROWS = 16  # row ends inside the image needed for a circle fit
+# Ellipses (width / height or height / width) are fitted up to MAX_FOV_ASPECT and taken instead
+# of the circle beyond MIN_FOV_ASPECT, where the circle's diameter is off by about 2 %.
+MIN_FOV_ASPECT = 1.06
+MAX_FOV_ASPECT = 1.5
 MIN_SIDE = 8  # the smallest side (px) an image is scaled to
 
 
@@ -80,8 +87,8 @@ def _fit_circle(points: np.ndarray) -> tuple[float, float, float]:
     return cx, cy, float(np.sqrt(max(c + cx * cx + cy * cy, 0.0)))
 
 
-def _robust_diameter(points: np.ndarray) -> float | None:
-    """Diameter of the circle fitted to `points`, refitted twice without the points more than 3
+def _robust_circle(points: np.ndarray) -> tuple[float, float, float] | None:
+    """The circle (cx, cy, r) fitted to `points`, refitted twice without the points more than 3
     median deviations off it; None with too few points or a shape that is not a circle."""
     if len(points) < MIN_BOUNDARY_ROWS:
         return None
@@ -96,24 +103,118 @@ def _robust_diameter(points: np.ndarray) -> float | None:
     deviation = np.abs(np.hypot(kept[:, 0] - cx, kept[:, 1] - cy) - radius)
     if radius <= 0 or np.median(deviation) > 0.02 * radius:
         return None
-    return 2.0 * radius
+    return float(cx), float(cy), radius
+
+
+def _fit_ellipse(points: np.ndarray) -> tuple[float, float, float, float] | None:
+    """Least-squares ellipse with axes along x and y, (cx, cy, a, b) with semi-axes a along x and
+    b along y, through (N, 2) points (algebraic fit: x^2 + p y^2 + q x + r y + s = 0); None where
+    the fitted conic is not an ellipse."""
+    mean = points.mean(axis=0)  # centred: x^2 of a 4000 px photograph stays well conditioned
+    x, y = (points - mean).T
+    design = np.c_[y * y, x, y, np.ones_like(x)]
+    (p, q, r, s), *_ = np.linalg.lstsq(design, -x * x, rcond=None)
+    if p <= 0:
+        return None
+    cx, cy = -q / 2, -r / (2 * p)
+    k = cx * cx + p * cy * cy - s
+    if k <= 0:
+        return None
+    return float(cx + mean[0]), float(cy + mean[1]), float(np.sqrt(k)), float(np.sqrt(k / p))
+
+
+def _ellipse_deviation(points: np.ndarray, ellipse) -> np.ndarray:
+    """Approximate distance (px) of each point from the ellipse (cx, cy, a, b)."""
+    cx, cy, a, b = ellipse
+    rho = np.hypot((points[:, 0] - cx) / a, (points[:, 1] - cy) / b)
+    return np.abs(rho - 1.0) * np.sqrt(a * b)
+
+
+def _robust_ellipse(points: np.ndarray) -> tuple[float, float, float, float] | None:
+    """`_robust_circle` for an ellipse with axes along x and y (non-square pixels): (cx, cy, a,
+    b), or None where it is not one or is stretched more than `MAX_FOV_ASPECT`."""
+    if len(points) < MIN_BOUNDARY_ROWS:
+        return None
+    kept = points
+    ellipse = _fit_ellipse(kept)
+    for _ in range(2):
+        if ellipse is None:
+            return None
+        deviation = _ellipse_deviation(points, ellipse)
+        kept = points[deviation <= 3 * max(float(np.median(deviation)), 0.5)]
+        if len(kept) < MIN_BOUNDARY_ROWS:
+            return None
+        ellipse = _fit_ellipse(kept)
+    if ellipse is None:
+        return None
+    _, _, a, b = ellipse
+    if not 1 / MAX_FOV_ASPECT <= a / b <= MAX_FOV_ASPECT:
+        return None
+    if np.median(_ellipse_deviation(kept, ellipse)) > 0.02 * np.sqrt(a * b):
+        return None
+    return ellipse
+
+
+@dataclass(frozen=True)
+class FovFit:
+    """A field of view's outline in pixels: centre (cx, cy) and its extent across (`width`) and
+    down (`height`), equal for a circle; a photograph stored with non-square pixels has an
+    ellipse."""
+
+    cx: float
+    cy: float
+    width: float
+    height: float
+
+    @property
+    def diameter(self) -> float:
+        """The diameter of the circle of the same area (px): sqrt(width * height)."""
+        return self.width if self.width == self.height else float(np.sqrt(self.width * self.height))
+
+    @property
+    def aspect(self) -> float:
+        """width / height: 1 for a circle, 4/3 for a circle stored 4:3 wider."""
+        return self.width / self.height
+
+
+def fit_fov(mask: np.ndarray) -> FovFit | None:
+    """The outline of the field of view in a bool (H, W) mask: a circle, else an ellipse with
+    axes along the image's (non-square pixels), or None where neither is found (`fov_diameter`)."""
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 2:
+        raise ValueError(f"expected a (H, W) mask, got shape {mask.shape}")
+    if not mask.any():
+        return None
+    points = np.concatenate(_boundary_points(mask))
+    circle, ellipse = _robust_circle(points), _robust_ellipse(points)
+    # The ellipse where no circle fits or it is clearly stretched; a circle's own ellipse comes
+    # out stretched by up to 3.4 % (STARE's fields of view are 1-3 % taller than wide).
+    if ellipse is not None and (
+        circle is None or max(ellipse[2] / ellipse[3], ellipse[3] / ellipse[2]) > MIN_FOV_ASPECT
+    ):
+        cx, cy, a, b = ellipse
+        return FovFit(cx, cy, 2.0 * a, 2.0 * b)
+    if circle is not None:
+        cx, cy, radius = circle
+        return FovFit(cx, cy, 2.0 * radius, 2.0 * radius)
+    return None
 
 
 def fov_diameter(mask: np.ndarray) -> float | None:
     """Diameter (px) of the circular field of view in a bool (H, W) mask, or None if none is found.
 
     A circle is fitted to the rows' left and right ends (those on the image's
-    side are left out) and refitted without outliers (a notch, a speck).
-    None when fewer than `MIN_BOUNDARY_ROWS` row ends are inside the image,
-    or when they do not follow a circle (median deviation over 2 % of the
-    radius).
+    side are left out) and refitted without outliers (a notch, a speck); it
+    must follow them within a median deviation of 2 % of the radius. An
+    ellipse with axes along x and y is fitted the same way; where no circle
+    fits or the ellipse is stretched more than `MIN_FOV_ASPECT` (up to
+    `MAX_FOV_ASPECT`: a photograph stored with non-square pixels), the
+    diameter is that of the circle of the ellipse's area. None when fewer
+    than `MIN_BOUNDARY_ROWS` row ends are inside the image (no border: the
+    retina fills the frame), or when they follow neither (`fit_fov`).
     """
-    mask = np.asarray(mask, dtype=bool)
-    if mask.ndim != 2:
-        raise ValueError(f"expected a (H, W) mask, got shape {mask.shape}")
-    if not mask.any():
-        return None
-    return _robust_diameter(np.concatenate(_boundary_points(mask)))
+    fit = fit_fov(mask)
+    return None if fit is None else fit.diameter
 
 
 def median_fov_diameter(masks: Sequence[np.ndarray]) -> float | None:

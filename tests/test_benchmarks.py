@@ -196,3 +196,31 @@ def test_quality_copies_and_flagged_counts():
         "| hrf | - | 1/1 |",
         "| all | 0/2 | 2/2 |",
     ]
+
+
+def test_fov_benchmark_iou_widest_row_and_summary():
+    """IoU and the widest row by hand on tiny masks; a dataset's line names its failures."""
+    import numpy as np
+
+    from benchmarks.fov import mask_iou, summary, widest_row
+
+    a = np.zeros((4, 5), bool)
+    a[1:3, 1:4] = True  # 6 pixels
+    b = np.zeros((4, 5), bool)
+    b[1:3, 2:5] = True  # 6 pixels, 4 shared
+    assert mask_iou(a, b) == pytest.approx(4 / 8)
+    assert mask_iou(a, np.zeros_like(a)) == 0.0 and mask_iou(a & False, a & False) == 1.0
+    a[0, 0] = a[0, 4] = True  # a row with a gap: first to last pixel
+    assert widest_row(a) == 5.0 and widest_row(b) == 3.0
+    rows = [
+        {"name": "x", "diameter": 100.0, "reference": 100.0, "error": 0.0, "iou": 0.99,
+         "fails": False, "seconds": 0.1},
+        {"name": "y", "diameter": 90.0, "reference": 100.0, "error": -0.1, "iou": 0.9,
+         "fails": True, "seconds": 0.3},
+        {"name": "z", "diameter": None, "reference": 100.0, "error": None, "iou": 0.5,
+         "fails": True, "seconds": 0.2},
+    ]  # fmt: skip
+    line = summary("drive", rows)
+    assert (line["n"], line["iou_worst"], line["error_worst"]) == (3, (0.5, "z"), (-0.1, "y"))
+    assert line["fails"] == ["y", "z"] and line["not_found"] == ["z"]
+    assert line["error_median"] == pytest.approx(0.05) and line["seconds"] == pytest.approx(0.2)

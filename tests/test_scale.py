@@ -12,6 +12,8 @@ from data.fov import generate_fov_mask
 from data.scale import (
     KNOWN_FOV_DIAMETERS,
     FovBand,
+    FovFit,
+    fit_fov,
     fov_diameter,
     image_factor,
     median_fov_diameter,
@@ -61,6 +63,46 @@ def test_fov_diameter_of_cut_off_discs():
     ]:
         estimate = fov_diameter(disc(shape, centre, diameter, keep))
         assert estimate == pytest.approx(diameter, rel=0.02), (shape, diameter, estimate)
+
+
+def ellipse(shape, centre, width, height, keep_rows=None):
+    """bool mask of an ellipse with axes along x and y; rows outside `keep_rows` cut off."""
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    mask = ((xx + 0.5 - centre[1]) / (width / 2)) ** 2 + (
+        (yy + 0.5 - centre[0]) / (height / 2)
+    ) ** 2 <= 1
+    if keep_rows is not None:
+        mask[: keep_rows[0]] = False
+        mask[keep_rows[1] + 1 :] = False
+    return mask
+
+
+def test_fit_fov_of_stretched_fields_of_view():
+    """Non-square pixels: an ellipse's width and height within 1 %, the diameter the equal-area
+    circle's; a circle 2 % taller than wide (STARE's) stays a circle; 1.8:1 is not found."""
+    for shape, centre, width, height, keep in [
+        ((600, 800), (300, 400), 720, 540, None),  # a circle stored 4:3 wider
+        ((700, 600), (350, 300), 450, 600, None),  # taller
+        ((500, 900), (250, 450), 800, 600, (40, 460)),  # wider, top and bottom cut
+    ]:
+        fit = fit_fov(ellipse(shape, centre, width, height, keep))
+        assert (fit.width, fit.height) == (
+            pytest.approx(width, rel=0.01),
+            pytest.approx(height, rel=0.01),
+        )
+        assert (fit.cx, fit.cy) == (
+            pytest.approx(centre[1], abs=1),
+            pytest.approx(centre[0], abs=1),
+        )
+        assert fov_diameter(ellipse(shape, centre, width, height, keep)) == fit.diameter
+        assert fit.diameter == pytest.approx(np.sqrt(width * height), rel=0.01)
+    fit = fit_fov(ellipse((700, 700), (350, 350), 640, 653))
+    assert fit.width == fit.height and fit.aspect == 1.0
+    assert fit.diameter == pytest.approx(np.sqrt(640 * 653), rel=0.01)
+    assert fit_fov(ellipse((500, 900), (250, 450), 810, 450)) is None
+    round_mask = disc((600, 620), (300, 310), 540)
+    circle = fit_fov(round_mask)
+    assert isinstance(circle, FovFit) and circle.diameter == fov_diameter(round_mask)
 
 
 @pytest.mark.parametrize("surround", [0, 35])
