@@ -102,6 +102,11 @@ def parse_args(argv=None):
         metavar='NAME="FLAGS"',
         help="another way to run predict.py on the same weights, e.g. 's538=--scale 0.585'",
     )
+    parser.add_argument(
+        "--record", default="benchmarks/results/leave_one_out",
+        help="where the small results (weights, metrics, summary) are kept, to commit: a fresh "
+        "clone continues from them (default: benchmarks/results/leave_one_out)",
+    )  # fmt: skip
     parser.add_argument("--stop-at", help="train.py --stop-at: stop training before then")
     parser.add_argument("--dry-run", action="store_true", help="print the steps, run none")
     return parser.parse_args(argv)
@@ -183,6 +188,46 @@ def link_photographs(name: str, data_root: str, folder: Path) -> list[Path]:
                     Path(tmp).write_bytes(tree.read(rel))
         paths.append(path)
     return paths
+
+
+# What `--record` keeps of OUT/NAME: a few MB per dataset left out (weights of 1 MB), enough to
+# score new prediction variants and rebuild the summary without training again.
+RECORD_PATTERNS = ("recipe.json", "summary.md", "summary.json", "*/weights/*.keras",
+                   "*/weights/*.yaml", "*/weights/*.json", "*/weights/*.csv", "*/eval/*/metrics.json")  # fmt: skip
+
+
+def copy_missing(source: Path, dest: Path) -> list[Path]:
+    """Copy the RECORD_PATTERNS files of `source` that `dest` lacks (or holds older copies of:
+    the summary) into `dest`; returns the files copied."""
+    import shutil
+
+    copied = []
+    for pattern in RECORD_PATTERNS:
+        for path in sorted(source.glob(pattern)):
+            target = dest / path.relative_to(source)
+            if target.exists() and (not path.name.startswith("summary") or
+                                    target.read_bytes() == path.read_bytes()):  # fmt: skip
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+            copied.append(target)
+    return copied
+
+
+def check_recipe(out: Path, recipe: dict) -> None:
+    """Write OUT/NAME/recipe.json, or refuse a recipe other than the one already there."""
+    path = out / "recipe.json"
+    if path.is_file():
+        kept = json.loads(path.read_text(encoding="utf-8"))
+        if kept != recipe:
+            changed = sorted(k for k in recipe if kept.get(k) != recipe[k])
+            raise UserError(
+                f"{path} records another recipe under this --name ({', '.join(changed)} differ); "
+                "give the new recipe its own --name"
+            )
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(recipe, indent=2) + "\n", encoding="utf-8")
 
 
 def training_ended(run_dir: Path, epochs: int) -> bool:
@@ -291,7 +336,14 @@ def main(argv=None) -> int:
         init_for[key] = path
     variants = prediction_variants(args.variant)
     out = Path(args.out) / args.name
+    record = Path(args.record) / args.name
     python = sys.executable
+    if not args.dry_run:
+        restored = copy_missing(record, out)
+        if restored:
+            print(f"{len(restored)} files restored from {record}")
+        check_recipe(out, {"config": args.config, "set": args.set, "epochs": args.epochs,
+                           "init_for": init_for})  # fmt: skip
 
     for left in args.left_out:
         if left not in trained:
@@ -356,9 +408,12 @@ def main(argv=None) -> int:
     if not args.dry_run:
         out.mkdir(parents=True, exist_ok=True)
         (out / "summary.md").write_text(text, encoding="utf-8")
-        record = {"name": args.name, "config": args.config, "set": args.set, "epochs": args.epochs,
-                  "variants": variants, **summary}  # fmt: skip
-        (out / "summary.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        kept = {"name": args.name, "config": args.config, "set": args.set, "epochs": args.epochs,
+                "variants": variants, **summary}  # fmt: skip
+        (out / "summary.json").write_text(json.dumps(kept, indent=2) + "\n", encoding="utf-8")
+        copied = copy_missing(out, record)
+        if copied:
+            print(f"{len(copied)} files recorded in {record} (commit them to continue elsewhere)")
     print(text)
     return 0
 

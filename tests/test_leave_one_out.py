@@ -145,3 +145,33 @@ def test_shipped_weights_skip_training_and_scored_variants_skip_prediction(tmp_p
     assert not any(" train.py " in s or " ship_weights.py " in s for s in steps)
     assert len(steps) == 2 and "--threshold 0.5" in steps[0]  # only at0.5 is left to score
     assert "| hrf | 0.7900 (27) | - | 0.60 | 3 |" in out
+
+
+def test_record_keeps_the_small_results_and_restores_them(tmp_path):
+    out, record = tmp_path / "runs" / "r", tmp_path / "record" / "r"
+    (out / "hrf" / "train").mkdir(parents=True)
+    (out / "hrf" / "train" / "last.keras").write_bytes(b"optimizer state: not recorded")
+    (out / "hrf" / "weights").mkdir()
+    for name in ("r_no_hrf.keras", "r_no_hrf.yaml", "r_no_hrf.eval.json", "r_no_hrf.curves.png"):
+        (out / "hrf" / "weights" / name).write_bytes(name.encode())
+    _metrics(out / "hrf" / "eval" / "defaults", 0.79, 27)
+    (out / "summary.md").write_text("old", encoding="utf-8")
+    copied = loo.copy_missing(out, record)
+    assert sorted(p.relative_to(record).as_posix() for p in copied) == [
+        "hrf/eval/defaults/metrics.json", "hrf/weights/r_no_hrf.eval.json",
+        "hrf/weights/r_no_hrf.keras", "hrf/weights/r_no_hrf.yaml", "summary.md",
+    ]  # fmt: skip
+    assert loo.copy_missing(out, record) == []  # nothing new
+    (out / "summary.md").write_text("new", encoding="utf-8")
+    assert loo.copy_missing(out, record) == [record / "summary.md"]  # the summary is replaced
+    fresh = tmp_path / "fresh" / "r"
+    assert len(loo.copy_missing(record, fresh)) == 5
+    assert (fresh / "hrf" / "weights" / "r_no_hrf.keras").read_bytes() == b"r_no_hrf.keras"
+
+
+def test_a_name_keeps_its_recipe(tmp_path):
+    recipe = {"config": "configs/fundus.yaml", "set": [], "epochs": 6, "init_for": {}}
+    loo.check_recipe(tmp_path, recipe)
+    loo.check_recipe(tmp_path, dict(recipe))  # the same: fine
+    with pytest.raises(UserError, match="epochs, set differ"):
+        loo.check_recipe(tmp_path, {**recipe, "epochs": 4, "set": ["train.camera_augment=0.5"]})
