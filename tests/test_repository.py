@@ -51,6 +51,12 @@ def test_readme_is_at_most_15000_characters():
     assert size <= 15_000, f"README.md is {size} bytes"
 
 
+def test_the_cameras_guide_stays_a_guide():
+    """docs/cameras.md answers a user's questions; the experiment record has its own page."""
+    size = len((ROOT / "docs" / "cameras.md").read_text(encoding="utf-8"))
+    assert size <= 20_000, f"docs/cameras.md is {size} characters"
+
+
 def test_every_file_the_documentation_names_exists():
     missing = []
     for doc in [README, *DOCS, ROOT / "weights" / "README.md"]:
