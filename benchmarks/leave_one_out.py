@@ -403,7 +403,9 @@ def main(argv=None) -> int:
                 args.dry_run,
             )  # fmt: skip
 
-    summary = summarise(out, args.left_out, variants)
+    # Every dataset left out so far, not only this call's: the summary is the recipe's.
+    scored = [d for d in LEFT_OUT if (out / d / "eval").is_dir()]
+    summary = summarise(out, scored or list(args.left_out), variants)
     text = summary_markdown(args.name, summary, variants, args.epochs)
     if not args.dry_run:
         out.mkdir(parents=True, exist_ok=True)

@@ -175,3 +175,15 @@ def test_a_name_keeps_its_recipe(tmp_path):
     loo.check_recipe(tmp_path, dict(recipe))  # the same: fine
     with pytest.raises(UserError, match="epochs, set differ"):
         loo.check_recipe(tmp_path, {**recipe, "epochs": 4, "set": ["train.camera_augment=0.5"]})
+
+
+def test_the_summary_covers_every_dataset_scored_so_far(tmp_path, capsys):
+    out = tmp_path / "out" / "r"
+    _metrics(out / "chase_db1" / "eval" / "defaults", 0.72, 8)
+    _metrics(out / "hrf" / "eval" / "defaults", 0.80, 27)
+    argv = ["--config", "configs/fundus.yaml", "--name", "r", "--data-root", str(tmp_path),
+            "--out", str(tmp_path / "out"), "--left-out", "stare", "--dry-run"]  # fmt: skip
+    assert loo.main(argv) == 0
+    text = capsys.readouterr().out
+    assert "| chase_db1 | 0.7200 (8) |" in text and "| hrf | 0.8000 (27) |" in text
+    assert "| **mean** | 0.7600 (2) |" in text
