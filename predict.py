@@ -97,8 +97,10 @@ def parse_args(argv):
         "--scale",
         default="auto",
         help="auto (default): resample each photograph so its field of view is as wide as the "
-        "training images'; NNNpx: bring every field of view to NNN px (LOW-HIGHpx: into that "
-        "band), whatever the weights trained at; a number: that factor; 1: off",
+        "training images'; vessels: auto, then again where the main vessels are wider or "
+        "narrower than the weights drew them; NNNpx: bring every field of view to NNN px "
+        "(LOW-HIGHpx: into that band), whatever the weights trained at; a number: that factor; "
+        "1: off",
     )
     parser.add_argument(
         "--tta",

@@ -40,7 +40,7 @@ from data.readers import (
     resolve_dataset_config,
 )
 from data.samples import Dataset, Sample
-from data.scale import median_fov_diameter, vessel_calibre_range
+from data.scale import median_fov_diameter
 from data.splits import VAL_SPLITS, validation_split, weighted_indices
 from utils.cli import run_cli
 from utils.errors import UserError
@@ -149,16 +149,13 @@ def load_cache(path: Path) -> dict[str, np.ndarray] | None:
 def training_scale(dataset: Dataset, cfg: dict) -> dict:
     """What train.py records as the weights' scale (`data.scale.training_fov_band` reads it):
     `train_fov_diameter`, the training masks' median FOV diameter, and `max_fov_diameter`, None;
-    for a fundus band, its two ends. `vessel_calibre`: the range of the datasets' main-vessel
-    calibres in the training labels as they train (`data.scale.vessel_calibre_range`, for
-    --scale vessels)."""
-    calibre = {"vessel_calibre": vessel_calibre_range(dataset.train)}
+    for a fundus band, its two ends."""
     if dataset.name == "fundus":
         band = fundus_band(cfg)
         if not band.single:
-            return {"train_fov_diameter": band.low, "max_fov_diameter": band.high, **calibre}
+            return {"train_fov_diameter": band.low, "max_fov_diameter": band.high}
     median = median_fov_diameter([s.mask for s in dataset.train])
-    return {"train_fov_diameter": median, "max_fov_diameter": None, **calibre}
+    return {"train_fov_diameter": median, "max_fov_diameter": None}
 
 
 def prepare_training_data(

@@ -330,8 +330,8 @@ def _warn(text: str, warn=None) -> None:
 
 # --scale vessels: the calibre (px) of a map's main vessels, the VESSEL_PERCENTILE-th percentile of
 # the calibre over its vessel pixels (`measurements.calibre_map`), is brought into the range the
-# weights' training labels show at the sizes they trained at (`scale.vessel_calibre`, recorded by
-# train.py and tools/ship_weights.py). The main vessels are the ones that are there in every
+# weights draw at the sizes they trained at (`scale.vessel_calibre`, recorded by
+# tools/ship_weights.py). The main vessels are the ones that are there in every
 # photograph, and their width in pixels does not depend on the camera's field angle as the FOV
 # diameter does. Maps with fewer vessel pixels than MIN_VESSEL_PIXELS keep the first factor.
 VESSEL_PERCENTILE = 90.0
@@ -399,7 +399,7 @@ def weights_vessel_calibre(weights: str | os.PathLike) -> list[float]:
 
 def parse_scale(value, what: str = "--scale") -> str | float | FovBand:
     """A `--scale` / `evaluate.scale` value: "auto", "vessels" (auto, then the main vessels'
-    calibre brought to the training labels' range), a positive finite number (1: off), or a FOV
+    calibre brought into the weights' range, `vessel_factor`), a positive finite number (1: off), or a FOV
     diameter to bring every photograph to, whatever the weights' band: "538px" (one diameter) or
     "538-900px" (a band: diameters inside it stay as they are)."""
     text = value.strip().lower() if isinstance(value, str) else None

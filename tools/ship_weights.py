@@ -14,7 +14,7 @@ so that `python evaluate.py --config weights/<stem>.yaml --weights weights/<stem
 
 The yaml also records `scale.vessel_calibre` (for `--scale vessels`): the main vessels' calibre
 in the maps these weights draw of the validation photographs at the chosen threshold, or where
-the run validated on augmented images, in the training labels; and `evaluate.chosen_threshold`: the threshold (0.05-0.95 in steps of 0.01)
+the run validated on augmented images, in its training labels; and `evaluate.chosen_threshold`: the threshold (0.05-0.95 in steps of 0.01)
 with the best mean F1 over the run's own validation images, the split train.py held out, never
 the test images (`predict.py --threshold auto` uses it; evaluation keeps the paper's 0.5).
 eval.json records it with that F1 and the number of validation images.
@@ -88,13 +88,13 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cfg = resolve_run_config(run / "config.yaml")
-    if cfg["scale"].get("vessel_calibre") is None:  # a run older than --scale vessels
-        cfg["scale"]["vessel_calibre"] = training_vessel_calibre(cfg, args.data_root)
     cfg["dataset"]["data_root"] = None
     model = load_model(run / args.checkpoint)  # compile=False: no optimizer state
     choice = validation_threshold(cfg, model, args.data_root)
-    if choice["vessel_calibre"] is not None:
-        cfg["scale"]["vessel_calibre"] = choice["vessel_calibre"]
+    # Validated on whole photographs: their maps; else (augmented images) the training labels.
+    cfg["scale"]["vessel_calibre"] = choice["vessel_calibre"] or training_vessel_calibre(
+        cfg, args.data_root
+    )
     if args.calibrate:
         folded = {**choice, "bias_shift": round(fold_threshold(model, choice["threshold"]), 6)}
         check = validation_threshold(cfg, model, args.data_root)  # the same images, folded model

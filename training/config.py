@@ -104,8 +104,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # The training images' median FOV diameter (px), recorded by train.py (data.scale);
     # null: the dataset's known value (data.scale.KNOWN_FOV_DIAMETERS). max_fov_diameter: the
     # high end of a band of training diameters (dataset.max_fov_diameter); null: one diameter.
-    # vessel_calibre: [low, high] px, the datasets' main-vessel calibres in the training labels
-    # as they trained (data.scale.vessel_calibre_range), for --scale vessels; null: not recorded.
+    # vessel_calibre: [low, high] px, the datasets' main-vessel calibres as the weights draw them
+    # (recorded by tools/ship_weights.py: data.scale.vessel_calibre_range), for --scale vessels;
+    # null: not recorded.
     "scale": {"train_fov_diameter": None, "max_fov_diameter": None, "vessel_calibre": None},
 }
 

@@ -236,7 +236,7 @@ def train(
         init_weights = check_weights_file(train_cfg["init_weights"])
     data = prepare_training_data(cfg["dataset"], cache_dir=cache_dir)
     if state is None:
-        for key in ("train_fov_diameter", "max_fov_diameter", "vessel_calibre"):
+        for key in ("train_fov_diameter", "max_fov_diameter"):
             cfg.setdefault("scale", {})[key] = data.summary[key]
         save_config(cfg, run_dir / CONFIG_FILE)
     if not len(data.x_val):
