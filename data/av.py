@@ -1,0 +1,48 @@
+"""Artery/vein labels: one class map for every label set (RITE, HRF-AV) and the predicted maps.
+
+A class map is an (H, W) uint8 array of these values:
+
+- `BACKGROUND` 0: not a vessel.
+- `ARTERY` 1, `VEIN` 2.
+- `CROSSING` 3: a pixel where an artery and a vein cross (RITE green); HRF-AV's green also
+  marks any vessel its annotators called neither artery nor vein.
+- `UNCERTAIN` 4: a vessel of uncertain type (RITE white).
+
+Crossing and uncertain pixels are vessel pixels whose type is not scored.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BACKGROUND, ARTERY, VEIN, CROSSING, UNCERTAIN = 0, 1, 2, 3, 4
+CLASS_NAMES = ("background", "artery", "vein", "crossing", "uncertain")
+
+# Label colours (RGB) of RITE and HRF-AV, in class order.
+COLOURS = np.array(
+    [(0, 0, 0), (255, 0, 0), (0, 0, 255), (0, 255, 0), (255, 255, 255)], dtype=np.int32
+)
+
+
+def classes_from_colours(label: np.ndarray, colours: np.ndarray = COLOURS) -> np.ndarray:
+    """(H, W, 3) uint8 RGB label -> (H, W) uint8 class map, each pixel to its nearest colour.
+
+    Stray and anti-aliased pixels (magenta, cyan, red-blue blends, near-black edges) go to the
+    nearest of `colours` (squared RGB distance; ties to the lower class).
+    """
+    rgb = np.asarray(label)
+    if rgb.ndim != 3 or rgb.shape[-1] < 3:
+        raise ValueError(f"an A/V label must be (H, W, 3) RGB, got shape {rgb.shape}")
+    rgb = rgb[..., :3].astype(np.int32)
+    classes = np.zeros(rgb.shape[:2], np.uint8)
+    best = np.full(rgb.shape[:2], np.iinfo(np.int32).max, np.int32)
+    for index, colour in enumerate(colours):  # one colour at a time: HRF-AV is 8 Mpx
+        distance = ((rgb - colour) ** 2).sum(axis=-1)
+        closer = distance < best
+        classes[closer], best[closer] = index, distance[closer]
+    return classes
+
+
+def vessel_mask(classes: np.ndarray) -> np.ndarray:
+    """(H, W) bool: every labelled vessel pixel, of any type."""
+    return np.asarray(classes) != BACKGROUND
