@@ -1,6 +1,6 @@
 """The one padding and cropping code: zeros at the bottom and right, crop from the top-left.
 
-DRIVE images (584 x 565) are padded to 592 x 592 and STARE images (605 x 700)
+DRIVE images (584 x 565, also RITE's) are padded to 592 x 592 and STARE images (605 x 700)
 to 704 x 704, as in the paper, CHASE_DB1 images (960 x 999) to 1008 x 1008, as
 in the SA-UNet paper; any other image goes to the next multiple of 8 in each
 direction (HRF at half resolution, 1168 x 1752, already is one; SA-UNetv2
@@ -21,6 +21,7 @@ PAPER_PAD_SHAPES: dict[str, tuple[int, int]] = {
     "drive": (592, 592),
     "stare": (704, 704),
     "chase_db1": (1008, 1008),
+    "rite": (592, 592),  # RITE's photographs are DRIVE's
 }
 
 

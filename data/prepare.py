@@ -32,6 +32,7 @@ from data import augment as augment_module
 from data.augment import AUGMENT_PARAMS, N_AUGMENTED, augment_sample
 from data.io import default_cache_dir
 from data.readers import (
+    AV_DATASETS,
     DATASET_NAMES,
     FUNDUS_DATASETS,
     fundus_band,
@@ -158,11 +159,22 @@ def training_scale(dataset: Dataset, cfg: dict) -> dict:
     return {"train_fov_diameter": median, "max_fov_diameter": None}
 
 
+def vessel_dataset_names() -> list[str]:
+    """The dataset names whose labels are {0, 1} vessel maps (all but the artery/vein sets)."""
+    return [n for n in DATASET_NAMES if n not in AV_DATASETS]
+
+
 def prepare_training_data(
     cfg: dict | None = None, cache_dir: str | os.PathLike | None = None, progress: bool = True
 ) -> TrainingData:
     """Read the dataset that `cfg` names, build or load its augmented cache, split off validation."""
     cfg = resolve_dataset_config(cfg)
+    if cfg["name"] in AV_DATASETS:
+        # Their labels are class maps 0..4; the cache stores {0, 1} vessel labels as bits.
+        raise UserError(
+            f"dataset '{cfg['name']}' holds artery/vein class maps; the vessel training data is "
+            f"built from vessel datasets only ({', '.join(vessel_dataset_names())})"
+        )
     cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     dataset = load_dataset(cfg, cache_dir=cache_dir)
     if not dataset.train:
@@ -236,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Build the augmented training cache and print a summary.",
     )
     parser.add_argument(
-        "--dataset", required=True, choices=[n for n in DATASET_NAMES if n != "folder"]
+        "--dataset", required=True, choices=[n for n in vessel_dataset_names() if n != "folder"]
     )
     parser.add_argument(
         "--data-root",

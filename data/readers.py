@@ -4,7 +4,10 @@
 keys are a UserError naming the valid ones):
 
 - `name`: "drive" | "stare" | "chase_db1" | "hrf" | "fundus" | "synthetic" |
-  "folder" (default "drive"). "fundus" is the four together (`read_fundus`).
+  "folder" | "rite" | "hrf_av" (default "drive"). "fundus" is the four together
+  (`read_fundus`). "rite" and "hrf_av" are the artery/vein label sets: their
+  labels are `data.av` class maps (0 background, 1 artery, 2 vein, 3 crossing,
+  4 uncertain), not vessel maps.
 - `data_root`: where the data is; None -> `$SAUNETV2_DATA_ROOT`. May be the
   folder holding `DRIVE/`, `STARE/`, `CHASE_DB1/` and/or `HRF/`, the dataset
   folder itself, or the official archives (DRIVE's `.zip`, possibly with one
@@ -15,7 +18,7 @@ keys are a UserError naming the valid ones):
   `diabetic_retinopathy`). Not needed for "synthetic".
 - `fold`: STARE and fundus: 1..5 (4 test images each, `data/splits/stare.json`)
   or "loo:<image id>" (leave one out). Default 1.
-- `downsample`: HRF and fundus: 2 (default: half resolution, 1168 x 1752,
+- `downsample`: HRF, hrf_av and fundus: 2 (default: half resolution, 1168 x 1752,
   the protocol of bob.ip.binseg and lwnet) or 1 (full resolution, 2336 x 3504).
 - `fov_diameter`: fundus only: the FOV diameter (px) every training photograph
   is brought to (default DRIVE's, 538.29); with `max_fov_diameter`, the low
@@ -55,14 +58,18 @@ Datasets: DRIVE in its official layout (`training/` and `test/` with
 masks); CHASE_DB1 (one flat folder of `Image_NNX.jpg`, `Image_NNX_1stHO.png`
 and `Image_NNX_2ndHO.png`, the second observer; generated FOV masks; split
 from `data/splits/chase_db1.json`); HRF (`images/`, `manual1/`, `mask/`;
-split from `data/splits/hrf.json`); any folder of images; the built-in
-synthetic set. A CHASE_DB1 or HRF test image whose label file is missing is
+split from `data/splits/hrf.json`); RITE (`RITE/` with `training/` and `test/`,
+each with `images/`, `av/` (A/V labels, `NN_training.png`, `NN_test.png`) and
+`mask/`, and `test/zone_b/`; DRIVE's split, `data/splits/rite.json`); HRF-AV
+(the `NN_X_AVmanual.png` labels in `HRF-AV/`, on HRF's photographs and FOV
+masks, HRF's split); any folder of images; the built-in synthetic set. A CHASE_DB1 or HRF test image whose label file is missing is
 left out (a warning names it; `Dataset.excluded`); a missing training label
 is an error.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import os
@@ -73,6 +80,7 @@ from pathlib import Path
 import numpy as np
 
 from data import fov
+from data.av import classes_from_colours, downsample_classes
 from data.geometry import pad_shape_for
 from data.io import default_cache_dir, file_stem, is_image_name, read_image, read_label, read_mask
 from data.samples import Dataset, Sample
@@ -81,7 +89,19 @@ from data.splits import VAL_SPLITS, drive_split, fixed_split, stare_split
 from data.trees import DirTree, MergedTree, TarTree, ZipTree, open_zip, zip_prefix
 from utils.errors import UserError
 
-DATASET_NAMES = ("drive", "stare", "chase_db1", "hrf", "fundus", "synthetic", "folder")
+DATASET_NAMES = (
+    "drive",
+    "stare",
+    "chase_db1",
+    "hrf",
+    "fundus",
+    "synthetic",
+    "folder",
+    "rite",
+    "hrf_av",
+)
+# The artery/vein label sets: their labels are data.av class maps, not {0, 1} vessel maps.
+AV_DATASETS = ("rite", "hrf_av")
 # The datasets "fundus" combines, in this order.
 FUNDUS_DATASETS = ("drive", "stare", "chase_db1", "hrf")
 
@@ -176,6 +196,10 @@ def load_dataset(cfg: dict | None = None, cache_dir: str | os.PathLike | None = 
             train, test, excluded = read_hrf(root, int(cfg["downsample"]))
         elif name == "fundus":
             train, test, excluded = read_fundus(root, cfg, cache)
+        elif name == "rite":
+            train, test = read_rite(root)
+        elif name == "hrf_av":
+            train, test = read_hrf_av(root, int(cfg["downsample"]))
         else:
             train, test = read_folder(root, cfg, fov_cache=cache / "fov" / "folder")
     # fundus: its test photographs keep their own sizes (predicted resampled, `--scale auto`);
@@ -530,13 +554,7 @@ def read_hrf(root: Path, downsample: int = 2) -> tuple[list[Sample], list[Sample
     tree = find_hrf(root)
     images = _stem_index(tree, "images", "HRF images (NN_h.jpg, NN_g.jpg, NN_dr.JPG)")
     labels = _stem_index(tree, "manual1", "HRF labels (NN_h.tif)") if tree.is_dir("manual1") else {}
-    masks = _stem_index(tree, "mask", "HRF FOV masks") if tree.is_dir("mask") else None
-    if masks is None:
-        print(
-            f"warning: no HRF FOV masks in {tree.where('')} (mask/ or *_fovmask.zip); "
-            "generating them from the photographs",
-            file=sys.stderr,
-        )
+    masks = _hrf_masks(tree)
     train_ids, test_ids = fixed_split("hrf")
     _require_split_images("HRF", "hrf", train_ids + test_ids, images, tree.where("images"))
     train_ids, test_ids, missing = _labelled_ids(
@@ -546,22 +564,194 @@ def read_hrf(root: Path, downsample: int = 2) -> tuple[list[Sample], list[Sample
     for i in train_ids + test_ids:
         image_rel = f"images/{images[i]}"
         image, label = _read_pair(tree, image_rel, f"manual1/{labels[i]}")
-        if masks is None:
-            mask = fov.generate_fov_mask(image)
-        elif f"{i}_mask" not in masks:
-            raise UserError(
-                f"image {tree.where(image_rel)} has no FOV mask; expected {tree.where(f'mask/{i}_mask.tif')}"
-            )
-        else:
-            mask_rel = f"mask/{masks[f'{i}_mask']}"
-            mask = read_mask(tree.read(mask_rel), tree.where(mask_rel))
-            _check_same_size("mask", tree.where(mask_rel), mask, image, tree.where(image_rel))
+        mask = _hrf_fov_mask(tree, masks, i, image, image_rel)
         sample = Sample(i, image, label, mask, None, source=f"hrf/{i}")
         if downsample != 1:
             h, w = image.shape[:2]
             sample = resize_sample(sample, (h // downsample, w // downsample))
         samples[i] = sample
     return [samples[i] for i in train_ids], [samples[i] for i in test_ids], missing
+
+
+def _hrf_masks(tree) -> dict[str, str] | None:
+    """{stem: file name} of HRF's FOV masks, or None (with a warning) where the tree has none."""
+    if tree.is_dir("mask"):
+        return _stem_index(tree, "mask", "HRF FOV masks")
+    print(
+        f"warning: no HRF FOV masks in {tree.where('')} (mask/ or *_fovmask.zip); "
+        "generating them from the photographs",
+        file=sys.stderr,
+    )
+    return None
+
+
+def _hrf_fov_mask(
+    tree, masks: dict[str, str] | None, i: str, image: np.ndarray, image_rel: str
+) -> np.ndarray:
+    """bool (H, W): HRF photograph `i`'s own FOV mask, generated where `masks` is None."""
+    if masks is None:
+        return fov.generate_fov_mask(image)
+    if f"{i}_mask" not in masks:
+        raise UserError(
+            f"image {tree.where(image_rel)} has no FOV mask; expected {tree.where(f'mask/{i}_mask.tif')}"
+        )
+    mask_rel = f"mask/{masks[f'{i}_mask']}"
+    mask = read_mask(tree.read(mask_rel), tree.where(mask_rel))
+    _check_same_size("mask", tree.where(mask_rel), mask, image, tree.where(image_rel))
+    return mask
+
+
+# ----------------------------------------------------------------------------- artery/vein label sets
+
+RITE_HINT = "training/ and test/ folders with images/, av/ and mask/ (test/zone_b/ optional)"
+HRF_AV_FOLDERS = ("HRF-AV", "HRF_AV_GT")  # as shipped here, as named in the authors' repository
+
+
+def _read_av_label(tree, label_rel: str, image: np.ndarray, image_rel: str) -> np.ndarray:
+    """uint8 (H, W) data.av class map of the RGB label file `label_rel`, checked against its
+    photograph's size."""
+    label = classes_from_colours(read_image(tree.read(label_rel), tree.where(label_rel)))
+    _check_same_size("label", tree.where(label_rel), label, image, tree.where(image_rel))
+    return label
+
+
+def find_rite(root: Path) -> DirTree:
+    """The folder holding RITE's `training/` and `test/`: `root/RITE` or `root` itself."""
+    root = Path(root)
+    for folder in (root / "RITE", root):
+        if (folder / "training" / "av").is_dir() or (folder / "test" / "av").is_dir():
+            return DirTree(folder)
+    raise UserError(f"{root} does not hold RITE; expected {RITE_HINT} in {root / 'RITE'} or {root}")
+
+
+def read_rite(root: Path) -> tuple[list[Sample], list[Sample]]:
+    """RITE's artery/vein labels on DRIVE's photographs, DRIVE's split (`data/splits/rite.json`):
+    20 training (21-40) and 20 test (01-20) samples. Each label is a data.av class map; names
+    and ids as DRIVE's (`21_training`, source `rite/21`). The test labels were drawn on DRIVE's
+    second observer's vessel map, not on its first."""
+    tree = find_rite(root)
+    train_ids, test_ids = fixed_split("rite")
+    return _read_rite_part(tree, "training", train_ids), _read_rite_part(tree, "test", test_ids)
+
+
+def _read_rite_part(tree, part: str, ids: list[str]) -> list[Sample]:
+    images = _stem_index(tree, f"{part}/images", f"RITE {part} images (NN_{part}.tif)")
+    labels = _stem_index(tree, f"{part}/av", f"RITE A/V labels (NN_{part}.png)")
+    masks = _stem_index(tree, f"{part}/mask", f"RITE FOV masks (NN_{part}_mask.gif)")
+    samples = []
+    for i in ids:
+        stem = f"{i}_{part}"
+        for index, key, expected in (
+            (images, stem, f"images/{stem}.tif"),
+            (labels, stem, f"av/{stem}.png"),
+            (masks, f"{stem}_mask", f"mask/{stem}_mask.gif"),
+        ):
+            if key not in index:
+                raise UserError(
+                    f"RITE {part} image {i} (listed in data/splits/rite.json) is missing; "
+                    f"expected {tree.where(f'{part}/{expected}')}"
+                )
+        image_rel = f"{part}/images/{images[stem]}"
+        image = read_image(tree.read(image_rel), tree.where(image_rel))
+        label = _read_av_label(tree, f"{part}/av/{labels[stem]}", image, image_rel)
+        mask_rel = f"{part}/mask/{masks[f'{stem}_mask']}"
+        mask = read_mask(tree.read(mask_rel), tree.where(mask_rel))
+        _check_same_size("mask", tree.where(mask_rel), mask, image, tree.where(image_rel))
+        samples.append(Sample(stem, image, label, mask, None, source=f"rite/{i}"))
+    return samples
+
+
+def read_rite_zone_b(root: Path, name: str) -> np.ndarray | None:
+    """bool (H, W) zone-B ring (0.5 to 1 disc diameter outside the optic-disc margin) of RITE
+    test photograph `name` (a Sample name, `01_test`), inside where grey > 127; None for a
+    training photograph (`21_training`), which has no ring."""
+    tree = find_rite(root)
+    if name.endswith("_training"):
+        return None
+    rel = f"test/zone_b/{name}_B.png"
+    if not name.endswith("_test") or not tree.is_dir("test/zone_b"):
+        raise UserError(
+            f"no zone-B ring for RITE photograph '{name}'; expected a test photograph "
+            f"(NN_test) and its ring {tree.where(rel)}"
+        )
+    return read_mask(tree.read(rel), tree.where(rel))
+
+
+def find_hrf_av(root: Path) -> DirTree:
+    """The folder of HRF-AV's `NN_X_AVmanual.png` labels: `root/HRF-AV` (or `root/HRF_AV_GT`,
+    its name in the authors' repository), or `root` itself."""
+    root = Path(root)
+    for folder in [root / name for name in HRF_AV_FOLDERS] + [root]:
+        if folder.is_dir() and any(folder.glob("*_AVmanual.png")):
+            return DirTree(folder)
+    raise UserError(
+        f"{root} does not hold HRF-AV; expected the NN_X_AVmanual.png labels in "
+        f"{root / HRF_AV_FOLDERS[0]} or {root}"
+    )
+
+
+def read_hrf_av(root: Path, downsample: int = 2) -> tuple[list[Sample], list[Sample]]:
+    """HRF-AV's artery/vein labels on HRF's photographs, with HRF's vessel split
+    (`data/splits/hrf.json`, the same 15 training and 30 test photographs; HRF-AV has no split
+    file of its own) and HRF's own FOV masks, each sample `downsample` times smaller.
+
+    The photographs come from HRF (`find_hrf`), the labels from HRF-AV (`find_hrf_av`), as
+    data.av class maps. Every photograph has a label, 11_h, 12_h and 13_h included (HRF's
+    vessel labels for those three may be missing). Downsampling: photograph Lanczos, mask
+    nearest neighbour (`data.scale.resize_sample`), label by block majority
+    (`data.av.downsample_classes`), which keeps one-pixel-wide vessels.
+    """
+    files = _hrf_av_files(root)
+    train_ids, test_ids = fixed_split("hrf")
+    samples = {i: _hrf_av_sample(files, i, downsample) for i in train_ids + test_ids}
+    return [samples[i] for i in train_ids], [samples[i] for i in test_ids]
+
+
+def read_hrf_av_photograph(root: Path, stem: str, downsample: int = 2) -> Sample:
+    """One sample of `read_hrf_av`: HRF photograph `stem` (`01_dr`) with its HRF-AV label."""
+    files = _hrf_av_files(root)
+    if stem not in files["images"]:
+        raise UserError(
+            f"HRF has no photograph '{stem}' in {files['hrf'].where('images')}; expected a stem "
+            "such as 01_dr, 07_g or 15_h"
+        )
+    return _hrf_av_sample(files, stem, downsample)
+
+
+def _hrf_av_files(root: Path) -> dict:
+    """HRF's and HRF-AV's trees and {stem: file name} indexes (`images`, `labels`, `masks`:
+    None where HRF has no FOV masks), checked to hold every photograph of `hrf.json`."""
+    hrf, av = find_hrf(root), find_hrf_av(root)
+    images = _stem_index(hrf, "images", "HRF images (NN_h.jpg, NN_g.jpg, NN_dr.JPG)")
+    labels = _stem_index(av, "", "HRF-AV labels (NN_X_AVmanual.png)")
+    ids = [i for part in fixed_split("hrf") for i in part]
+    _require_split_images("HRF", "hrf", ids, images, hrf.where("images"))
+    missing = [i for i in ids if f"{i}_AVmanual" not in labels]
+    if missing:
+        raise UserError(
+            f"HRF-AV label of {missing[0]} (listed in data/splits/hrf.json) is missing; "
+            f"expected {av.where(f'{missing[0]}_AVmanual.png')}"
+        )
+    return {"hrf": hrf, "av": av, "images": images, "labels": labels, "masks": _hrf_masks(hrf)}
+
+
+def _hrf_av_sample(files: dict, i: str, downsample: int) -> Sample:
+    """HRF photograph `i` with its HRF-AV class map and FOV mask, `downsample` times smaller."""
+    hrf, av = files["hrf"], files["av"]
+    image_rel = f"images/{files['images'][i]}"
+    image = read_image(hrf.read(image_rel), hrf.where(image_rel))
+    label_name = files["labels"].get(f"{i}_AVmanual")
+    if label_name is None:
+        raise UserError(
+            f"HRF photograph {i} has no label; expected {av.where(f'{i}_AVmanual.png')}"
+        )
+    label = _read_av_label(av, label_name, image, image_rel)
+    mask = _hrf_fov_mask(hrf, files["masks"], i, image, image_rel)
+    sample = Sample(i, image, label, mask, None, source=f"hrf_av/{i}")
+    if downsample == 1:
+        return sample
+    small = downsample_classes(label, downsample)
+    return dataclasses.replace(resize_sample(sample, small.shape), label=small)
 
 
 # ----------------------------------------------------------------------------- test photographs as files

@@ -9,9 +9,10 @@ import numpy as np
 
 @dataclass
 class Sample:
-    """One image with its reference: image uint8 (H, W, 3), label uint8 (H, W) in {0, 1},
-    mask bool (H, W) field of view, second uint8 (H, W) in {0, 1} or None (second
-    observer), source: the source image id."""
+    """One image with its reference: image uint8 (H, W, 3), label uint8 (H, W) in {0, 1} for
+    vessel datasets and a data.av class map (0 background, 1 artery, 2 vein, 3 crossing,
+    4 uncertain) for the artery/vein datasets (rite, hrf_av), mask bool (H, W) field of view,
+    second uint8 (H, W) in {0, 1} or None (second observer), source: the source image id."""
 
     name: str
     image: np.ndarray

@@ -4,7 +4,9 @@
 - `data/splits/chase_db1.json`: the SA-UNet paper's CHASE_DB1 split (train
   Image_01L-Image_10R, test Image_11L-Image_14R).
 - `data/splits/hrf.json`: bob.ip.binseg's and lwnet's HRF split (images 01-05
-  of each group train, 06-15 test).
+  of each group train, 06-15 test); HRF-AV's artery/vein labels use it too.
+- `data/splits/rite.json`: RITE's artery/vein labels, DRIVE's split (train
+  21-40, test 01-20).
 - `data/splits/stare.json`: the 20 STARE image ids and 5 folds of 4 test images
   (the other 16 train); `fold="loo:im0044"` tests on that one image only;
   `fold="all"` tests on all 20 (cross-dataset evaluation).
@@ -34,13 +36,13 @@ VAL_SPLITS = ("by_source", "random")
 
 
 def load_split(dataset: str) -> dict:
-    """The JSON split file of `dataset` ("drive", "stare", "chase_db1" or "hrf") as a dict."""
+    """The JSON split file of `dataset` ("drive", "stare", "chase_db1", "hrf" or "rite") as a dict."""
     path = SPLIT_DIR / f"{dataset}.json"
     return json.loads(path.read_text(encoding="utf-8"))
 
 
 def fixed_split(dataset: str) -> tuple[list[str], list[str]]:
-    """(train ids, test ids) of a dataset with one fixed split ("drive", "chase_db1", "hrf")."""
+    """(train ids, test ids) of a dataset with one fixed split ("drive", "chase_db1", "hrf", "rite")."""
     split = load_split(dataset)
     return list(split["train"]), list(split["test"])
 

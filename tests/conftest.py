@@ -14,7 +14,7 @@ if str(ROOT) not in sys.path:
 
 
 # The dataset folders a real-data root may hold; each test skips when its own one is absent.
-REAL_DATASETS = ("DRIVE", "STARE", "CHASE_DB1", "HRF")
+REAL_DATASETS = ("DRIVE", "STARE", "CHASE_DB1", "HRF", "RITE", "HRF-AV")
 
 
 def _real_data_root() -> Path | None:
@@ -57,6 +57,18 @@ def real_chase_root(real_data_root) -> Path:
 def real_hrf_root(real_data_root) -> Path:
     """The real-data root when it holds HRF/; skips the test otherwise."""
     return _real_dataset(real_data_root, "HRF")
+
+
+@pytest.fixture(scope="session")
+def real_rite_root(real_data_root) -> Path:
+    """The real-data root when it holds RITE/; skips the test otherwise."""
+    return _real_dataset(real_data_root, "RITE")
+
+
+@pytest.fixture(scope="session")
+def real_hrf_av_root(real_hrf_root) -> Path:
+    """The real-data root when it holds HRF/ and HRF-AV/; skips the test otherwise."""
+    return _real_dataset(real_hrf_root, "HRF-AV")
 
 
 @pytest.fixture(scope="session", autouse=True)
