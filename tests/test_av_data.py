@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
+from scipy import ndimage
 
 from data.av import (
     ARTERY,
@@ -23,7 +24,6 @@ from data.readers import (
     load_dataset,
     read_hrf_av,
     read_hrf_av_photograph,
-    read_rite,
     read_rite_zone_b,
     resolve_dataset_config,
 )
@@ -182,8 +182,14 @@ RITE_SHARES = {
 
 
 @pytest.fixture(scope="module")
-def rite(real_rite_root):
-    return read_rite(real_rite_root)
+def rite_dataset(real_rite_root):
+    """RITE read by name, as a config's `dataset: {name: rite}` reads it (read_rite)."""
+    return load_dataset({"name": "rite", "data_root": str(real_rite_root)})
+
+
+@pytest.fixture(scope="module")
+def rite(rite_dataset):
+    return rite_dataset.train, rite_dataset.test
 
 
 def test_rite_split_shapes_and_classes(rite):
@@ -209,9 +215,8 @@ def test_rite_class_shares_match_the_data_readme(rite, part):
         assert shares[cls] == pytest.approx(expected, abs=0.01), (part, cls)
 
 
-def test_rite_loads_by_name_with_drives_pad_shape(real_rite_root):
-    dataset = load_dataset({"name": "rite", "data_root": str(real_rite_root)})
-    assert dataset.pad_shape == (592, 592) and dataset.image_shape == (584, 565)
+def test_rite_loads_by_name_with_drives_pad_shape(rite_dataset):
+    assert rite_dataset.pad_shape == (592, 592) and rite_dataset.image_shape == (584, 565)
 
 
 def test_rite_zone_b_ring_for_test_photographs_only(real_rite_root):
@@ -240,12 +245,21 @@ def test_hrf_av_labels_trace_hrf_vessel_labels(real_hrf_av_root, hrf_av_01_dr):
     assert hrf_av_01_dr.mask.shape == (2336, 3504) and hrf_av_01_dr.mask.mean() > 0.7
 
 
-def test_hrf_av_downsampling_keeps_each_class_area(hrf_av_01_dr):
-    full = np.bincount(hrf_av_01_dr.label.ravel(), minlength=5)
-    small = np.bincount(downsample_classes(hrf_av_01_dr.label, 2).ravel(), minlength=5)
+def test_hrf_av_downsampling_keeps_vessels_connected_and_each_class_area(hrf_av_01_dr):
+    label = hrf_av_01_dr.label
+    small_map = downsample_classes(label, 2)
+
+    def pieces(classes):
+        return ndimage.label(classes != BACKGROUND, np.ones((3, 3)))[1]
+
+    # measured: 8 pieces at full size, 303 by block majority, 603 by nearest neighbour
+    assert pieces(label) == 8
+    assert pieces(small_map) < 0.6 * pieces(resize_nearest(label, small_map.shape))
+    full = np.bincount(label.ravel(), minlength=5)
+    small = np.bincount(small_map.ravel(), minlength=5)
     ratio = 4 * small[1:3] / full[1:3]  # artery, vein: area at half size against full size
-    # block majority keeps thin vessels, at the price of some width (measured 1.07 and 1.06)
-    assert np.all((ratio > 1.0) & (ratio < 1.12)), ratio
+    # block majority keeps thin vessels, at the price of some width (measured 1.109 and 1.066)
+    assert np.all((ratio > 1.05) & (ratio < 1.12)), ratio
 
 
 def test_hrf_av_reads_11_h_whose_vessel_label_hrf_lacks(real_hrf_av_root):
