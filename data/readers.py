@@ -9,7 +9,8 @@ keys are a UserError naming the valid ones):
   labels are `data.av` class maps (0 background, 1 artery, 2 vein, 3 crossing,
   4 uncertain), not vessel maps.
 - `data_root`: where the data is; None -> `$SAUNETV2_DATA_ROOT`. May be the
-  folder holding `DRIVE/`, `STARE/`, `CHASE_DB1/` and/or `HRF/`, the dataset
+  folder holding `DRIVE/`, `STARE/`, `CHASE_DB1/`, `HRF/`, `RITE/` and/or
+  `HRF-AV/` (beside `HRF/`), the dataset
   folder itself, or the official archives (DRIVE's `.zip`, possibly with one
   folder inside; STARE's `stare-images.tar` + `labels-ah.tar` (+
   `labels-vk.tar`), or that folder; CHASE_DB1's `CHASEDB1.zip`; HRF's
@@ -62,9 +63,9 @@ split from `data/splits/hrf.json`); RITE (`RITE/` with `training/` and `test/`,
 each with `images/`, `av/` (A/V labels, `NN_training.png`, `NN_test.png`) and
 `mask/`, and `test/zone_b/`; DRIVE's split, `data/splits/rite.json`); HRF-AV
 (the `NN_X_AVmanual.png` labels in `HRF-AV/`, on HRF's photographs and FOV
-masks, HRF's split); any folder of images; the built-in synthetic set. A CHASE_DB1 or HRF test image whose label file is missing is
-left out (a warning names it; `Dataset.excluded`); a missing training label
-is an error.
+masks, HRF's split); any folder of images; the built-in synthetic set. A
+CHASE_DB1 or HRF test image whose label file is missing is left out (a warning
+names it; `Dataset.excluded`); a missing training label is an error.
 """
 
 from __future__ import annotations
