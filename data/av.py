@@ -46,26 +46,3 @@ def classes_from_colours(label: np.ndarray, colours: np.ndarray = COLOURS) -> np
 def vessel_mask(classes: np.ndarray) -> np.ndarray:
     """(H, W) bool: every labelled vessel pixel, of any type."""
     return np.asarray(classes) != BACKGROUND
-
-
-def downsample_classes(classes: np.ndarray, factor: int) -> np.ndarray:
-    """(H, W) uint8 class map -> (H // factor, W // factor), one pixel per factor x factor block.
-
-    Area majority that keeps thin vessels: a block becomes a vessel pixel when at least half
-    of it is vessel (so a one-pixel-wide line along rows or columns survives, wherever it
-    lies), of the vessel class most frequent in it (ties to the lower class: artery before
-    vein before crossing before uncertain); otherwise background. No class is invented: every
-    output value occurs in its block. Rows and columns beyond a whole block are dropped.
-    """
-    classes = np.asarray(classes)
-    if factor == 1:
-        return classes
-    h, w = classes.shape[0] // factor, classes.shape[1] // factor
-    blocks = classes[: h * factor, : w * factor].reshape(h, factor, w, factor)
-    counts = np.stack(
-        [(blocks == c).sum(axis=(1, 3)) for c in range(len(CLASS_NAMES))], axis=-1
-    )  # (h, w, 5) pixels of each class per block
-    vessel_counts = counts[..., BACKGROUND + 1 :]
-    is_vessel = 2 * vessel_counts.sum(axis=-1) >= factor * factor
-    commonest = (vessel_counts.argmax(axis=-1) + 1).astype(np.uint8)
-    return np.where(is_vessel, commonest, np.uint8(BACKGROUND)).astype(np.uint8)

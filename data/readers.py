@@ -70,7 +70,6 @@ names it; `Dataset.excluded`); a missing training label is an error.
 
 from __future__ import annotations
 
-import dataclasses
 import glob
 import json
 import os
@@ -81,7 +80,7 @@ from pathlib import Path
 import numpy as np
 
 from data import fov
-from data.av import classes_from_colours, downsample_classes
+from data.av import classes_from_colours
 from data.geometry import pad_shape_for
 from data.io import default_cache_dir, file_stem, is_image_name, read_image, read_label, read_mask
 from data.samples import Dataset, Sample
@@ -698,9 +697,9 @@ def read_hrf_av(root: Path, downsample: int = 2) -> tuple[list[Sample], list[Sam
 
     The photographs come from HRF (`find_hrf`), the labels from HRF-AV (`find_hrf_av`), as
     data.av class maps. Every photograph has a label, 11_h, 12_h and 13_h included (HRF's
-    vessel labels for those three may be missing). Downsampling: photograph Lanczos, mask
-    nearest neighbour (`data.scale.resize_sample`), label by block majority
-    (`data.av.downsample_classes`), which keeps one-pixel-wide vessels.
+    vessel labels for those three may be missing). Downsampling as `read_hrf` downsamples
+    (`data.scale.resize_sample`): photograph Lanczos, label and mask nearest neighbour, so the
+    vessel pixels at half size are exactly those of the vessel task's HRF labels.
     """
     files = _hrf_av_files(root)
     train_ids, test_ids = fixed_split("hrf")
@@ -751,8 +750,8 @@ def _hrf_av_sample(files: dict, i: str, downsample: int) -> Sample:
     sample = Sample(i, image, label, mask, None, source=f"hrf_av/{i}")
     if downsample == 1:
         return sample
-    small = downsample_classes(label, downsample)
-    return dataclasses.replace(resize_sample(sample, small.shape), label=small)
+    h, w = label.shape
+    return resize_sample(sample, (h // downsample, w // downsample))
 
 
 # ----------------------------------------------------------------------------- test photographs as files
