@@ -46,6 +46,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from data.av import ARTERY, CROSSING, UNCERTAIN, VEIN, av_classes
+
 METRIC_KEYS = ("acc", "se", "sp", "auc", "mcc", "f1", "jaccard")
 METRIC_LABELS = {
     "acc": "Acc",
@@ -590,3 +592,160 @@ def threshold_table(curve: dict, shown=THRESHOLDS_SHOWN, digits=4) -> str:
     t_best, f_best = curve["best"]
     row = "| F1 | " + " | ".join(f"{at[t]:.{digits}f}" for t in shown)
     return "\n".join([head, rule, row + f" | {f_best:.{digits}f} at {t_best:g} |"]) + "\n"
+
+
+# Arteries and veins (docs/arteries-veins-model.md, "Scoring arteries and veins").
+
+AV_SEGMENTATION_KEYS = ("f1_artery", "f1_vein", "f1_mean", "f1_weighted")
+AV_CLASSIFICATION_KEYS = ("acc", "se", "sp")
+AV_PROTOCOLS = {"segmentation": AV_SEGMENTATION_KEYS, "classification": AV_CLASSIFICATION_KEYS}
+
+
+def _av_inputs(probs, classes, mask):
+    """Checked (probs (H, W, 3) float64, classes (H, W) int, inside (H, W) bool) of one image."""
+    probs = np.asarray(probs, np.float64)
+    classes = np.asarray(classes)
+    if probs.ndim != 3 or probs.shape[-1] != 3:
+        raise ValueError(f"A/V probabilities must be (H, W, 3), got shape {probs.shape}")
+    classes = _squeeze(classes, "class map")
+    if classes.shape != probs.shape[:2]:
+        raise ValueError(f"class map {classes.shape} and probabilities {probs.shape} differ")
+    if not np.isin(classes, range(5)).all():
+        raise ValueError("a class map must hold only the classes 0..4 of data.av")
+    if probs.size and not (probs.min() >= 0.0 and probs.max() <= 1.0):
+        raise ValueError("probabilities must lie in [0, 1]")
+    inside = np.ones(classes.shape, bool) if mask is None else _squeeze(mask, "mask").astype(bool)
+    if inside.shape != classes.shape:
+        raise ValueError(f"mask shape {inside.shape} differs from class map shape {classes.shape}")
+    return probs, classes.astype(np.int64), inside
+
+
+def _av_segmentation_counts(probs, classes, mask, threshold):
+    """{"artery": (tp, fp, fn, tn), "vein": (...)} of protocol (a) in one image."""
+    probs, classes, inside = _av_inputs(probs, classes, mask)
+    scored = inside & ~np.isin(classes, (CROSSING, UNCERTAIN))
+    predicted = av_classes(probs, threshold)[scored]
+    reference = classes[scored]
+    return {
+        name: confusion(predicted == value, reference == value)
+        for name, value in (("artery", ARTERY), ("vein", VEIN))
+    }
+
+
+def _av_segmentation_from_counts(counts):
+    f1 = {name: scores_from_confusion(*counts[name])["f1"] for name in ("artery", "vein")}
+    n = {name: counts[name][0] + counts[name][2] for name in ("artery", "vein")}  # tp + fn
+    return {
+        "f1_artery": f1["artery"],
+        "f1_vein": f1["vein"],
+        "f1_mean": (f1["artery"] + f1["vein"]) / 2.0,
+        "f1_weighted": _ratio(n["artery"] * f1["artery"] + n["vein"] * f1["vein"], sum(n.values())),
+    }
+
+
+def av_segmentation_scores(probs, classes, mask=None, threshold=DEFAULT_THRESHOLD):
+    """Protocol (a), A/V segmentation, of one image: artery F1, vein F1, their mean, and their mean
+    weighted by the reference pixels of each (`f1_weighted`).
+
+    Args:
+        probs: (H, W, 3) float in [0, 1], the A/V network's vessel, artery, vein probabilities;
+            each pixel's predicted class is `data.av.av_classes(probs, threshold)`.
+        classes: (H, W) reference class map of `data.av` (0..4).
+        mask: (H, W) bool FOV mask, or None for the whole image.
+        threshold: a pixel is predicted vessel when p_vessel > threshold.
+
+    Scored pixels: inside the mask, less the reference's CROSSING and UNCERTAIN pixels (left out of
+    both prediction and reference). Artery F1 = F1 of the predicted-artery pixels against the
+    reference artery pixels there (background, veins and pixels predicted background all count as
+    not artery); vein F1 likewise. 0.0 where undefined (no artery predicted or labelled).
+    """
+    return _av_segmentation_from_counts(_av_segmentation_counts(probs, classes, mask, threshold))
+
+
+def _av_classification_counts(probs, classes, mask):
+    probs, classes, inside = _av_inputs(probs, classes, mask)
+    typed = inside & np.isin(classes, (ARTERY, VEIN))
+    called_artery = probs[..., 1] >= probs[..., 2]
+    return confusion(called_artery[typed], classes[typed] == ARTERY)
+
+
+def _av_classification_from_counts(tp, fp, fn, tn):
+    scores = scores_from_confusion(tp, fp, fn, tn)
+    return {key: scores[key] for key in AV_CLASSIFICATION_KEYS}
+
+
+def av_classification_scores(probs, classes, mask=None):
+    """Protocol (b), A/V classification of the reference vessel pixels, of one image.
+
+    Args:
+        probs, classes, mask: as in ``av_segmentation_scores`` (no threshold: the vessel channel
+            is not used).
+
+    Scored pixels: the reference's ARTERY and VEIN pixels inside the mask (crossings, uncertain
+    pixels and background left out). Each is called artery when p_artery >= p_vein, whether or not
+    the network calls it a vessel. acc = pixels called right / scored pixels; se = arteries called
+    artery / artery pixels; sp = veins called vein / vein pixels (0.0 where undefined).
+    """
+    return _av_classification_from_counts(*_av_classification_counts(probs, classes, mask))
+
+
+def summarize_av(probs, classes, masks=None, threshold=DEFAULT_THRESHOLD, names=None):
+    """Both A/V protocols of a test set: per image, mean with its bootstrap 95 % interval
+    (``bootstrap_mean_ci`` over the images), std (ddof=0), and pooled (confusion counts summed over
+    the images, then the scores).
+
+    Args:
+        probs: sequence of (H, W, 3) A/V probabilities; classes: matching (H, W) reference class
+            maps; masks: matching bool FOV masks, or None (the whole image); threshold: of the
+            vessel channel, protocol (a); names: image names (default "0", "1", ...).
+
+    Returns:
+        {"threshold", "fov_mask": bool, "n_images",
+         "segmentation": {"mean", "std", "ci95", "pooled"}, "classification": {...same...},
+         "per_image": [{"name", "segmentation": {...}, "classification": {...}}, ...]}
+        where "ci95" maps each key to [low, high] and every other {...} has the protocol's keys
+        (AV_SEGMENTATION_KEYS, AV_CLASSIFICATION_KEYS).
+    """
+    probs, classes = list(probs), list(classes)
+    n = len(probs)
+    if n == 0 or len(classes) != n:
+        raise ValueError(f"need one class map per prediction, got {n} and {len(classes)}")
+    fov_mask = masks is not None
+    masks = list(masks) if fov_mask else [None] * n
+    names = [str(i) for i in range(n)] if names is None else [str(name) for name in names]
+    if len(masks) != n or len(names) != n:
+        raise ValueError(f"need {n} masks and names, got {len(masks)} and {len(names)}")
+
+    per_image = []
+    totals = {"artery": np.zeros(4, np.int64), "vein": np.zeros(4, np.int64)}
+    typed_total = np.zeros(4, np.int64)
+    for prob, reference, mask, name in zip(probs, classes, masks, names, strict=True):
+        counts = _av_segmentation_counts(prob, reference, mask, threshold)
+        typed = _av_classification_counts(prob, reference, mask)
+        for key in totals:
+            totals[key] += counts[key]
+        typed_total += typed
+        per_image.append(
+            {
+                "name": name,
+                "segmentation": _av_segmentation_from_counts(counts),
+                "classification": _av_classification_from_counts(*typed),
+            }
+        )
+    pooled = {
+        "segmentation": _av_segmentation_from_counts(
+            {key: tuple(int(v) for v in value) for key, value in totals.items()}
+        ),
+        "classification": _av_classification_from_counts(*(int(v) for v in typed_total)),
+    }
+    summary = {"threshold": float(threshold), "fov_mask": fov_mask, "n_images": n}
+    for protocol, keys in AV_PROTOCOLS.items():
+        table = np.array([[entry[protocol][key] for key in keys] for entry in per_image])
+        summary[protocol] = {
+            "mean": dict(zip(keys, map(float, table.mean(axis=0)), strict=True)),
+            "std": dict(zip(keys, map(float, table.std(axis=0, ddof=0)), strict=True)),
+            "ci95": {key: list(bootstrap_mean_ci(table[:, k])) for k, key in enumerate(keys)},
+            "pooled": pooled[protocol],
+        }
+    summary["per_image"] = per_image
+    return summary

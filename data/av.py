@@ -46,3 +46,28 @@ def classes_from_colours(label: np.ndarray, colours: np.ndarray = COLOURS) -> np
 def vessel_mask(classes: np.ndarray) -> np.ndarray:
     """(H, W) bool: every labelled vessel pixel, of any type."""
     return np.asarray(classes) != BACKGROUND
+
+
+def av_classes(probs: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """The A/V network's output (H, W, 3) float in [0, 1] (vessel, artery, vein) -> (H, W) uint8
+    class map: BACKGROUND where p_vessel <= threshold (a vessel is p > threshold, as the vessel
+    metrics count it); of the vessel pixels, ARTERY where p_artery >= p_vein, else VEIN."""
+    probs = np.asarray(probs)
+    if probs.ndim != 3 or probs.shape[-1] != 3:
+        raise ValueError(f"A/V probabilities must be (H, W, 3), got shape {probs.shape}")
+    classes = np.where(probs[..., 1] >= probs[..., 2], ARTERY, VEIN).astype(np.uint8)
+    classes[probs[..., 0] <= threshold] = BACKGROUND
+    return classes
+
+
+def av_overlay(image: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """The photograph (H, W, 3) uint8 with each vessel pixel of the class map (H, W) painted in its
+    label colour (`COLOURS`: arteries red, veins blue; crossings green and uncertain white where a
+    reference map holds them); background pixels keep the photograph's colour."""
+    image, classes = np.asarray(image), np.asarray(classes)
+    if image.shape[:2] != classes.shape:
+        raise ValueError(f"image {image.shape[:2]} and class map {classes.shape} differ in size")
+    out = np.array(image[..., :3], dtype=np.uint8)
+    for value in (ARTERY, VEIN, CROSSING, UNCERTAIN):
+        out[classes == value] = COLOURS[value]
+    return out

@@ -122,16 +122,15 @@ def build_augmented(
 
 
 def save_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write the arrays atomically (labels bit-packed)."""
+    """Write the arrays atomically: labels of 0 and 1 bit-packed, artery/vein class maps
+    (values above 1, data.av) as they are (bits would keep only vessel or not)."""
     y = arrays["y"]
+    if y.max(initial=0) > 1:
+        labels = {"y": y}
+    else:
+        labels = {"y_bits": np.packbits(y.reshape(-1)), "y_shape": np.array(y.shape)}
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(
-            f,
-            x=arrays["x"],
-            y_bits=np.packbits(y.reshape(-1)),
-            y_shape=np.array(y.shape),
-            sources=arrays["sources"],
-        )
+        np.savez(f, x=arrays["x"], sources=arrays["sources"], **labels)
 
 
 def load_cache(path: Path) -> dict[str, np.ndarray] | None:
@@ -140,8 +139,11 @@ def load_cache(path: Path) -> dict[str, np.ndarray] | None:
         return None
     try:
         with np.load(path, allow_pickle=False) as z:
-            shape = tuple(int(v) for v in z["y_shape"])
-            y = np.unpackbits(z["y_bits"], count=int(np.prod(shape))).reshape(shape)
+            if "y" in z.files:
+                y = z["y"]
+            else:
+                shape = tuple(int(v) for v in z["y_shape"])
+                y = np.unpackbits(z["y_bits"], count=int(np.prod(shape))).reshape(shape)
             return {"x": z["x"], "y": y, "sources": z["sources"]}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None
@@ -222,7 +224,7 @@ def prepare_training_data(
             name: sum(sources[i].split("/", 1)[0] == name for i in train_idx)
             for name in sorted({s.split("/", 1)[0] for s in sources})
         },
-        "vessel_fraction": round(float(np.mean([s.label.mean() for s in dataset.train])), 4),
+        "vessel_fraction": round(float(np.mean([(s.label != 0).mean() for s in dataset.train])), 4),
         **training_scale(dataset, cfg),
         "seed": int(cfg["seed"]),
         "cache": str(path),

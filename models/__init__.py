@@ -12,7 +12,7 @@ import keras
 
 from models.attention_unet import build_attention_unet
 from models.layers import CUSTOM_OBJECTS
-from models.sa_unetv2 import build_sa_unetv2
+from models.sa_unetv2 import build_sa_unetv2, build_sa_unetv2_av, copy_vessel_weights
 from models.unet import build_sa_unet, build_unet
 from utils.checks import MODEL_NAMES, check_model_name
 from utils.errors import UserError
@@ -126,4 +126,24 @@ def load_model(path, compile: bool = False) -> keras.Model:
         ) from exc
 
 
-__all__ = ["BUILDERS", "HPARAMS", "MODEL_NAMES", "build_model", "load_model"]
+def init_from_vessel_weights(model: keras.Model, path) -> list[str]:
+    """Start the artery/vein network `model` (`build_sa_unetv2_av`) from the vessel SA-UNetv2 of
+    the `.keras` file `path` (e.g. weights/sa_unetv2_fundus.keras), in place: every layer by name,
+    the head's vessel kernel into all three channels (`models.sa_unetv2.copy_vessel_weights`).
+    Returns the names of the layers copied; a file of another network is one clear UserError."""
+    vessel = load_model(path)
+    try:
+        return copy_vessel_weights(model, vessel)
+    except ValueError as exc:
+        raise UserError(f"weights file {path} cannot start model '{model.name}': {exc}") from None
+
+
+__all__ = [
+    "BUILDERS",
+    "HPARAMS",
+    "MODEL_NAMES",
+    "build_model",
+    "build_sa_unetv2_av",
+    "init_from_vessel_weights",
+    "load_model",
+]

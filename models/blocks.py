@@ -27,9 +27,10 @@ def up_conv(x, filters: int, name: str):
     return layers.Conv2DTranspose(filters, 3, strides=2, padding="same", name=name)(x)
 
 
-def output_head(x, name: str = "head"):
-    """Conv2D(1, 1x1, he_normal) -> sigmoid, kept in float32 for mixed precision."""
-    x = layers.Conv2D(1, 1, kernel_initializer="he_normal", name=f"{name}_conv")(x)
+def output_head(x, name: str = "head", channels: int = 1):
+    """Conv2D(channels, 1x1, he_normal) -> sigmoid, kept in float32 for mixed precision: one
+    independent probability per channel (B, H, W, channels)."""
+    x = layers.Conv2D(channels, 1, kernel_initializer="he_normal", name=f"{name}_conv")(x)
     return layers.Activation("sigmoid", dtype="float32", name=f"{name}_sigmoid")(x)
 
 

@@ -281,3 +281,41 @@ def test_a_run_on_crops_trains_resumes_and_evaluates(tmp_path, monkeypatch):
     assert second["epochs_done"] == 2 and np.isfinite(read_history(run / "history.csv")[-1]["loss"])
     assert second["eval"]["n_images"] > 0
     assert shares == [(0.5, (0.8, 1.25))] * 2
+
+
+def test_zoomed_crops_keep_artery_vein_classes_and_the_vessel_path():
+    """A class map (data.av) through zoomed crops: the same windows and images as its vessel map
+    gives, the same vessel pixels, which the earlier formula (the label x 255, bilinear,
+    >= 128) gives bit for bit; only classes of the map, each drawn where that class lies."""
+    from PIL import Image
+
+    x, _ = coded_images()
+    rng = np.random.default_rng(4)
+    classes = np.zeros((len(EXTENTS), *PAD, 1), np.uint8)
+    classes[:, 10:30, ::2] = rng.integers(1, 5, size=(len(EXTENTS), 20, PAD[1] // 2, 1))
+    classes[:, :, 20:24] = 2  # a vein running down every image
+    vessels = (classes != 0).astype(np.uint8)
+    seen = set()
+    for zoom in ((2, 2), (0.5, 1.5)):
+        by_class = CropBatches(x, classes, EXTENTS, crop=16, batch_size=2, seed=3, zoom=zoom)
+        by_vessel = CropBatches(x, vessels, EXTENTS, crop=16, batch_size=2, seed=3, zoom=zoom)
+        for i in range(len(by_class)):
+            (xc, yc), (xv, yv) = by_class[i], by_vessel[i]
+            np.testing.assert_array_equal(xc, xv)
+            np.testing.assert_array_equal(yc != 0, yv == 1)
+            picks, corners = by_vessel.windows(i)
+            for k, (pick, (top, left), side) in enumerate(
+                zip(picks, corners, by_vessel.sides(i), strict=True)
+            ):
+                if side == 16:
+                    continue
+                window = np.zeros((side, side), np.uint8)
+                part = vessels[pick, max(top, 0) : top + side, max(left, 0) : left + side, 0]
+                window[: part.shape[0], : part.shape[1]] = part * 255
+                earlier = np.asarray(Image.fromarray(window).resize((16, 16), Image.BILINEAR))
+                np.testing.assert_array_equal(yv[k, ..., 0], earlier >= 128)
+            assert set(np.unique(yc)) <= {0.0, 1.0, 2.0, 3.0, 4.0}
+            seen |= set(np.unique(yc).tolist())
+            # The down-running vein stays a vein in the middle of its width.
+            assert (yc[..., 0] == 2).any()
+    assert seen == {0.0, 1.0, 2.0, 3.0, 4.0}

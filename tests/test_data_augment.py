@@ -54,3 +54,20 @@ def test_real_drive_augmentation_binary_and_deterministic(real_data_root):
     # Rotation keeps roughly the vessel area (the FOV fits inside the rotated frame).
     for k in range(1, 4):
         assert abs(y1[k].mean() - s.label.mean()) < 0.01
+
+
+def test_artery_vein_class_maps_keep_their_classes(sample):
+    """Rotations take labels by nearest neighbour, so a class map (data.av) keeps its values; its
+    vessel pixels are exactly the binary label's augmented, and the images are the same."""
+    rng = np.random.default_rng(1)
+    classes = np.where(sample.label > 0, rng.integers(1, 5, size=sample.label.shape), 0)
+    classes = classes.astype(np.uint8)
+    x_classes, y_classes = augment_sample(sample.image, classes, 42, 0)
+    x_vessels, y_vessels = augment_sample(sample.image, sample.label, 42, 0)
+    np.testing.assert_array_equal(x_classes, x_vessels)
+    np.testing.assert_array_equal(y_classes != 0, y_vessels == 1)
+    assert set(np.unique(y_classes)) == {0, 1, 2, 3, 4}
+    for k in range(1, 4):  # each class is where the same rotation puts that class alone
+        for value in (1, 4):
+            _, alone = augment_sample(sample.image, (classes == value).astype(np.uint8), 42, 0)
+            np.testing.assert_array_equal(y_classes[k] == value, alone[k] == 1)

@@ -218,3 +218,23 @@ def test_real_stare_prepare(real_data_root, real_cache):
     assert data.x_train.shape[1:] == (704, 704, 3)
     test_ids = {t.source for t in data.test}
     assert test_ids.isdisjoint(s["val_sources"])
+
+
+def test_cache_keeps_artery_vein_class_maps(tmp_path):
+    """Labels of 0 and 1 are bit-packed as before; a class map (data.av, values up to 4) is kept
+    whole, since bits would keep only vessel or not."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(3, 8, 8, 3), dtype=np.uint8)
+    sources = np.array(["a", "a", "b"])
+    for y, stored in (
+        (rng.integers(0, 2, size=(3, 8, 8), dtype=np.uint8), "y_bits"),
+        (rng.integers(0, 5, size=(3, 8, 8), dtype=np.uint8), "y"),
+    ):
+        path = tmp_path / f"{stored}.npz"
+        prepare.save_cache(path, {"x": x, "y": y, "sources": sources})
+        with np.load(path) as z:
+            assert stored in z.files
+        loaded = prepare.load_cache(path)
+        np.testing.assert_array_equal(loaded["y"], y)
+        assert loaded["y"].dtype == np.uint8
+        np.testing.assert_array_equal(loaded["x"], x)

@@ -462,3 +462,118 @@ def test_f1_with_tolerance_matches_the_euclidean_distance_definition():
         t = row["tolerance_px"]
         assert row["precision"] == pytest.approx((pred & (to_label <= t)).sum() / pred.sum())
         assert row["recall"] == pytest.approx((label & (to_pred <= t)).sum() / label.sum())
+
+
+# Arteries and veins: a 4 x 4 example checkable by eye (A artery, V vein, X crossing, U uncertain,
+# . background). Each pixel's (p_vessel, p_artery, p_vein); predicted vessel when p_vessel > 0.5,
+# then artery when p_artery >= p_vein (the tie at the top left is an artery).
+#
+#   reference     p_vessel             (p_artery, p_vein)                      predicted
+#   A A . V       0.9 0.8 0.1 0.7      .5 .5  .3 .6  .1 .1  .2 .9              A V . V
+#   A X V V       0.9 0.6 0.8 0.9      .8 .1  .4 .7  .6 .5  .1 .8              A V A V
+#   . A U V       0.6 0.7 0.9 0.3      .7 .2  .9 .3  .6 .4  .3 .6              A A A .
+#   . . . V       0.2 0.1 0.0 0.5      .2 .1  .1 .1  .0 .0  .7 .2              . . . .
+#
+# (a) Segmentation, the crossing and the uncertain pixel left out (14 pixels):
+#   artery: predicted 5 ((0,0) (1,0) (1,2) (2,0) (2,1)), labelled 4, TP 3 -> F1 = 6/9 = 2/3;
+#   vein: predicted 2 ((0,1) (0,3) (1,3) minus the wrong (0,1): TP 2), FP 1, FN 3 -> F1 = 4/8;
+#   mean 7/12; weighted by the 4 artery and 5 vein pixels: (4 * 2/3 + 5 * 1/2) / 9 = 31/54.
+# (b) Classification of the 4 artery and 5 vein pixels, by p_artery >= p_vein alone:
+#   arteries right 3 of 4 ((0,1) called vein); veins right 3 of 5 ((1,2) and (3,3) called artery;
+#   (2,3) is called vein although p_vessel misses it) -> se 3/4, sp 3/5, acc 6/9.
+AV_REFERENCE = np.array([[1, 1, 0, 2], [1, 3, 2, 2], [0, 1, 4, 2], [0, 0, 0, 2]], np.uint8)
+AV_PROBS = np.stack(
+    [
+        [[0.9, 0.8, 0.1, 0.7], [0.9, 0.6, 0.8, 0.9], [0.6, 0.7, 0.9, 0.3], [0.2, 0.1, 0.0, 0.5]],
+        [[0.5, 0.3, 0.1, 0.2], [0.8, 0.4, 0.6, 0.1], [0.7, 0.9, 0.6, 0.3], [0.2, 0.1, 0.0, 0.7]],
+        [[0.5, 0.6, 0.1, 0.9], [0.1, 0.7, 0.5, 0.8], [0.2, 0.3, 0.4, 0.6], [0.1, 0.1, 0.0, 0.2]],
+    ],
+    axis=-1,
+)
+
+
+def assert_av_scores(actual, expected):
+    assert set(actual) == set(expected)
+    for key, value in expected.items():
+        assert actual[key] == pytest.approx(value), key
+
+
+def test_av_scores_of_the_4x4_example_by_hand():
+    from metrics import av_classification_scores, av_segmentation_scores
+
+    assert_av_scores(
+        av_segmentation_scores(AV_PROBS, AV_REFERENCE),
+        {"f1_artery": 2 / 3, "f1_vein": 0.5, "f1_mean": 7 / 12, "f1_weighted": 31 / 54},
+    )
+    assert_av_scores(
+        av_classification_scores(AV_PROBS, AV_REFERENCE), {"acc": 6 / 9, "se": 3 / 4, "sp": 3 / 5}
+    )
+
+
+def test_av_scores_inside_a_mask():
+    """Without the first column ((0,0) and (1,0) right arteries, (2,0) a false artery): artery
+    predicted (1,2) (2,1), labelled (0,1) (2,1), TP 1 -> F1 2/4; veins unchanged. Classification:
+    arteries right 1 of 2, veins 3 of 5, acc 4/7."""
+    from metrics import av_classification_scores, av_segmentation_scores
+
+    mask = np.ones((4, 4), bool)
+    mask[:, 0] = False
+    assert_av_scores(
+        av_segmentation_scores(AV_PROBS, AV_REFERENCE, mask),
+        {"f1_artery": 0.5, "f1_vein": 0.5, "f1_mean": 0.5, "f1_weighted": (2 * 0.5 + 5 * 0.5) / 7},
+    )
+    assert_av_scores(
+        av_classification_scores(AV_PROBS, AV_REFERENCE, mask),
+        {"acc": 4 / 7, "se": 1 / 2, "sp": 3 / 5},
+    )
+
+
+def test_av_scores_ignore_crossings_and_uncertain_pixels():
+    from metrics import av_classification_scores, av_segmentation_scores
+
+    flipped = AV_PROBS.copy()
+    for row, col in ((1, 1), (2, 2)):  # the crossing and the uncertain pixel
+        flipped[row, col] = 1.0 - flipped[row, col]
+    assert av_segmentation_scores(flipped, AV_REFERENCE) == av_segmentation_scores(
+        AV_PROBS, AV_REFERENCE
+    )
+    assert av_classification_scores(flipped, AV_REFERENCE) == av_classification_scores(
+        AV_PROBS, AV_REFERENCE
+    )
+    # The threshold matters to (a) only: at 0.25 the missed vein (2,3) (p_vessel 0.3) is found.
+    assert av_segmentation_scores(AV_PROBS, AV_REFERENCE, threshold=0.25)["f1_vein"] > 0.5
+    assert av_classification_scores(AV_PROBS, AV_REFERENCE)["sp"] == 3 / 5
+
+
+def test_summarize_av_mean_pooled_and_interval():
+    """Image 1 the 4x4 example, image 2 the same reference predicted perfectly. Mean artery F1
+    (2/3 + 1) / 2 = 5/6; pooled: TP 3 + 4, FP 2, FN 1 -> 14/17. Classification pooled: right
+    6 + 9 of 18."""
+    from data.av import ARTERY, VEIN
+    from metrics import summarize_av
+
+    channels = [AV_REFERENCE > 0, AV_REFERENCE == ARTERY, AV_REFERENCE == VEIN]
+    perfect = np.where(np.stack(channels, axis=-1), 0.9, 0.1)
+    summary = summarize_av([AV_PROBS, perfect], [AV_REFERENCE, AV_REFERENCE], names=["a", "b"])
+    assert summary["n_images"] == 2 and not summary["fov_mask"] and summary["threshold"] == 0.5
+    assert [entry["name"] for entry in summary["per_image"]] == ["a", "b"]
+    assert summary["per_image"][1]["segmentation"]["f1_mean"] == 1.0
+    segmentation, classification = summary["segmentation"], summary["classification"]
+    assert segmentation["mean"]["f1_artery"] == pytest.approx(5 / 6)
+    assert segmentation["std"]["f1_artery"] == pytest.approx(1 / 6)
+    assert segmentation["pooled"]["f1_artery"] == pytest.approx(14 / 17)
+    assert classification["mean"]["acc"] == pytest.approx((6 / 9 + 1) / 2)
+    assert classification["pooled"]["acc"] == pytest.approx(15 / 18)
+    low, high = segmentation["ci95"]["f1_mean"]
+    assert 7 / 12 - 1e-12 <= low < segmentation["mean"]["f1_mean"] < high <= 1.0 + 1e-12
+
+
+def test_av_scores_refuse_bad_inputs():
+    from metrics import av_segmentation_scores
+
+    with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
+        av_segmentation_scores(AV_PROBS[..., :2], AV_REFERENCE)
+    with pytest.raises(ValueError, match="classes 0..4"):
+        av_segmentation_scores(AV_PROBS, AV_REFERENCE + 3)
+    with pytest.raises(ValueError, match="differ"):
+        av_segmentation_scores(AV_PROBS, AV_REFERENCE[:3])

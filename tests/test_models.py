@@ -256,3 +256,96 @@ def test_one_fit_step_on_pytorch():
     """model.fit on PyTorch. TensorFlow and JAX (jit-compiled) train through train.py in
     tests/test_train.py (test_training_path_needs_no_tensorflow, the --distribute tests)."""
     run_on_backend(FIT_SCRIPT.format(backend="torch", jit="False"), "torch", expect="fit-ok")
+
+
+# The artery/vein network (models/sa_unetv2.py, docs/arteries-veins-model.md).
+
+
+def test_sa_unetv2_av_is_sa_unetv2_with_a_three_channel_head():
+    from models import build_sa_unetv2_av
+
+    vessel, av = build_model("sa_unetv2"), build_sa_unetv2_av()
+    # The head's 1x1 convolution gains two output channels of 16 weights and a bias each.
+    assert av.count_params() == 260_555 == PARAMS["sa_unetv2"] + 2 * (16 + 1)
+    assert av.output_shape == (None, None, None, 3)
+    assert [layer.name for layer in av.layers] == [layer.name for layer in vessel.layers]
+    for layer in av.layers:
+        if layer.name != "head_conv":
+            assert [w.shape for w in layer.get_weights()] == [
+                w.shape for w in vessel.get_layer(layer.name).get_weights()
+            ], layer.name
+    assert av.get_layer("head_conv").filters == 3
+    assert av.get_layer("head_sigmoid").dtype_policy.name == "float32"
+    assert "Lambda" not in [layer.__class__.__name__ for layer in av.layers]
+
+
+def test_sa_unetv2_av_round_trips_in_safe_mode(tmp_path):
+    from models import build_sa_unetv2_av
+
+    model = build_sa_unetv2_av(start_neurons=8)
+    x = np.random.default_rng(5).uniform(size=(2, 32, 48, 3)).astype("float32")
+    expected = keras.ops.convert_to_numpy(model(x, training=False))
+    assert expected.shape == (2, 32, 48, 3) and 0 <= expected.min() and expected.max() <= 1
+    model.save(tmp_path / "av.keras")
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(load_model(tmp_path / "av.keras")(x)), expected
+    )
+
+
+def _randomize_group_norms(model, seed=1):
+    """Non-trivial GroupNorm scale and offset, so a layer copied from the wrong place shows."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if layer.__class__.__name__ == "GroupNormalization":
+            layer.gamma.assign(rng.normal(1.0, 0.3, layer.gamma.shape))
+            layer.beta.assign(rng.normal(0.0, 0.3, layer.beta.shape))
+    return model
+
+
+def _features_and_output(model, x):
+    probe = keras.Model(model.input, [model.get_layer("dec1_step2_silu").output, model.output])
+    return [keras.ops.convert_to_numpy(t) for t in probe(x, training=False)]
+
+
+@pytest.mark.parametrize("source", ["random", "shipped"])
+def test_av_model_started_from_vessel_weights_reproduces_the_vessel_output(source, tmp_path):
+    from models import build_sa_unetv2_av, init_from_vessel_weights
+    from tests.helpers import ROOT
+
+    if source == "shipped":
+        path = ROOT / "weights" / "sa_unetv2_fundus.keras"
+        if not path.is_file():
+            pytest.skip(f"{path} is not here")
+    else:
+        keras.utils.set_random_seed(7)
+        path = tmp_path / "vessel.keras"
+        _randomize_group_norms(build_model("sa_unetv2")).save(path)
+    vessel = load_model(path)
+    av = build_sa_unetv2_av()
+    copied = init_from_vessel_weights(av, path)
+    assert len(copied) == 36  # 14 conv steps x (conv, GroupNorm), 4 attention convs, 3 ConvT, head
+    x = np.random.default_rng(6).uniform(size=(1, 64, 96, 3)).astype("float32")
+    vessel_features, vessel_prob = _features_and_output(vessel, x)
+    av_features, av_prob = _features_and_output(av, x)
+    np.testing.assert_array_equal(av_features, vessel_features)  # the trunk: bit for bit
+    # The head: a 1x1 convolution of 3 output channels sums its 16 products in another order than
+    # one of 1 channel, so the probability may differ in its last bit (float32 ulp at 1: 1.2e-7).
+    np.testing.assert_allclose(av_prob[..., :1], vessel_prob, rtol=0, atol=2.5e-7)
+    np.testing.assert_array_equal(av_prob[..., 1], av_prob[..., 0])  # artery and vein start equal
+    np.testing.assert_array_equal(av_prob[..., 2], av_prob[..., 0])
+    assert vessel_prob.std() > 0.01  # a network whose output varies, so equality means something
+
+
+def test_av_model_refuses_weights_of_another_network(tmp_path):
+    from models import build_sa_unetv2_av, init_from_vessel_weights
+    from utils.errors import UserError
+
+    build_model("sa_unetv2", start_neurons=8).save(tmp_path / "narrow.keras")
+    message = "narrow.keras cannot start model 'sa_unetv2_av'.*'enc1_step1_conv' holds weights"
+    with pytest.raises(UserError, match=message):
+        init_from_vessel_weights(build_sa_unetv2_av(), tmp_path / "narrow.keras")
+    inputs = keras.Input((None, None, 3))
+    first_conv_only = keras.layers.Conv2D(8, 3, padding="same", name="enc1_step1_conv")(inputs)
+    keras.Model(inputs, first_conv_only).save(tmp_path / "stub.keras")
+    with pytest.raises(UserError, match="has no layer 'enc1_step1_gn'"):
+        init_from_vessel_weights(build_sa_unetv2_av(start_neurons=8), tmp_path / "stub.keras")

@@ -26,7 +26,8 @@ Training then sees each camera at a spread of FOV diameters rather than at its o
 some cameras' are. The image is resized bilinearly, not with the Lanczos filter of
 `data.scale.resize_sample`, since every crop is resized at every step; the label is resized the
 same way and thresholded at one half, so its edges stay where the image's are (nearest neighbour
-would shift them by up to half a window pixel).
+would shift them by up to half a window pixel). An artery/vein class map (`data.av`) is resized
+the same way for its vessel pixels, each of which then takes the class most present around it.
 
 With `margin` (`train.crop_margin`), a window may reach up to that many pixels (of the crop,
 scaled with a zoomed window) past each side of its image, the part outside being zeros: crops
@@ -53,7 +54,8 @@ from data.io import to_unit_float
 class CropBatches(keras.utils.PyDataset):
     """Batches of random crops: x float32 (B, crop, crop, 3) in [0, 1], y float32 (B, crop, crop, 1).
 
-    x: uint8 (N, H, W, 3) and y: uint8 (N, H, W, 1) zero-padded images; extents: (N, 2) int, each
+    x: uint8 (N, H, W, 3) and y: uint8 (N, H, W, 1) zero-padded images (y of 0 and 1, or an
+    artery/vein class map of `data.av`, which comes out as class values); extents: (N, 2) int, each
     image's own (h, w) inside the padding. Every batch is full: the last one wraps around to the
     start of the epoch's order (data-parallel training splits each batch evenly). camera: the
     share of crops passed through `data.camera.random_camera` (0: none, nothing drawn). zoom:
@@ -171,16 +173,31 @@ def _window(array: np.ndarray, top: int, left: int, side: int) -> np.ndarray:
 
 def _resized(x: np.ndarray, y: np.ndarray, side: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     """A window of up to side x side px (zero-padded to it where the image ends) resized to size x
-    size: x uint8 (h, w, C) bilinear, y uint8 (h, w, 1) of 0 and 1 bilinear and thresholded at 0.5."""
+    size: x uint8 (h, w, C) bilinear; y uint8 (h, w, 1), its vessel pixels (y != 0) bilinear and
+    thresholded at 0.5. A class map (values above 1: data.av) keeps its classes: each vessel pixel
+    of the result takes the class whose own bilinear share is largest there (ties to the lower)."""
     from PIL import Image
 
     padded_x = np.zeros((side, side, x.shape[-1]), np.uint8)
     padded_x[: x.shape[0], : x.shape[1]] = x
-    padded_y = np.zeros((side, side), np.uint8)
-    padded_y[: y.shape[0], : y.shape[1]] = y[..., 0] * 255
     image = Image.fromarray(padded_x).resize((size, size), Image.BILINEAR)
-    label = Image.fromarray(padded_y).resize((size, size), Image.BILINEAR)
-    return np.asarray(image), (np.asarray(label) >= 128).astype(np.uint8)[..., None]
+    vessel = _resized_share(y[..., 0] != 0, side, size) >= 128
+    if y.max(initial=0) <= 1:
+        return np.asarray(image), vessel.astype(np.uint8)[..., None]
+    values = np.unique(y[y != 0])
+    shares = np.stack([_resized_share(y[..., 0] == v, side, size) for v in values])
+    classes = np.where(vessel, values[np.argmax(shares, axis=0)], 0).astype(np.uint8)
+    return np.asarray(image), classes[..., None]
+
+
+def _resized_share(pixels: np.ndarray, side: int, size: int) -> np.ndarray:
+    """A bool map (h, w) of up to side x side px, zero-padded to it, resized bilinearly to size x
+    size: uint8 (size, size), 255 where every pixel around was True."""
+    from PIL import Image
+
+    padded = np.zeros((side, side), np.uint8)
+    padded[: pixels.shape[0], : pixels.shape[1]] = pixels.astype(np.uint8) * 255
+    return np.asarray(Image.fromarray(padded).resize((size, size), Image.BILINEAR))
 
 
 class ImageBatches(keras.utils.PyDataset):
