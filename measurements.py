@@ -211,22 +211,24 @@ def _path_length(points: np.ndarray, closed: bool) -> float:
     return float(np.hypot(steps[:, 0], steps[:, 1]).sum())
 
 
-def box_counting_dimension(vessels: np.ndarray) -> float:
+def box_counting_dimension(vessels: np.ndarray, sizes: list[int] | None = None) -> float:
     """Box-counting (Minkowski-Bouligand) dimension of a bool (H, W) map; NaN if empty or too small.
 
-    Boxes of 2, 4, 8, ... px up to a quarter of the longer side of the map's bounding box;
-    the least-squares slope of log N against log(1 / size).
+    Boxes of 2, 4, 8, ... px up to a quarter of the longer side of the map's bounding box
+    (or `sizes`, px, to compare with other definitions); the least-squares slope of log N(boxes
+    hit, the grid starting at the bounding box's corner) against log(1 / size).
     """
     vessels = np.asarray(vessels, dtype=bool)
     if not vessels.any():
         return float("nan")
     rows, cols = np.flatnonzero(vessels.any(axis=1)), np.flatnonzero(vessels.any(axis=0))
     crop = vessels[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    sizes = []
-    size = 2
-    while size <= max(crop.shape) // 4:
-        sizes.append(size)
-        size *= 2
+    if sizes is None:
+        sizes = []
+        size = 2
+        while size <= max(crop.shape) // 4:
+            sizes.append(size)
+            size *= 2
     if len(sizes) < 2:
         return float("nan")
     counts = []
