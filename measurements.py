@@ -150,8 +150,18 @@ def neighbour_counts(skeleton: np.ndarray) -> np.ndarray:
     return counts
 
 
-def _paths(skeleton: np.ndarray, counts: np.ndarray) -> list[tuple[np.ndarray, bool]]:
-    """The skeleton without its branch pixels as ordered paths: [((N, 2) y, x, closed)]."""
+def junction_labels(skeleton: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, int]:
+    """(int32 (H, W) labels 1..n of the junctions, n): each junction is a cluster of skeleton
+    pixels with three or more neighbours (`counts`, `neighbour_counts`), 8-connected; 0 elsewhere."""
+    from scipy import ndimage
+
+    labels, n = ndimage.label(skeleton & (counts >= 3), structure=np.ones((3, 3)))
+    return labels.astype(np.int32), int(n)
+
+
+def skeleton_paths(skeleton: np.ndarray, counts: np.ndarray) -> list[tuple[np.ndarray, bool]]:
+    """The skeleton without its branch pixels as ordered paths: [((N, 2) float64 y, x, closed)],
+    `counts` from `neighbour_counts`; each open path runs from one end to the other."""
     keep = skeleton & (counts < 3)
     neighbours: dict[tuple[int, int], list[tuple[int, int]]] = {}
     for (dy, dx), linked in _links(skeleton):
@@ -201,22 +211,24 @@ def _path_length(points: np.ndarray, closed: bool) -> float:
     return float(np.hypot(steps[:, 0], steps[:, 1]).sum())
 
 
-def box_counting_dimension(vessels: np.ndarray) -> float:
+def box_counting_dimension(vessels: np.ndarray, sizes: list[int] | None = None) -> float:
     """Box-counting (Minkowski-Bouligand) dimension of a bool (H, W) map; NaN if empty or too small.
 
-    Boxes of 2, 4, 8, ... px up to a quarter of the longer side of the map's bounding box;
-    the least-squares slope of log N against log(1 / size).
+    Boxes of 2, 4, 8, ... px up to a quarter of the longer side of the map's bounding box
+    (or `sizes`, px, to compare with other definitions); the least-squares slope of log N(boxes
+    hit, the grid starting at the bounding box's corner) against log(1 / size).
     """
     vessels = np.asarray(vessels, dtype=bool)
     if not vessels.any():
         return float("nan")
     rows, cols = np.flatnonzero(vessels.any(axis=1)), np.flatnonzero(vessels.any(axis=0))
     crop = vessels[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    sizes = []
-    size = 2
-    while size <= max(crop.shape) // 4:
-        sizes.append(size)
-        size *= 2
+    if sizes is None:
+        sizes = []
+        size = 2
+        while size <= max(crop.shape) // 4:
+            sizes.append(size)
+            size *= 2
     if len(sizes) < 2:
         return float("nan")
     counts = []
@@ -243,8 +255,6 @@ def measure_vessels(
     """The measurements of the module docstring for a bool (H, W) vessel map inside bool (H, W)
     `fov` (None: the whole image); millimetre columns (`MM_KEYS`) when `mm_per_pixel` is given
     (NaN otherwise)."""
-    from scipy import ndimage
-
     vessels = np.asarray(vessels, dtype=bool)
     fov = np.ones_like(vessels) if fov is None else np.asarray(fov, dtype=bool)
     if fov.shape != vessels.shape:
@@ -252,10 +262,10 @@ def measure_vessels(
     vessels = vessels & fov
     skeleton, calibre = skeleton_calibre(vessels)
     counts = neighbour_counts(skeleton)
-    _, junctions = ndimage.label(skeleton & (counts >= 3), structure=np.ones((3, 3)))
+    _, junctions = junction_labels(skeleton, counts)
     widths = calibre[skeleton]
     lengths, ratios, path_widths, path_pixels = [], [], [], []
-    for points, closed in _paths(skeleton, counts):
+    for points, closed in skeleton_paths(skeleton, counts):
         rows, cols = points.astype(np.intp).T
         path_widths.append(float(calibre[rows, cols].mean()))
         path_pixels.append(len(points))

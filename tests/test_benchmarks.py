@@ -1,5 +1,7 @@
 """benchmarks/common.py: the timings summary and the Markdown tables the benchmark scripts print."""
 
+import sys
+
 import pytest
 
 from benchmarks.common import machine, markdown_table, timing_summary
@@ -224,3 +226,13 @@ def test_fov_benchmark_iou_widest_row_and_summary():
     assert (line["n"], line["iou_worst"], line["error_worst"]) == (3, (0.5, "z"), (-0.1, "y"))
     assert line["fails"] == ["y", "z"] and line["not_found"] == ["z"]
     assert line["error_median"] == pytest.approx(0.05) and line["seconds"] == pytest.approx(0.2)
+
+
+def test_biomarker_agreement_says_when_pvbm_is_missing(monkeypatch):
+    from benchmarks.biomarker_agreement import import_pvbm
+    from utils.errors import UserError
+
+    monkeypatch.setitem(sys.modules, "PVBM", None)
+    monkeypatch.setitem(sys.modules, "PVBM.CentralRetinalAnalysis", None)
+    with pytest.raises(UserError, match="pip install --no-deps pvbm"):
+        import_pvbm()

@@ -117,6 +117,15 @@ def test_fractal_dimension_of_a_square_and_a_line():
     assert np.isnan(box_counting_dimension(np.zeros((50, 50), bool)))
 
 
+def test_fractal_dimension_depends_on_the_box_sizes():
+    """Lines 8 px apart: boxes smaller than the spacing see separate lines (dimension 1), boxes
+    of the spacing or larger are all hit (dimension 2)."""
+    grid = np.zeros((256, 256), bool)
+    grid[::8, :] = True
+    assert box_counting_dimension(grid, sizes=[1, 2, 4]) == pytest.approx(1.0, abs=1e-9)
+    assert box_counting_dimension(grid, sizes=[8, 16, 32]) == pytest.approx(2.0, abs=1e-9)
+
+
 def test_an_l_shaped_step_is_one_path_not_a_junction():
     """Three pixels touching by sides and a corner: a bend, not a triangle of three branches."""
     skeleton = np.zeros((5, 5), bool)
