@@ -3,6 +3,7 @@
     python evaluate.py --config configs/drive.yaml --weights runs/drive/best.keras --data-root DIR
     python evaluate.py --config weights/sa_unetv2_drive.yaml --weights weights/sa_unetv2_drive.keras
     python evaluate.py --config configs/stare.yaml --fold all --weights W_DRIVE.keras   # cross-dataset
+    python evaluate.py --config configs/av_rite.yaml --weights runs/av_rite/best.keras --data-root DIR
 
 Brings each test image to the scale the weights were trained at (--scale auto,
 the default: factor = training FOV diameter / the image's, 1 on DRIVE and
@@ -12,6 +13,10 @@ image and inside the FOV mask; prints a per-image table and the summary, and
 writes metrics.json, per_image.csv, results.md and per-image probability,
 binary and overlay PNGs (true positives green, false positives red, false
 negatives blue). DRIVE adds the second human observer as a reference row.
+An artery/vein network (configs/av_rite.yaml, configs/av_hrf.yaml) is scored twice: its vessel
+channel with the vessel metrics against every labelled vessel pixel, and its artery/vein classes
+with both protocols of docs/arteries-veins-model.md (mean, std, bootstrap interval and pooled;
+per image in metrics.json); it also writes <image>_av.png (arteries red, veins blue).
 --tta also predicts each image mirrored left-right and scores the mean of the two
 maps (test-time augmentation, outside the paper's protocol; metrics.json says so).
 

@@ -749,3 +749,39 @@ def summarize_av(probs, classes, masks=None, threshold=DEFAULT_THRESHOLD, names=
         }
     summary["per_image"] = per_image
     return summary
+
+
+AV_LABELS = {
+    "f1_artery": "F1 artery",
+    "f1_vein": "F1 vein",
+    "f1_mean": "F1 mean",
+    "f1_weighted": "F1 weighted",
+    "acc": "Acc",
+    "se": "Se (arteries)",
+    "sp": "Sp (veins)",
+}
+AV_PROTOCOL_LABELS = {
+    "segmentation": "(a) A/V segmentation",
+    "classification": "(b) A/V classification of the reference vessels",
+}
+
+
+def format_av_table(summary, protocol, digits=4) -> str:
+    """Markdown table of one A/V protocol of ``summarize_av`` output: rows mean, std, the 95 %
+    bootstrap interval of the mean, pooled; columns the protocol's keys (AV_PROTOCOLS)."""
+    keys = AV_PROTOCOLS[protocol]
+    scores = summary[protocol]
+    lines = [
+        f"| {AV_PROTOCOL_LABELS[protocol]} | " + " | ".join(AV_LABELS[k] for k in keys) + " |",
+        "| --- |" + " ---: |" * len(keys),
+    ]
+    for stat, label in (("mean", "mean over images"), ("std", "std over images")):
+        values = " | ".join(_format_value(scores[stat][k], digits) for k in keys)
+        lines.append(f"| {label} | {values} |")
+    interval = " | ".join(
+        f"{low:.{digits}f}-{high:.{digits}f}" for low, high in (scores["ci95"][k] for k in keys)
+    )
+    lines.append(f"| 95 % interval of the mean | {interval} |")
+    pooled = " | ".join(_format_value(scores["pooled"][k], digits) for k in keys)
+    lines.append(f"| pooled | {pooled} |")
+    return "\n".join(lines) + "\n"

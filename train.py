@@ -2,6 +2,7 @@
 
     python train.py --config configs/demo.yaml                      # built-in synthetic set, CPU minutes
     python train.py --config configs/drive.yaml --data-root DIR --out runs/drive
+    python train.py --config configs/av_rite.yaml --data-root DIR --out runs/av_rite   # arteries/veins
     python train.py --config configs/drive.yaml --out runs/drive --resume
     python train.py --config configs/drive.yaml --out runs/drive --resume --stop-at 11:55
     python train.py --config configs/stare.yaml --data-root DIR --fold 2 --out runs/stare_fold2
@@ -154,6 +155,9 @@ def main(argv=None) -> int:
         print(
             f"test F1 (whole image, mean over images): {f1:.4f}; report and images in {run_dir / 'eval'}"
         )
+        if "av" in summary["eval"]:
+            av = summary["eval"]["av"]["segmentation"]["mean"]["f1_mean"]
+            print(f"test artery/vein F1 (mean of artery and vein, inside the FOV): {av:.4f}")
     return 0
 
 

@@ -1,6 +1,6 @@
 """Training arrays for a dataset: read, augment (13 per image), pad, cache, split train/validation.
 
-    python -m data.prepare --dataset drive|stare|chase_db1|hrf|synthetic --data-root DIR [--json]
+    python -m data.prepare --dataset drive|stare|chase_db1|hrf|rite|hrf_av|synthetic --data-root DIR [--json]
 
 builds the cache and prints a summary (with `--json`, one JSON object on
 standard output; the progress bar goes to standard error).
@@ -32,7 +32,6 @@ from data import augment as augment_module
 from data.augment import AUGMENT_PARAMS, N_AUGMENTED, augment_sample
 from data.io import default_cache_dir
 from data.readers import (
-    AV_DATASETS,
     DATASET_NAMES,
     FUNDUS_DATASETS,
     fundus_band,
@@ -43,6 +42,7 @@ from data.readers import (
 from data.samples import Dataset, Sample
 from data.scale import median_fov_diameter
 from data.splits import VAL_SPLITS, validation_split, weighted_indices
+from utils.checks import SYNTHETIC_DATASETS
 from utils.cli import run_cli
 from utils.errors import UserError
 from utils.io import atomic_path
@@ -52,7 +52,8 @@ CACHE_VERSION = 1
 
 @dataclass
 class TrainingData:
-    """x_* uint8 (N, H, W, 3) and y_* uint8 (N, H, W, 1) in {0, 1}, padded to `pad_shape`;
+    """x_* uint8 (N, H, W, 3) and y_* uint8 (N, H, W, 1) in {0, 1} (the artery/vein datasets,
+    AV_DATASETS: `data.av` class maps 0..4), padded to `pad_shape`;
     `extents_train`: int (N, 2), each training image's own (h, w) inside the padding;
     `test`: unpadded test samples; `summary`: what `--json` prints; `cache`: the .npz path;
     `val_photographs`: the training samples (unaugmented, unpadded) whose augmented copies form
@@ -161,22 +162,13 @@ def training_scale(dataset: Dataset, cfg: dict) -> dict:
     return {"train_fov_diameter": median, "max_fov_diameter": None}
 
 
-def vessel_dataset_names() -> list[str]:
-    """The dataset names whose labels are {0, 1} vessel maps (all but the artery/vein sets)."""
-    return [n for n in DATASET_NAMES if n not in AV_DATASETS]
-
-
 def prepare_training_data(
     cfg: dict | None = None, cache_dir: str | os.PathLike | None = None, progress: bool = True
 ) -> TrainingData:
-    """Read the dataset that `cfg` names, build or load its augmented cache, split off validation."""
+    """Read the dataset that `cfg` names, build or load its augmented cache, split off validation.
+
+    An artery/vein dataset (AV_DATASETS) keeps its class maps through augmentation and the cache."""
     cfg = resolve_dataset_config(cfg)
-    if cfg["name"] in AV_DATASETS:
-        # Their labels are class maps 0..4; the cache stores {0, 1} vessel labels as bits.
-        raise UserError(
-            f"dataset '{cfg['name']}' holds artery/vein class maps; the vessel training data is "
-            f"built from vessel datasets only ({', '.join(vessel_dataset_names())})"
-        )
     cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     dataset = load_dataset(cfg, cache_dir=cache_dir)
     if not dataset.train:
@@ -250,12 +242,12 @@ def main(argv: list[str] | None = None) -> int:
         description="Build the augmented training cache and print a summary.",
     )
     parser.add_argument(
-        "--dataset", required=True, choices=[n for n in vessel_dataset_names() if n != "folder"]
+        "--dataset", required=True, choices=[n for n in DATASET_NAMES if n != "folder"]
     )
     parser.add_argument(
         "--data-root",
         default=None,
-        help="folder holding DRIVE/, STARE/, CHASE_DB1/ or HRF/ (or their archives); "
+        help="folder holding DRIVE/, STARE/, CHASE_DB1/, HRF/, RITE/ or HRF-AV/ (or their archives); "
         "default $SAUNETV2_DATA_ROOT",
     )
     parser.add_argument(
@@ -289,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         "val_split": args.val_split,
         "fold": int(args.fold) if args.fold.isdigit() else args.fold,
     }
-    if args.dataset != "synthetic":
+    if args.dataset not in SYNTHETIC_DATASETS:
         cfg["data_root"] = args.data_root
     if args.dataset == "fundus":
         cfg["fov_diameter"], cfg["max_fov_diameter"] = args.fov_diameter, args.max_fov_diameter

@@ -4,10 +4,10 @@
 keys are a UserError naming the valid ones):
 
 - `name`: "drive" | "stare" | "chase_db1" | "hrf" | "fundus" | "synthetic" |
-  "folder" | "rite" | "hrf_av" (default "drive"). "fundus" is the four together
-  (`read_fundus`). "rite" and "hrf_av" are the artery/vein label sets: their
-  labels are `data.av` class maps (0 background, 1 artery, 2 vein, 3 crossing,
-  4 uncertain), not vessel maps.
+  "folder" | "rite" | "hrf_av" | "synthetic_av" (default "drive"). "fundus" is
+  the four together (`read_fundus`). "rite", "hrf_av" and "synthetic_av" are the
+  artery/vein label sets: their labels are `data.av` class maps (0 background,
+  1 artery, 2 vein, 3 crossing, 4 uncertain), not vessel maps.
 - `data_root`: where the data is; None -> `$SAUNETV2_DATA_ROOT`. May be the
   folder holding `DRIVE/`, `STARE/`, `CHASE_DB1/`, `HRF/`, `RITE/` and/or
   `HRF-AV/` (beside `HRF/`), the dataset
@@ -16,7 +16,7 @@ keys are a UserError naming the valid ones):
   `labels-vk.tar`), or that folder; CHASE_DB1's `CHASEDB1.zip`; HRF's
   `all.zip`, or its per-group archives `healthy.zip`, `healthy_manualsegm.zip`,
   `healthy_fovmask.zip`, and the same for `glaucoma` and
-  `diabetic_retinopathy`). Not needed for "synthetic".
+  `diabetic_retinopathy`). Not needed for "synthetic" and "synthetic_av".
 - `fold`: STARE and fundus: 1..5 (4 test images each, `data/splits/stare.json`)
   or "loo:<image id>" (leave one out). Default 1.
 - `downsample`: HRF, hrf_av and fundus: 2 (default: half resolution, 1168 x 1752,
@@ -40,7 +40,7 @@ keys are a UserError naming the valid ones):
 - `val_fraction`: share held out for validation (default 0.1).
 - `augment`: build the 13-fold augmented training set (default true).
 - `seed`: seed for augmentation, validation split and folder test split (42).
-- `n_train`, `n_test`, `size`: synthetic only (defaults 12, 4, 96).
+- `n_train`, `n_test`, `size`: synthetic and synthetic_av only (defaults 12, 4, 96).
 - `images`, `labels`, `masks`: folder only: sub-folders of `data_root` (or
   absolute paths, or glob patterns such as "imgs/*.jpg"); `masks` optional
   (None -> generated FOV masks).
@@ -99,9 +99,10 @@ DATASET_NAMES = (
     "folder",
     "rite",
     "hrf_av",
+    "synthetic_av",
 )
 # The artery/vein label sets: their labels are data.av class maps, not {0, 1} vessel maps.
-AV_DATASETS = ("rite", "hrf_av")
+AV_DATASETS = ("rite", "hrf_av", "synthetic_av")
 # The datasets "fundus" combines, in this order.
 FUNDUS_DATASETS = ("drive", "stare", "chase_db1", "hrf")
 
@@ -178,11 +179,15 @@ def load_dataset(cfg: dict | None = None, cache_dir: str | os.PathLike | None = 
     name = cfg["name"]
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     excluded: list[str] = []
-    if name == "synthetic":
+    if name in ("synthetic", "synthetic_av"):
         from data.synthetic import make_synthetic
 
         train, test = make_synthetic(
-            int(cfg["n_train"]), int(cfg["n_test"]), int(cfg["size"]), int(cfg["seed"])
+            int(cfg["n_train"]),
+            int(cfg["n_test"]),
+            int(cfg["size"]),
+            int(cfg["seed"]),
+            av=name == "synthetic_av",
         )
     else:
         root = resolve_data_root(cfg["data_root"])

@@ -504,9 +504,12 @@ def resize_image(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def resize_probability(prob: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """float32 (h, w) in [0, 1] -> float32 (H, W), bilinear (antialiased when shrinking)."""
-    if tuple(prob.shape) == tuple(shape):
+    """float32 (h, w) in [0, 1] -> float32 (H, W), bilinear (antialiased when shrinking); (h, w, C)
+    -> (H, W, C), each channel so."""
+    if tuple(prob.shape[:2]) == tuple(shape):
         return prob
+    if prob.ndim == 3:
+        return np.stack([resize_probability(prob[..., c], shape) for c in range(prob.shape[2])], -1)
     resized = Image.fromarray(np.asarray(prob, dtype=np.float32), mode="F").resize(
         (shape[1], shape[0]), Image.Resampling.BILINEAR
     )

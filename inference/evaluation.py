@@ -2,11 +2,18 @@
 
 Images are segmented by `inference.segment.segment` (the one pad/predict/crop
 protocol, shared with predict.py); this module scores them and writes the report.
+
+An artery/vein network (`models.is_av_model`) on an artery/vein dataset is scored twice: its
+vessel channel with the vessel metrics against every labelled vessel pixel (the class map's
+non-background pixels), and its class map with both A/V protocols (`metrics.summarize_av`,
+docs/arteries-veins-model.md), added to metrics.json under "av" and to results.md; each image
+also gets `<name>_av.png`, its predicted classes painted on the photograph (`data.av.av_overlay`).
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import time
 from pathlib import Path
@@ -14,23 +21,28 @@ from typing import Any
 
 import numpy as np
 
+from data.av import av_classes, av_overlay, vessel_mask
 from data.geometry import pad_shape_for
 from data.scale import SECOND_SCALE
 from inference.outputs import overlay_errors, probability_png
 from inference.segment import segment, segment_by_vessels
 from metrics import (
+    AV_PROTOCOLS,
     METRIC_KEYS,
     METRIC_LABELS,
     PROTOCOLS,
     calibre_table,
     f1_with_tolerance,
+    format_av_table,
     format_table,
     fov_f1_by_threshold,
     sensitivity_by_calibre,
     summarize,
+    summarize_av,
     threshold_table,
     tolerance_table,
 )
+from utils.errors import UserError
 from utils.io import write_image, write_json, write_text
 
 
@@ -89,7 +101,65 @@ def results_markdown(title: str, summary: dict, second: dict | None, reference: 
     if second is not None:
         parts += [f"\n## Second human observer ({reference}), same code, mean over images\n"]
         parts += [format_table(second)]
+    if "av" in summary:
+        parts.append(av_markdown(summary["av"]))
     return "".join(parts)
+
+
+def av_markdown(av: dict[str, Any]) -> str:
+    """The A/V section of results.md: both protocols of `metrics.summarize_av` output."""
+    where = "Inside the FOV" if av["fov_mask"] else "Over the whole image"
+    parts = [
+        "\n## Arteries and veins (docs/arteries-veins-model.md, \"Scoring arteries and veins\")\n",
+        f"{where}; crossing and uncertain reference pixels are not scored. (a): a "
+        f"pixel is a vessel when p_vessel > {av['threshold']:g}, an artery when p_artery >= "
+        "p_vein; (b): every reference artery or vein pixel called artery when p_artery >= "
+        "p_vein. Interval: percentile bootstrap over the images.\n\n",
+    ]
+    for protocol in AV_PROTOCOLS:
+        parts += [format_av_table(av, protocol), "\n"]
+    return "".join(parts)
+
+
+def vessel_samples(samples: list) -> list:
+    """Samples of an artery/vein dataset with each class map replaced by its vessel map (uint8
+    {0, 1}: every labelled vessel pixel, of any type), for the vessel metrics."""
+    return [
+        dataclasses.replace(s, label=vessel_mask(s.label).astype(np.uint8)) for s in samples
+    ]
+
+
+def evaluate_av_predictions(
+    samples: list,
+    probs: list[np.ndarray],
+    out_dir: Path,
+    threshold: float,
+    title: str,
+    save_images: bool = True,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """`evaluate_predictions` of the A/V network's vessel channel against the samples' vessel
+    maps, with both A/V protocols of the (H, W, 3) `probs` against their class maps under "av"
+    (`metrics.summarize_av`: per image, mean, std, bootstrap interval, pooled), and with
+    `save_images` each image's `<name>_av.png` (`data.av.av_overlay` of `av_classes`)."""
+    names = [s.name for s in samples]
+    av = summarize_av(
+        probs, [s.label for s in samples], [s.mask for s in samples], threshold, names
+    )
+    summary = evaluate_predictions(
+        vessel_samples(samples),
+        [prob[..., 0] for prob in probs],
+        out_dir,
+        threshold,
+        title,
+        save_images=save_images,
+        extra={**(extra or {}), "av": av},
+    )
+    if save_images:
+        for sample, prob in zip(samples, probs, strict=True):
+            painted = av_overlay(sample.image, av_classes(prob, threshold))
+            write_image(Path(out_dir) / "images" / f"{sample.name}_av.png", painted)
+    return summary
 
 
 def print_per_image(summary: dict[str, Any], protocol: str = "whole_image") -> None:
@@ -211,6 +281,7 @@ def evaluate_checkpoint(
     mirror: each image also predicted mirrored left-right, the two maps averaged (`segment`).
     """
     from data import load_dataset
+    from data.readers import AV_DATASETS
     from data.scale import (
         image_factor,
         parse_scale,
@@ -222,12 +293,16 @@ def evaluate_checkpoint(
         weights_vessel_calibre,
     )
     from inference.engines import make_predictor
-    from models import load_model
+    from models import is_av_model, load_model
 
     scale = parse_scale(scale if scale is not None else cfg["evaluate"]["scale"])
     dataset = load_dataset(cfg["dataset"])
     samples = [upsample_sample(sample, upsample) for sample in dataset.test]
     model = load_model(weights)  # a damaged file is refused before any warning
+    av = is_av_model(model)
+    check_av_evaluation(av, dataset.name, scale, weights)
+    if dataset.name in AV_DATASETS and not av:  # a vessel network on the A/V labels' vessels
+        samples = vessel_samples(samples)
     train_diameter = weights_fov_band(weights, scale)
     predictor = make_predictor(model, engine or cfg["evaluate"]["engine"])
     factors = {s.name: image_factor(scale, s.mask, train_diameter, s.name) for s in samples}
@@ -271,7 +346,8 @@ def evaluate_checkpoint(
         "upsample": upsample,
         "factors": factors,
     }
-    summary = evaluate_predictions(
+    score = evaluate_av_predictions if av else evaluate_predictions
+    summary = score(
         samples,
         probs,
         Path(out_dir),
@@ -294,14 +370,29 @@ def evaluate_checkpoint(
     return summary
 
 
+def check_av_evaluation(av: bool, dataset: str, scale, weights) -> None:
+    """One sentence when an artery/vein network cannot be scored as asked: on a dataset without
+    artery/vein labels, or with --scale vessels (which reads a one-channel vessel map)."""
+    from data.readers import AV_DATASETS
+
+    if av and dataset not in AV_DATASETS:
+        raise UserError(
+            f"weights {weights} are an artery/vein network; dataset '{dataset}' has no artery/vein "
+            f"labels to score it against (use one of {', '.join(AV_DATASETS)})"
+        )
+    if av and scale == "vessels":
+        raise UserError(
+            f"--scale vessels works with vessel networks; weights {weights} are an artery/vein "
+            "network: use --scale auto or a factor"
+        )
+
+
 BINARY_SUFFIX = "_binary.png"  # predict.py's vessel map of <stem>.<ext> (inference.outputs)
 
 
 def find_binary_maps(folder: Path, names: list[str]) -> dict[str, Path]:
     """{test image name: `<name>_binary.png` under `folder`, searched through its sub-folders
     (predict.py --recursive keeps them)}; a UserError names what is missing or found twice."""
-    from utils.errors import UserError
-
     if not folder.is_dir():
         raise UserError(
             f"--predictions {folder} is not a folder; give the --out folder of predict.py"
@@ -333,7 +424,6 @@ def read_binary_map(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, boo
     ratio differs from the label's by more than 1 % is refused: it is another photograph."""
     from data.io import read_label
     from data.scale import resize_nearest
-    from utils.errors import UserError
 
     pred = read_label(path).astype(bool)
     if pred.shape == tuple(shape):
@@ -355,17 +445,19 @@ def evaluate_prediction_folder(
     threshold and scale predict.py used. Maps of another size than the label (HRF's full-size
     photographs against its half-size labels) are resampled to it by nearest neighbour."""
     from data import load_dataset
+    from data.readers import AV_DATASETS
 
     folder = Path(folder)
     dataset = load_dataset(cfg["dataset"])
-    paths = find_binary_maps(folder, [sample.name for sample in dataset.test])
+    test = vessel_samples(dataset.test) if dataset.name in AV_DATASETS else dataset.test
+    paths = find_binary_maps(folder, [sample.name for sample in test])
     maps, resampled = [], 0
-    for sample in dataset.test:
+    for sample in test:
         pred, changed = read_binary_map(paths[sample.name], sample.label.shape[:2])
         maps.append(pred)
         resampled += changed
     summary = evaluate_predictions(
-        dataset.test,
+        test,
         maps,
         Path(out_dir),
         cfg["evaluate"]["threshold"],

@@ -44,7 +44,8 @@ def segment(
     (`data.scale.resize_image`), predicted at that size (padded likewise) and
     the probabilities resampled back to (H, W); 1: predicted as it
     is; a tuple of factors (`data.scale.prediction_factors`): the mean of their
-    maps. Over MAX_WHOLE_PIXELS it is predicted in tiles. Returns float32 (H, W) in [0, 1].
+    maps. Over MAX_WHOLE_PIXELS it is predicted in tiles. Returns float32 (H, W) in [0, 1]; a
+    network of several output channels (the A/V network's vessel, artery, vein) gives (H, W, C).
     times: if given, seconds are added to its "resample", "network" (pad, predict, crop)
     and "resample_back" (including the mean of several maps) entries.
     during_network: called once every resampled image is made, before the first prediction;
@@ -145,14 +146,15 @@ def _add(times: dict[str, float] | None, key: str, start: float) -> None:
 
 
 def _predict_whole(predictor, image: np.ndarray, pad_shape=None, times=None) -> np.ndarray:
-    """uint8 (H, W, 3) -> float32 (H, W): padded (bottom/right) to `pad_shape`, predicted, cropped."""
+    """uint8 (H, W, 3) -> float32 (H, W), or (H, W, C) for a network of C > 1 output channels:
+    padded (bottom/right) to `pad_shape`, predicted, cropped."""
     start = time.perf_counter()
     height, width = image.shape[:2]
     # A dataset's paper size (multiples of 8) grows to the network's multiple (16 for U-Net).
     pad_shape = padded_shape(pad_shape or (height, width), getattr(predictor, "multiple", 8))
     batch = to_unit_float(pad_to(image, pad_shape)[None])
-    prob = np.asarray(predictor.predict(batch), dtype="float32")[0, ..., 0]
-    prob = crop_to(prob, (height, width))
+    prob = np.asarray(predictor.predict(batch), dtype="float32")[0]
+    prob = crop_to(prob[..., 0] if prob.shape[-1] == 1 else prob, (height, width))
     _add(times, "network", start)
     return prob
 
@@ -162,12 +164,14 @@ def _segment_tiles(predictor, image: np.ndarray, times=None) -> np.ndarray:
     context on every side are predicted but dropped (so memory is bounded by one tile)."""
     height, width = image.shape[:2]
     step = TILE - 2 * TILE_MARGIN
-    prob = np.zeros((height, width), dtype=np.float32)
+    prob = None  # (H, W) or (H, W, C), as the first tile comes
     for top in range(0, height, step):
         for left in range(0, width, step):
             y0, x0 = max(0, top - TILE_MARGIN), max(0, left - TILE_MARGIN)
             y1, x1 = min(height, top + step + TILE_MARGIN), min(width, left + step + TILE_MARGIN)
             tile = _predict_whole(predictor, image[y0:y1, x0:x1], times=times)
+            if prob is None:
+                prob = np.zeros((height, width, *tile.shape[2:]), dtype=np.float32)
             bottom, right = min(height, top + step), min(width, left + step)
             prob[top:bottom, left:right] = tile[top - y0 : bottom - y0, left - x0 : right - x0]
     return prob

@@ -12,9 +12,14 @@ import keras
 
 from models.attention_unet import build_attention_unet
 from models.layers import CUSTOM_OBJECTS
-from models.sa_unetv2 import build_sa_unetv2, build_sa_unetv2_av, copy_vessel_weights
+from models.sa_unetv2 import (
+    AV_CHANNELS,
+    build_sa_unetv2,
+    build_sa_unetv2_av,
+    copy_vessel_weights,
+)
 from models.unet import build_sa_unet, build_unet
-from utils.checks import MODEL_NAMES, check_model_name
+from utils.checks import AV_MODEL_NAMES, MODEL_NAMES, VESSEL_MODEL_NAMES, check_model_name
 from utils.errors import UserError
 from utils.io import check_weights_file
 
@@ -23,6 +28,7 @@ BUILDERS = {
     "sa_unet": build_sa_unet,
     "unet": build_unet,
     "attention_unet": build_attention_unet,
+    "sa_unetv2_av": build_sa_unetv2_av,
 }
 HPARAMS = ("start_neurons", "dropblock_rate", "dropblock_size", "gn_groups")
 
@@ -138,12 +144,21 @@ def init_from_vessel_weights(model: keras.Model, path) -> list[str]:
         raise UserError(f"weights file {path} cannot start model '{model.name}': {exc}") from None
 
 
+def is_av_model(model: keras.Model) -> bool:
+    """Whether `model` is an artery/vein network: its output has the three channels vessel,
+    artery, vein (`build_sa_unetv2_av`); a vessel network's has one."""
+    return int(model.outputs[0].shape[-1]) == len(AV_CHANNELS)
+
+
 __all__ = [
+    "AV_MODEL_NAMES",
     "BUILDERS",
     "HPARAMS",
     "MODEL_NAMES",
     "build_model",
     "build_sa_unetv2_av",
+    "VESSEL_MODEL_NAMES",
     "init_from_vessel_weights",
+    "is_av_model",
     "load_model",
 ]

@@ -103,6 +103,12 @@ class PhotographValidation(keras.callbacks.Callback):
     the mean over the photographs. Padded validation images measure something
     else when the photographs differ in size: in a batch padded to the largest,
     most pixels of the smaller ones are padding, which every model gets right.
+
+    For an artery/vein network (`models.is_av_model`), the labels are class maps: `val_loss` is
+    the A/V loss against them, `val_f1` the mean of artery and vein F1 of protocol (a)
+    (`metrics.av_segmentation_scores`, `f1_mean`, inside the FOV at 0.5), so the checkpoint and
+    early stopping follow the A/V score, and `val_vessel_f1` the vessel channel's F1 against
+    every labelled vessel pixel.
     """
 
     def __init__(self, samples: list, loss: Callable):
@@ -115,20 +121,26 @@ class PhotographValidation(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         from inference.engines import make_predictor
         from inference.segment import segment
-        from metrics import image_metrics
+        from metrics import av_segmentation_scores, image_metrics
+        from models import is_av_model
 
         predictor = make_predictor(self.model, "keras")
-        losses, f1 = [], []
+        av = is_av_model(self.model)
+        scores: dict[str, list[float]] = {"val_loss": [], "val_f1": []}
         for sample in self.samples:
-            prob = segment(predictor, sample.image)
+            prob = segment(predictor, sample.image)  # (H, W), or (H, W, 3) for A/V
             label = sample.label.astype("float32")[None, ..., None]
-            losses.append(
-                float(keras.ops.convert_to_numpy(self.loss(label, prob[None, ..., None])))
-            )
-            f1.append(image_metrics(prob, sample.label, sample.mask)["f1"])
+            batch = prob[None] if av else prob[None, ..., None]
+            scores["val_loss"].append(float(keras.ops.convert_to_numpy(self.loss(label, batch))))
+            if not av:
+                scores["val_f1"].append(image_metrics(prob, sample.label, sample.mask)["f1"])
+                continue
+            found = av_segmentation_scores(prob, sample.label, sample.mask)["f1_mean"]
+            vessel = image_metrics(prob[..., 0], sample.label != 0, sample.mask)["f1"]
+            scores["val_f1"].append(found)
+            scores.setdefault("val_vessel_f1", []).append(vessel)
         if logs is not None:
-            logs["val_loss"] = float(np.mean(losses))
-            logs["val_f1"] = float(np.mean(f1))
+            logs.update({key: float(np.mean(values)) for key, values in scores.items()})
 
 
 class RunCheckpoint(keras.callbacks.Callback):

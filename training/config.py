@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from training.run_folder import CONFIG_FILE
-from utils.checks import check_model_name, check_positive_int, check_rate, check_threshold
+from utils.checks import (
+    AV_MODEL_NAMES,
+    check_model_name,
+    check_positive_int,
+    check_rate,
+    check_threshold,
+)
 from utils.config import apply_overrides, check_keys, load_config, set_key
 from utils.errors import UserError
 
@@ -33,6 +39,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "batch_size": 8,
         "learning_rate": 1.0e-3,
         "loss": {"bce_weight": 0.5, "mcc_weight": 0.5},
+        # Artery/vein networks only: leave the label's CROSSING pixels out of the artery and vein
+        # channels of the loss (HRF-AV, whose green marks crossings and vessels of neither type
+        # alike); false: a crossing is both (RITE, whose green marks crossings only).
+        "av_ignore_crossings": False,
         # The notebook keeps the weights of the best validation accuracy.
         "checkpoint": {"monitor": "val_accuracy", "mode": "max"},
         # mode "auto": Keras' (max for a monitor named like an accuracy, min otherwise)
@@ -250,6 +260,7 @@ def validate(cfg: dict[str, Any]) -> None:
             f"train.validation must be one of {', '.join(VALIDATIONS)}, got {train['validation']!r}"
         )
     check_model_name(cfg["model"]["name"])
+    check_av_pairing(cfg)
     check_rate(cfg["model"]["dropblock_rate"], "model.dropblock_rate")
     check_threshold(cfg["evaluate"]["threshold"], "evaluate.threshold")
     check_threshold(cfg["evaluate"]["chosen_threshold"], "evaluate.chosen_threshold", True)
@@ -257,6 +268,40 @@ def validate(cfg: dict[str, Any]) -> None:
     from data.scale import parse_scale
 
     parse_scale(cfg["evaluate"]["scale"], "evaluate.scale")
+
+
+def check_av_pairing(cfg: dict[str, Any]) -> None:
+    """One sentence when the model and the dataset do not learn the same labels (an artery/vein
+    network needs class maps, a vessel network vessel maps) or when an artery/vein run monitors
+    the accuracy, which it does not log."""
+    from data.readers import AV_DATASETS
+
+    model, dataset = cfg["model"]["name"], str(cfg["dataset"].get("name", "drive")).lower()
+    av_model, av_data = model in AV_MODEL_NAMES, dataset in AV_DATASETS
+    if av_model and not av_data:
+        raise UserError(
+            f"model {model} learns artery/vein class maps but dataset '{dataset}' holds vessel "
+            f"labels; use one of {', '.join(AV_DATASETS)}"
+        )
+    if av_data and not av_model:
+        raise UserError(
+            f"dataset '{dataset}' holds artery/vein class maps; train model "
+            f"{' or '.join(AV_MODEL_NAMES)} on it, not {model}"
+        )
+    if not isinstance(cfg["train"]["av_ignore_crossings"], bool):
+        raise UserError(
+            f"train.av_ignore_crossings must be true or false, "
+            f"got {cfg['train']['av_ignore_crossings']!r}"
+        )
+    if av_model:
+        train = cfg["train"]
+        for section in ("checkpoint", "reduce_lr", "early_stopping"):
+            monitor = train[section]["monitor"]
+            if "accuracy" in monitor:
+                raise UserError(
+                    f"train.{section}.monitor {monitor} is not logged for {model}; use val_f1 "
+                    "(with train.validation: photographs) or val_loss"
+                )
 
 
 def model_hparams(cfg: dict[str, Any]) -> dict[str, Any]:

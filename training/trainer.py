@@ -16,8 +16,8 @@ import keras
 import numpy as np
 
 from data.io import to_unit_float
-from losses import BceMccLoss
-from models import build_model, load_model
+from losses import AvBceMccLoss, BceMccLoss
+from models import build_model, init_from_vessel_weights, is_av_model, load_model
 from training.callbacks import (
     PhotographValidation,
     ResumableEarlyStopping,
@@ -116,19 +116,42 @@ def distribution_scope(enabled: bool):
     raise UserError(f"--distribute supports the tensorflow and jax backends, not {backend}")
 
 
+def training_loss(train: dict[str, Any], av: bool) -> keras.losses.Loss:
+    """The run's loss (the config's `train` section): the paper's BCE + MCC loss, or for an
+    artery/vein network its three-channel form against the class map (`losses.AvBceMccLoss`,
+    crossings left out of the artery and vein channels with `train.av_ignore_crossings`)."""
+    if av:
+        return AvBceMccLoss(ignore_crossings=train["av_ignore_crossings"], **train["loss"])
+    return BceMccLoss(**train["loss"])
+
+
 def build_and_compile(cfg: dict[str, Any]) -> keras.Model:
-    """The model of the config, compiled with the paper's loss and optimizer."""
+    """The model of the config, compiled with the paper's loss and optimizer; an artery/vein
+    network gets its loss and no accuracy metric (its target is a class map, not a vessel map)."""
     train = cfg["train"]
     model = build_model(cfg["model"]["name"], input_shape=(None, None, 3), **model_hparams(cfg))
+    av = is_av_model(model)
     jit = train["jit_compile"]
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=train["learning_rate"]),
-        loss=BceMccLoss(**train["loss"]),
-        metrics=["accuracy"],
+        loss=training_loss(train, av),
+        metrics=None if av else ["accuracy"],
         jit_compile=jit,
         steps_per_execution=train["steps_per_execution"],
     )
     return model
+
+
+def load_initial_weights(model: keras.Model, path: Path) -> None:
+    """`train.init_weights` into a new model, in place: the same network's weights by
+    `load_weights`; an artery/vein network from a vessel (or A/V) SA-UNetv2 file layer by layer,
+    the head's vessel kernel into each channel (`models.init_from_vessel_weights`)."""
+    if is_av_model(model):
+        init_from_vessel_weights(model, path)
+        return
+    with warnings.catch_warnings():  # the file's optimizer state is not wanted
+        warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
+        model.load_weights(path)
 
 
 def resume_model(path: Path, train: dict[str, Any]) -> keras.Model:
@@ -268,9 +291,7 @@ def train(
         if state is None:
             model = build_and_compile(cfg)
             if init_weights:  # e.g. the fundus recipe starts from the DRIVE weights
-                with warnings.catch_warnings():  # the file's optimizer state is not wanted
-                    warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
-                    model.load_weights(init_weights)
+                load_initial_weights(model, init_weights)
             initial_epoch = 0
         else:
             model = resume_model(run_dir / LAST_FILE, train_cfg)
@@ -311,9 +332,8 @@ def train(
     history = [row for row in history if row["epoch"] <= initial_epoch]
     callbacks, checkpoint = make_callbacks(cfg, run_dir, state, history)
     if photographs:  # first: the others read the val_loss and val_f1 it logs
-        callbacks.insert(
-            0, PhotographValidation(data.val_photographs, BceMccLoss(**train_cfg["loss"]))
-        )
+        loss = training_loss(train_cfg, is_av_model(model))
+        callbacks.insert(0, PhotographValidation(data.val_photographs, loss))
     callbacks = list(extra_callbacks or []) + callbacks
     deadline = StopBeforeDeadline(stop_at.timestamp()) if stop_at is not None else None
     if deadline is not None:  # last: it sees the other callbacks' decisions of the epoch

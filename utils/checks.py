@@ -9,7 +9,13 @@ from datetime import datetime, timedelta
 from utils.errors import UserError
 
 # The names `model.name` accepts; models.BUILDERS maps each to its builder (a test keeps them equal).
-MODEL_NAMES = ("sa_unetv2", "sa_unet", "unet", "attention_unet")
+MODEL_NAMES = ("sa_unetv2", "sa_unet", "unet", "attention_unet", "sa_unetv2_av")
+# The artery/vein networks: output (B, H, W, 3), vessel, artery, vein (docs/arteries-veins-model.md).
+AV_MODEL_NAMES = ("sa_unetv2_av",)
+# The vessel networks: output (B, H, W, 1), the vessel probability.
+VESSEL_MODEL_NAMES = tuple(name for name in MODEL_NAMES if name not in AV_MODEL_NAMES)
+# The built-in procedural datasets (data.synthetic): no data folder needed.
+SYNTHETIC_DATASETS = ("synthetic", "synthetic_av")
 
 
 def check_model_name(name: str) -> str:
@@ -20,8 +26,8 @@ def check_model_name(name: str) -> str:
 
 
 def check_data_root(dataset_cfg: dict) -> None:
-    """Refuse a missing data folder now, before TensorFlow's import (the synthetic set needs none)."""
-    if dataset_cfg.get("name") != "synthetic":
+    """Refuse a missing data folder now, before TensorFlow's import (the synthetic sets need none)."""
+    if dataset_cfg.get("name") not in SYNTHETIC_DATASETS:
         from data.readers import resolve_data_root
 
         resolve_data_root(dataset_cfg.get("data_root"))
