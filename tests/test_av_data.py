@@ -65,17 +65,30 @@ def test_av_dataset_names_resolve_and_a_config_file_names_rite(tmp_path):
     assert resolve_dataset_config({"name": "RITE"})["name"] == "rite"
     assert resolve_dataset_config({"name": "hrf_av", "downsample": 1})["downsample"] == 1
     config = tmp_path / "rite.yaml"
-    config.write_text("dataset:\n  name: rite\n  data_root: null\n", encoding="utf-8")
+    config.write_text(
+        "dataset:\n  name: rite\n  data_root: null\nmodel:\n  name: sa_unetv2_av\n"
+        "train:\n  checkpoint: {monitor: val_loss, mode: min}\n",
+        encoding="utf-8",
+    )
     cfg = resolve_run_config(config)
     assert resolve_dataset_config(cfg["dataset"])["name"] == "rite"
 
 
-def test_vessel_training_data_refuses_the_av_datasets(capsys):
-    with pytest.raises(UserError, match="artery/vein class maps"):
-        prepare_training_data({"name": "rite", "data_root": "/nowhere"})
-    with pytest.raises(SystemExit):
-        prepare_main(["--dataset", "hrf_av"])
-    assert "invalid choice: 'hrf_av'" in capsys.readouterr().err
+def test_training_data_of_synthetic_av_keeps_its_class_maps(tmp_path, capsys):
+    """The augmented set and its cache hold class maps whole, the vessel pixels where the vessel
+    set has them (the same drawing, `data.synthetic`)."""
+    small = {"n_train": 3, "n_test": 1, "size": 64}
+    av = prepare_training_data({"name": "synthetic_av", **small}, tmp_path, progress=False)
+    plain = prepare_training_data({"name": "synthetic", **small}, tmp_path, progress=False)
+    assert av.y_train.shape == plain.y_train.shape == (26, 64, 64, 1)  # 2 photographs x 13
+    assert set(np.unique(av.y_train)) == {BACKGROUND, ARTERY, VEIN}
+    np.testing.assert_array_equal(av.y_train != 0, plain.y_train == 1)
+    with np.load(av.cache) as cached:
+        assert "y" in cached.files and "y_bits" not in cached.files
+    again = prepare_training_data({"name": "synthetic_av", **small}, tmp_path, progress=False)
+    assert again.summary["cache_hit"] and np.array_equal(again.y_train, av.y_train)
+    assert prepare_main(["--dataset", "synthetic_av", "--cache", str(tmp_path), "--json"]) == 0
+    assert '"dataset": "synthetic_av"' in capsys.readouterr().out
 
 
 # ----------------------------------------------------------------------------- a made-up HRF-AV copy
@@ -172,6 +185,27 @@ def test_rite_class_shares_match_the_data_readme(rite, part):
 
 def test_rite_loads_by_name_with_drives_pad_shape(rite_dataset):
     assert rite_dataset.pad_shape == (592, 592) and rite_dataset.image_shape == (584, 565)
+
+
+@pytest.mark.slow
+def test_rite_training_cache_holds_its_class_maps(real_rite_root, tmp_path):
+    """prepare of 'rite': 18 photographs x 13 augmented copies train, 2 photographs validate (by
+    source), every class of the labels kept in the cache; the unaugmented first copies are the
+    labels as read."""
+    data = prepare_training_data(
+        {"name": "rite", "data_root": str(real_rite_root)}, tmp_path, progress=False
+    )
+    assert data.y_train.shape == (234, 592, 592, 1) and data.y_val.shape == (26, 592, 592, 1)
+    assert set(np.unique(data.y_train)) == {0, 1, 2, 3, 4}
+    assert len(data.val_photographs) == 2
+    first = data.val_photographs[0]
+    assert set(np.unique(first.label)) == {0, 1, 2, 3, 4}
+    with np.load(data.cache) as cached:
+        assert "y" in cached.files
+        assert cached["y"].shape == (260, 592, 592)
+        sources = [str(s) for s in cached["sources"]]
+        copy = cached["y"][sources.index(first.source)]  # the photograph's own, unaugmented copy
+    np.testing.assert_array_equal(copy[:584, :565], first.label)
 
 
 def test_rite_zone_b_ring_for_test_photographs_only(real_rite_root):

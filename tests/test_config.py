@@ -7,6 +7,7 @@ import pytest
 
 from training.config import DEFAULT_CONFIG, resolve_run_config
 from utils.config import load_config
+from utils.errors import UserError
 
 CONFIGS = [
     "configs/drive.yaml",
@@ -247,3 +248,38 @@ def test_stop_at_mistakes(text, message):
 
     with pytest.raises(UserError, match=message):
         parse_stop_at(text, datetime(2026, 12, 1, 9, 30).astimezone())
+
+
+@pytest.mark.parametrize(
+    "path,dataset,crossings,init",
+    [
+        ("configs/av_rite.yaml", "rite", False, "weights/sa_unetv2_drive.keras"),
+        ("configs/av_hrf.yaml", "hrf_av", True, "weights/sa_unetv2_fundus.keras"),
+        ("configs/av_demo.yaml", "synthetic_av", False, None),
+    ],
+)
+def test_av_configs_train_the_av_network_on_class_maps(path, dataset, crossings, init):
+    cfg = resolve_run_config(path)
+    assert (cfg["model"]["name"], cfg["dataset"]["name"]) == ("sa_unetv2_av", dataset)
+    assert cfg["train"]["av_ignore_crossings"] is crossings
+    assert cfg["train"]["init_weights"] == init
+    assert cfg["train"]["validation"] == "photographs"
+    monitors = {cfg["train"][key]["monitor"] for key in ("checkpoint", "reduce_lr", "early_stopping")}
+    assert monitors == {"val_f1"}
+
+
+@pytest.mark.parametrize(
+    "overrides,match",
+    [
+        (["model.name=sa_unetv2_av"], "dataset 'synthetic' holds vessel labels"),
+        (["dataset.name=synthetic_av"], "train model sa_unetv2_av on it, not sa_unetv2"),
+        (
+            ["dataset.name=synthetic_av", "model.name=sa_unetv2_av"],  # demo monitors val_accuracy
+            "train.checkpoint.monitor val_accuracy is not logged for sa_unetv2_av",
+        ),
+        (["train.av_ignore_crossings=1"], "must be true or false"),
+    ],
+)
+def test_av_model_and_dataset_must_match(overrides, match):
+    with pytest.raises(UserError, match=match):
+        resolve_run_config("configs/demo.yaml", overrides)

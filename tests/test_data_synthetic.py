@@ -40,3 +40,37 @@ def test_load_dataset_synthetic_defaults():
         (96, 96),
         (96, 96),
     )
+
+
+def test_vessel_set_is_unchanged_bit_for_bit():
+    """The default set's pixels, pinned: the A/V option must not move a single vessel image."""
+    import hashlib
+
+    train, test = make_synthetic()
+    digest = hashlib.sha256()
+    for s in train + test:
+        digest.update(s.image.tobytes())
+        digest.update(s.label.tobytes())
+    assert digest.hexdigest() == "b67d145c8520f2c9a9bb8c67563351bad810cada42b55efded33aaffa8159953"
+
+
+def test_synthetic_av_labels_the_same_vessels_as_arteries_and_veins():
+    from data.av import ARTERY, VEIN
+
+    vessel_train, _ = make_synthetic(4, 0, 96, seed=3)
+    av_train, _ = make_synthetic(4, 0, 96, seed=3, av=True)
+    for plain, av in zip(vessel_train, av_train, strict=True):
+        assert av.name.startswith("synthetic_av_train_") and av.source.startswith("synthetic_av/")
+        assert set(np.unique(av.label)) == {0, ARTERY, VEIN}
+        np.testing.assert_array_equal(av.label != 0, plain.label == 1)  # the same vessel pixels
+        # Only arteries are drawn differently: lighter, so the images differ nowhere else.
+        changed = np.any(av.image != plain.image, axis=-1)
+        assert changed.any() and (av.label[changed] == ARTERY).all()
+        lighter = av.image[:, :, 1].astype(float) - plain.image[:, :, 1]
+        assert (lighter[av.label == ARTERY] >= 0).all() and lighter[av.label == ARTERY].mean() > 5
+
+
+def test_load_dataset_synthetic_av():
+    ds = load_dataset({"name": "synthetic_av", "n_train": 3, "n_test": 2, "size": 64})
+    assert (len(ds.train), len(ds.test), ds.pad_shape) == (3, 2, (64, 64))
+    assert max(s.label.max() for s in ds.train) == 2

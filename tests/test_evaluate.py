@@ -7,6 +7,7 @@ import json
 import os
 import time
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -346,3 +347,46 @@ def test_evaluate_tta_scores_the_mean_of_each_image_and_its_mirror(tmp_path, ran
         expected = image_metrics((plain + mirrored) / 2, sample.label, None, 0.5)
         assert row["whole_image"]["auc"] == pytest.approx(expected["auc"], abs=1e-4)
     assert runs[True]["per_image"][0]["whole_image"]["auc"] != runs[False]["per_image"][0]["whole_image"]["auc"]
+
+
+def test_av_predictions_are_scored_by_both_protocols_and_painted(tmp_path):
+    """One 4 x 6 image scored by hand. Reference row 0: artery, artery, vein, vein; a crossing
+    below the first pixel. Predicted: vessels at the four row-0 pixels, artery at the first three.
+    (a) artery F1 = 2 * 2 / (2 * 2 + 1) = 0.8, vein F1 = 2 * 1 / (2 * 1 + 1) = 2/3;
+    (b) 3 of 4 typed pixels right, se 2/2, sp 1/2; vessel channel: 4 of 5 vessel pixels, F1 8/9."""
+    from data.av import ARTERY, COLOURS, CROSSING, VEIN
+    from data.samples import Sample
+    from inference.evaluation import evaluate_av_predictions
+
+    classes = np.zeros((4, 6), np.uint8)
+    classes[0, :4] = [ARTERY, ARTERY, VEIN, VEIN]
+    classes[1, 0] = CROSSING
+    probs = np.full((4, 6, 3), 0.1, np.float32)
+    probs[0, :4, 0] = 0.9
+    probs[0, :3, 1], probs[0, 3, 2] = 0.8, 0.8
+    sample = Sample("eye", np.full((4, 6, 3), 40, np.uint8), classes, np.ones((4, 6), bool))
+    summary = evaluate_av_predictions([sample], [probs], tmp_path, 0.5, "made up")
+    seg, cls = (summary["av"][p]["mean"] for p in ("segmentation", "classification"))
+    assert seg["f1_artery"] == pytest.approx(0.8) and seg["f1_vein"] == pytest.approx(2 / 3)
+    assert seg["f1_mean"] == pytest.approx(11 / 15)
+    assert (cls["acc"], cls["se"], cls["sp"]) == (0.75, 1.0, 0.5)
+    assert summary["fov"]["mean"]["f1"] == pytest.approx(8 / 9)  # the vessel channel
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["av"]["per_image"][0]["segmentation"]["f1_mean"] == pytest.approx(11 / 15)
+    assert "| mean over images | 0.8000 | 0.6667 | 0.7333 |" in (tmp_path / "results.md").read_text()
+    painted = np.asarray(Image.open(tmp_path / "images" / "eye_av.png"))
+    assert painted[0, 0].tolist() == COLOURS[ARTERY].tolist()
+    assert painted[0, 3].tolist() == COLOURS[VEIN].tolist()
+    assert painted[1, 0].tolist() == [40, 40, 40]  # predicted background keeps the photograph
+
+
+def test_an_av_network_needs_av_labels_and_no_vessel_scale():
+    from inference.evaluation import check_av_evaluation
+    from utils.errors import UserError
+
+    check_av_evaluation(True, "rite", "auto", "w.keras")
+    check_av_evaluation(False, "drive", "vessels", "w.keras")
+    with pytest.raises(UserError, match="dataset 'drive' has no artery/vein labels"):
+        check_av_evaluation(True, "drive", "auto", "w.keras")
+    with pytest.raises(UserError, match="--scale vessels works with vessel networks"):
+        check_av_evaluation(True, "rite", "vessels", "w.keras")

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from models import MODEL_NAMES, build_model, load_model
+from models import AV_MODEL_NAMES, MODEL_NAMES, build_model, is_av_model, load_model
 from tests.helpers import run_on_backend
 
 # The paper's table (docs/paper.md sections 1 and 2).
@@ -17,7 +17,13 @@ PARAMS = {
     "sa_unet": 537_299,
     "unet": 8_636_385,
     "attention_unet": 8_649_828,
+    "sa_unetv2_av": 260_555,  # the vessel network's + two head channels of 16 weights and a bias
 }
+
+
+def channels(name: str) -> int:
+    """The output channels of model `name`: 3 for the A/V network (vessel, artery, vein), else 1."""
+    return 3 if name in AV_MODEL_NAMES else 1
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
@@ -25,7 +31,8 @@ def test_parameter_counts(name):
     model = build_model(name)
     assert model.count_params() == PARAMS[name]
     assert model.input_shape == (None, None, None, 3)
-    assert model.output_shape == (None, None, None, 1)
+    assert model.output_shape == (None, None, None, channels(name))
+    assert is_av_model(model) == (name == "sa_unetv2_av")
 
 
 def test_sa_unetv2_structure():
@@ -93,11 +100,12 @@ def test_builds_and_predicts_on_small_inputs(name):
     model = build_model(name, input_shape=(32, 48, 3))
     x = np.random.default_rng(3).uniform(size=(1, 32, 48, 3)).astype("float32")
     y = keras.ops.convert_to_numpy(model(x, training=True))
-    assert y.shape == (1, 32, 48, 1) and np.isfinite(y).all()
+    assert y.shape == (1, 32, 48, channels(name)) and np.isfinite(y).all()
 
 
 @pytest.mark.parametrize(
-    "name,multiple", [("sa_unetv2", 8), ("sa_unet", 8), ("unet", 16), ("attention_unet", 8)]
+    "name,multiple",
+    [("sa_unetv2", 8), ("sa_unet", 8), ("unet", 16), ("attention_unet", 8), ("sa_unetv2_av", 8)],
 )
 def test_input_multiple_is_two_to_the_down_samplings(name, multiple):
     from models.common import input_multiple
@@ -113,10 +121,11 @@ def test_segment_pads_to_the_model_multiple(name):
 
     predictor = make_predictor(build_model(name, start_neurons=8), "keras")
     image = np.random.default_rng(4).integers(0, 256, size=(37, 53, 3), dtype=np.uint8)
+    shape = (37, 53) if channels(name) == 1 else (37, 53, channels(name))
     whole = segment(predictor, image)
-    assert whole.shape == (37, 53) and np.isfinite(whole).all()
-    assert segment(predictor, image, pad_shape=(40, 56)).shape == (37, 53)
-    assert segment(predictor, image, factor=1.37).shape == (37, 53)
+    assert whole.shape == shape and np.isfinite(whole).all()
+    assert segment(predictor, image, pad_shape=(40, 56)).shape == shape
+    assert segment(predictor, image, factor=1.37).shape == shape
 
 
 def test_training_arrays_are_padded_to_the_model_multiple():
