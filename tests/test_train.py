@@ -493,3 +493,78 @@ def test_a_resumed_run_compiles_for_this_backend(tmp_path, without_op_determinis
     assert resumed.jit_compile is True and resumed.steps_per_execution == 3
     resumed = resume_model(tmp_path / "last.keras", cfg["train"])
     assert resumed.jit_compile is False and resumed.steps_per_execution == 1
+
+
+# ----------------------------------------------------------------------------- arteries and veins
+
+
+@pytest.mark.slow
+def test_av_demo_trains_and_evaluates_end_to_end(tmp_path):
+    """train.py on configs/av_demo.yaml (synthetic_av, tiny): two epochs that log the A/V
+    validation (val_f1: mean artery/vein F1; val_vessel_f1), the checkpoint following val_f1, then
+    the test evaluation with both A/V protocols; evaluate.py on best.keras gives the same scores."""
+    run = tmp_path / "av"
+    trained = run_python(
+        ["train.py", "--config", "configs/av_demo.yaml", "--out", str(run), "--epochs", "2",
+         "--quiet", *TINY]
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    history = read_history(run / "history.csv")
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert {"loss", "val_loss", "val_f1", "val_vessel_f1"} <= set(history[0])
+    assert "accuracy" not in history[0] and "val_accuracy" not in history[0]
+    assert all(0.0 <= row["val_f1"] <= 1.0 for row in history)
+    state = read_state(run)
+    assert state["best"]["value"] == pytest.approx(max(row["val_f1"] for row in history))
+    metrics = json.loads((run / "eval" / "metrics.json").read_text())
+    av = metrics["av"]
+    assert metrics["n_images"] == av["n_images"] == 2 and av["fov_mask"]
+    assert [entry["name"] for entry in av["per_image"]] == [
+        "synthetic_av_test_000",
+        "synthetic_av_test_001",
+    ]
+    f1_mean = av["segmentation"]["mean"]["f1_mean"]
+    per_image = [entry["segmentation"]["f1_mean"] for entry in av["per_image"]]
+    assert f1_mean == pytest.approx(np.mean(per_image))
+    low, high = av["segmentation"]["ci95"]["f1_mean"]
+    assert min(per_image) <= low <= f1_mean <= high <= max(per_image)
+    assert f"{f1_mean:.4f}" in trained.stdout and "(a) A/V segmentation" in trained.stdout
+    assert len(list((run / "eval" / "images").glob("*_av.png"))) == 2
+
+    out = tmp_path / "eval"
+    evaluated = run_python(
+        ["evaluate.py", "--config", "configs/av_demo.yaml", "--weights", str(run / "best.keras"),
+         "--out", str(out), *TINY]
+    )  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    assert "(b) A/V classification of the reference vessels" in evaluated.stdout
+    again = json.loads((out / "metrics.json").read_text())
+    assert again["av"]["segmentation"] == av["segmentation"]
+    assert again["av"]["classification"] == av["classification"]
+
+
+def test_av_network_starts_from_vessel_weights_with_its_own_loss(tmp_path):
+    """train.init_weights of a vessel SA-UNetv2 starts the A/V network's three channels at the
+    vessel probability; the A/V run compiles AvBceMccLoss with train.av_ignore_crossings and no
+    accuracy metric."""
+    from losses import AvBceMccLoss
+    from models import build_model
+    from training.trainer import build_and_compile, build_step_state, load_initial_weights
+
+    keras.utils.set_random_seed(5)
+    vessel = build_model("sa_unetv2", start_neurons=8)
+    vessel.save(tmp_path / "vessel.keras")
+    cfg = resolve_run_config(
+        ROOT / "configs" / "av_demo.yaml",
+        ["model.start_neurons=8", "train.av_ignore_crossings=true"],
+    )
+    model = build_and_compile(cfg)
+    assert isinstance(model.loss, AvBceMccLoss) and model.loss.ignore_crossings
+    build_step_state(model)
+    assert "accuracy" not in str(model.metrics_names)
+    load_initial_weights(model, tmp_path / "vessel.keras")
+    x = np.random.default_rng(6).uniform(size=(1, 32, 40, 3)).astype("float32")
+    expected = keras.ops.convert_to_numpy(vessel(x, training=False))[..., 0]
+    got = keras.ops.convert_to_numpy(model(x, training=False))
+    for channel in range(3):
+        np.testing.assert_allclose(got[..., channel], expected, atol=1e-6)
