@@ -343,9 +343,15 @@ def predict_files(
     if todo:
         if predictor is None:
             from inference.engines import make_predictor
-            from models import load_model
+            from models import is_av_model, load_model
 
-            predictor = make_predictor(load_model(Path(weights)), engine)
+            model = load_model(Path(weights))
+            if is_av_model(model):  # its (H, W, 3) output is no vessel map to write
+                raise UserError(
+                    f"weights {weights} are an artery/vein network; predict.py writes vessel maps "
+                    "of vessel networks: score it with evaluate.py (docs/arteries-veins-model.md)"
+                )
+            predictor = make_predictor(model, engine)
         summary.load_seconds = time.perf_counter() - start
         mask = None
         if mask_path is not None:

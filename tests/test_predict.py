@@ -463,3 +463,15 @@ def test_measurements_carry_the_quality_record_and_flag_a_photograph_without_fov
     flagged = sum(row["quality"] == "check" for row in rows.values())
     assert summary.flagged == flagged
     assert summary.line(out).endswith(f"; {flagged} to check (quality column of measurements.csv)")
+
+
+def test_artery_vein_weights_are_refused_in_one_sentence(tmp_path, capsys):
+    weights = tmp_path / "av.keras"
+    build_model("sa_unetv2_av", start_neurons=8).save(weights)
+    source = photo(tmp_path / "a.png")
+    code, stdout, stderr = predict(
+        ["--weights", weights, "--out", tmp_path / "out", "--engine", "keras", source], capsys
+    )
+    assert code == 2 and "are an artery/vein network" in stderr and "evaluate.py" in stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    assert not list((tmp_path / "out").glob("a_*.png"))
