@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from scipy import ndimage
 from scipy.signal import fftconvolve
 
@@ -254,17 +255,27 @@ def edge_radius(
     return None if best in (0, len(radii) - 1) else float(radii[best])
 
 
+def _reduced(array: np.ndarray, times: int) -> np.ndarray:
+    """uint8 (H, W[, 3]) box-averaged over `times` x `times` blocks (Pillow's `reduce`; a
+    partial last block is averaged too): the fast first step of shrinking a large photograph."""
+    return array if times <= 1 else np.asarray(Image.fromarray(array).reduce(times))
+
+
 def _work_copies(image, fov_mask, vessels):
-    """(photograph uint8 (h, w, 3) at VESSEL_WORK_FOV, the same at WORK_FOV, its FOV bool (h, w),
-    vessels float32 (h, w) or None, px per work px, whether the FOV's diameter was found)."""
+    """(photograph uint8 (h, w, 3) at `WORK_FOV`, its FOV bool (h, w), vessels float32 (h, w):
+    `vessels` or the photograph's own map made at `VESSEL_WORK_FOV`, px per work px, whether the
+    FOV's diameter was found). A large photograph is first box-reduced by a whole factor to at
+    least twice the size it is resampled (Lanczos) to."""
     fit = fit_fov(fov_mask)
     diameter = fit.diameter if fit is not None else float(max(fov_mask.shape))
     height, width = fov_mask.shape
     fine_factor = VESSEL_WORK_FOV / diameter
     fine_shape = (max(8, round(height * fine_factor)), max(8, round(width * fine_factor)))
     shape = (fine_shape[0] // 2, fine_shape[1] // 2)
-    fine = resize_image(image, fine_shape)
-    fine_fov = resize_probability(fov_mask.astype(np.float32), fine_shape) > 0.5
+    times = max(1, int(diameter / (2 * VESSEL_WORK_FOV)))
+    fine = resize_image(_reduced(image, times), fine_shape)
+    mask = _reduced(fov_mask.astype(np.uint8) * 255, times).astype(np.float32) / 255.0
+    fine_fov = resize_probability(mask, fine_shape) > 0.5
     if vessels is None:
         vessels = photograph_vessels(fine[:, :, 1], fine_fov)
     work_vessels = resize_probability(np.asarray(vessels, np.float32), shape)
@@ -330,6 +341,5 @@ def locate_disc(
         f"radius from {radius_from}"
         + ("" if fov_found else "; FOV diameter not found, the image's longer side used")
     )
-    return DiscLocation(
-        ((col + 0.5) * pixel - 0.5, (row + 0.5) * pixel - 0.5), radius * pixel, confidence, method
-    )
+    centre = (float((col + 0.5) * pixel - 0.5), float((row + 0.5) * pixel - 0.5))
+    return DiscLocation(centre, float(radius * pixel), confidence, method)
