@@ -30,7 +30,9 @@ method). Everything happens on a copy whose field of view is `WORK_FOV` pixels a
 4. The centre is the best score at least `RIM` FOV diameters inside the FOV's edge (flash
    glare sits on the rim). The radius is the one whose circle is brightest against the ring
    out to `RADIUS_RING` times it (`edge_radius`); where that lands on the end of its range the
-   template's radius is taken and `method` says so.
+   template's radius is taken and `method` says so. Both are then refined on the copy twice as
+   large (`refine_circle`): the circle brightest against its ring within `REFINE_SHIFT` radii
+   and `REFINE_SCALES` of the radius.
 5. Confidence: the best score less the best one more than two disc radii away, in standard
    deviations of the score over the FOV. A wrong disc (a bright atrophy or lesion, no visible
    disc) mostly comes with a confidence under `LOW_CONFIDENCE`.
@@ -157,6 +159,8 @@ RIM = 0.06  # FOV diameters: centres closer to the FOV's edge are not considered
 RADIUS_RANGE = (0.06, 0.24)  # disc diameters / FOV diameter that `edge_radius` tries
 RADIUS_STEP = 0.25  # px at WORK_FOV between the radii tried
 RADIUS_RING = 1.2  # the ring a radius is compared with reaches this many times it
+REFINE_SHIFT = 0.2  # disc radii: how far the refined centre may move
+REFINE_SCALES = (0.88, 0.94, 1.0, 1.06, 1.12)  # the refined radius: these times the first one
 LOW_CONFIDENCE = 1.0  # below this the disc found is often not the disc (benchmarks/disc.py)
 
 
@@ -255,6 +259,35 @@ def edge_radius(
     return None if best in (0, len(radii) - 1) else float(radii[best])
 
 
+def refine_circle(
+    grey: np.ndarray, weights: np.ndarray, centre_xy: tuple[float, float], radius: float
+) -> tuple[tuple[float, float], float]:
+    """The circle brightest against its ring (out to `RADIUS_RING` times its radius) near a first
+    guess: centres within `REFINE_SHIFT` radii of `centre_xy`, radii `REFINE_SCALES` times
+    `radius` (px), means of float (H, W) `grey` weighted by `weights`, in a window about the
+    guess. Returns ((x, y), radius) in px."""
+    half = int(np.ceil((RADIUS_RING * max(REFINE_SCALES) + REFINE_SHIFT) * radius)) + 2
+    x0, y0 = int(round(centre_xy[0])), int(round(centre_xy[1]))
+    top, left = max(0, y0 - half), max(0, x0 - half)
+    window = grey[top : y0 + half + 1, left : x0 + half + 1]
+    window_weights = weights[top : y0 + half + 1, left : x0 + half + 1]
+    rows, cols = np.mgrid[: window.shape[0], : window.shape[1]]
+    shift = np.hypot(cols + left - centre_xy[0], rows + top - centre_xy[1])
+    best, found = -np.inf, (centre_xy, radius)
+    for scale in REFINE_SCALES:
+        inner = disk_kernel(scale * radius)
+        outer = disk_kernel(RADIUS_RING * scale * radius)
+        ring = outer - np.pad(inner, (outer.shape[0] - inner.shape[0]) // 2)
+        contrast = masked_mean(window, window_weights, inner) - masked_mean(
+            window, window_weights, ring
+        )
+        contrast[shift > REFINE_SHIFT * radius] = -np.inf
+        at = np.unravel_index(int(np.argmax(contrast)), contrast.shape)
+        if contrast[at] > best:
+            best, found = contrast[at], ((float(at[1] + left), float(at[0] + top)), scale * radius)
+    return found
+
+
 def _reduced(array: np.ndarray, times: int) -> np.ndarray:
     """uint8 (H, W[, 3]) box-averaged over `times` x `times` blocks (Pillow's `reduce`; a
     partial last block is averaged too): the fast first step of shrinking a large photograph."""
@@ -262,26 +295,31 @@ def _reduced(array: np.ndarray, times: int) -> np.ndarray:
 
 
 def _work_copies(image, fov_mask, vessels):
-    """(photograph uint8 (h, w, 3) at `WORK_FOV`, its FOV bool (h, w), vessels float32 (h, w):
-    `vessels` or the photograph's own map made at `VESSEL_WORK_FOV`, px per work px, whether the
-    FOV's diameter was found). A large photograph is first box-reduced by a whole factor to at
-    least twice the size it is resampled (Lanczos) to."""
+    """((photograph uint8 (h, w, 3), FOV bool (h, w), vessels float32 (h, w)) with a FOV
+    `VESSEL_WORK_FOV` px across, the same at `WORK_FOV`, photograph px per px of the first,
+    whether the FOV's diameter was found). `vessels` None: the photograph's own map. A large
+    photograph is first box-reduced by a whole factor to at least twice the size it is resampled
+    (Lanczos) to."""
     fit = fit_fov(fov_mask)
     diameter = fit.diameter if fit is not None else float(max(fov_mask.shape))
     height, width = fov_mask.shape
-    fine_factor = VESSEL_WORK_FOV / diameter
-    fine_shape = (max(8, round(height * fine_factor)), max(8, round(width * fine_factor)))
-    shape = (fine_shape[0] // 2, fine_shape[1] // 2)
+    factor = VESSEL_WORK_FOV / diameter
+    fine_shape = (max(16, round(height * factor)), max(16, round(width * factor)))
     times = max(1, int(diameter / (2 * VESSEL_WORK_FOV)))
     fine = resize_image(_reduced(image, times), fine_shape)
     mask = _reduced(fov_mask.astype(np.uint8) * 255, times).astype(np.float32) / 255.0
     fine_fov = resize_probability(mask, fine_shape) > 0.5
     if vessels is None:
-        vessels = photograph_vessels(fine[:, :, 1], fine_fov)
-    work_vessels = resize_probability(np.asarray(vessels, np.float32), shape)
-    work = resize_image(fine, shape)
-    work_fov = resize_probability(fine_fov.astype(np.float32), shape) > 0.5
-    return work, work_fov, work_vessels, width / shape[1], fit is not None
+        fine_vessels = photograph_vessels(fine[:, :, 1], fine_fov)
+    else:
+        fine_vessels = resize_probability(np.asarray(vessels, np.float32), fine_shape)
+    shape = (fine_shape[0] // 2, fine_shape[1] // 2)
+    work = (
+        resize_image(fine, shape),
+        resize_probability(fine_fov.astype(np.float32), shape) > 0.5,
+        resize_probability(fine_vessels, shape),
+    )
+    return (fine, fine_fov, fine_vessels), work, width / fine_shape[1], fit is not None
 
 
 def locate_disc(
@@ -310,7 +348,7 @@ def locate_disc(
         raise ValueError(
             f"the vessel map must be (H, W) = {image.shape[:2]}, got {np.shape(vessels)}"
         )
-    work, fov, vessel_map, pixel, fov_found = _work_copies(image, fov_mask, vessels)
+    fine, (work, fov, vessel_map), pixel, fov_found = _work_copies(image, fov_mask, vessels)
     weights = fov.astype(np.float32) * (1.0 - np.clip(vessel_map, 0.0, 1.0))
     brightness = flat_brightness(work, weights, BACKGROUND_SIGMA * WORK_FOV)
     template, template_radius = template_score(
@@ -341,5 +379,12 @@ def locate_disc(
         f"radius from {radius_from}"
         + ("" if fov_found else "; FOV diameter not found, the image's longer side used")
     )
-    centre = (float((col + 0.5) * pixel - 0.5), float((row + 0.5) * pixel - 0.5))
+    fine_image, fine_fov, fine_vessels = fine
+    fine_weights = fine_fov.astype(np.float32) * (1.0 - np.clip(fine_vessels, 0.0, 1.0))
+    times = fine_image.shape[1] / work.shape[1]  # fine px per work px
+    (x, y), radius = refine_circle(
+        fine_image.astype(np.float32).mean(axis=2), fine_weights,
+        ((col + 0.5) * times - 0.5, (row + 0.5) * times - 0.5), radius * times,
+    )  # fmt: skip
+    centre = (float((x + 0.5) * pixel - 0.5), float((y + 0.5) * pixel - 0.5))
     return DiscLocation(centre, float(radius * pixel), confidence, method)
