@@ -24,8 +24,15 @@ segmentations, DRIVE 1st_manual and HRF manual1, as a stand-in for a
 perfect model; HRF's 11_h, 12_h and 13_h have none and are left out) and
 `predicted` (the probabilities of `--weights`, `--scale auto` and the
 default engine as predict.py; cached under `<cache>/disc/<weights>/`, so
-only the first run predicts). Writes `disc.json` and `disc.md` to `--out`
-and prints the Markdown table.
+only the first run predicts).
+
+What the confidence says where there is no disc to find: DRIVE's 40
+photographs with the disc and everything within two disc radii of its
+centre blacked out and taken out of the FOV mask (`without_disc`), located
+without a vessel map; the share of confidences under `LOW_CONFIDENCE`,
+beside the same share for the real photographs.
+
+Writes `disc.json` and `disc.md` to `--out` and prints the Markdown tables.
 """
 
 from __future__ import annotations
@@ -195,6 +202,65 @@ def locate_all(photos: list[Photograph], source: str, weights: Path) -> dict[str
     return found
 
 
+def without_disc(image: np.ndarray, mask: np.ndarray, label) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (H, W, 3) photograph and bool (H, W) FOV mask with everything within two radii of
+    the `DiscLabel`'s centre black and outside the field of view: a photograph with no disc."""
+    rows, cols = np.mgrid[: mask.shape[0], : mask.shape[1]]
+    gone = np.hypot(cols - label.centre_xy[0], rows - label.centre_xy[1]) <= 2 * label.radius_px
+    image, mask = image.copy(), mask & ~gone
+    image[gone] = 0
+    return image, mask
+
+
+def no_disc_confidences(photos: list[Photograph], refs: dict) -> dict[str, float]:
+    """{dataset/name: confidence (0.01)} of `locate_disc` on DRIVE's photographs `without_disc`."""
+    from data.disc import locate_disc
+    from data.io import read_image, read_mask
+
+    found = {}
+    for photo in photos:
+        key = f"{photo.dataset}/{photo.name}"
+        if photo.dataset == "drive" and key in refs["masks"]:
+            image, mask = without_disc(read_image(photo.image_path), read_mask(photo.mask_path),
+                                       refs["masks"][key])  # fmt: skip
+            found[key] = round(locate_disc(image, mask).confidence, 2)
+    return found
+
+
+def confidence_rows(found_by_source: dict, no_disc: dict[str, float]) -> list[dict]:
+    """Per vessel source (all photographs) and for the photographs without a disc: n, the median
+    and lowest/highest confidence and the share under `LOW_CONFIDENCE`."""
+    from data.disc import LOW_CONFIDENCE
+
+    sets = [(f"{source}: all {len(found)} photographs", [d["confidence"] for d in found.values()])
+            for source, found in found_by_source.items()]  # fmt: skip
+    sets.append((f"none: DRIVE's {len(no_disc)} with the disc blacked out", list(no_disc.values())))
+    return [{"photographs": name, "n": len(values), "median": float(np.median(values)),
+             "min": float(np.min(values)), "max": float(np.max(values)),
+             "low": float(np.mean(np.array(values) < LOW_CONFIDENCE))}
+            for name, values in sets if values]  # fmt: skip
+
+
+def found_record(found_by_source: dict) -> dict:
+    """What disc.json keeps of each photograph's disc: {"found": {source: {dataset/name:
+    [x, y, radius (px, 0.1), confidence (0.01)]}}, "radius_from_template": {source: [names]}}."""
+    return {
+        "found": {source: {key: [round(d["centre_xy"][0], 1), round(d["centre_xy"][1], 1),
+                                 round(d["radius_px"], 1), round(d["confidence"], 2)]
+                           for key, d in found.items()}
+                  for source, found in found_by_source.items()},
+        "radius_from_template": {source: [k for k, d in found.items() if "template" in d["method"]]
+                                 for source, found in found_by_source.items()},
+    }  # fmt: skip
+
+
+CONFIDENCE_COLUMNS = (
+    ("vessels: photographs", lambda r: r["photographs"]),
+    ("confidence median (min - max)", lambda r: f"{r['median']:.2f} ({r['min']:.2f} - {r['max']:.2f})"),
+    ("under LOW_CONFIDENCE", lambda r: f"{r['low']:.0%}"),
+)  # fmt: skip
+
+
 def references(data_root: Path) -> dict[str, dict]:
     """{reference name: {dataset/name: DiscLabel}}: "masks" (DRIVE), "expert A", "expert B"
     (HRF), suspect rows left out."""
@@ -270,6 +336,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    from data.disc import LOW_CONFIDENCE
     from utils.errors import UserError
     from utils.io import write_json, write_text
 
@@ -286,17 +353,23 @@ def main(argv=None) -> int:
         photos = drive_photographs(args.data_root) + hrf_photographs(args.data_root)
         refs = references(args.data_root)
         found = {source: locate_all(photos, source, args.weights) for source in sources}
+        no_disc = no_disc_confidences(photos, refs)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     rows = benchmark_rows(photos, refs, found)
     header = (f"Optic disc: data.disc.locate_disc against DRIVE's disc masks and HRF's experts "
               f"(full-size photographs, their own FOV masks), {machine()}")  # fmt: skip
-    table = markdown_table(COLUMNS, rows)
+    confidence = confidence_rows(found, no_disc)
+    table = (f"{markdown_table(COLUMNS, rows)}\n\nConfidence (LOW_CONFIDENCE = {LOW_CONFIDENCE}):"
+             f"\n\n{markdown_table(CONFIDENCE_COLUMNS, confidence)}")  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "disc.json", {"machine": machine(), "rows": rows, "found": found})
+    write_json(args.out / "disc.json", {"machine": machine(), "rows": rows,
+                                        "confidence": confidence, **found_record(found),
+                                        "no_disc_confidence": no_disc})  # fmt: skip
     write_text(args.out / "disc.md", f"{header}\n\n{table}\n")
-    print(json.dumps(rows, indent=2) if args.json else f"{header}\n\n{table}")
+    print(json.dumps({"rows": rows, "confidence": confidence}, indent=2) if args.json
+          else f"{header}\n\n{table}")  # fmt: skip
     return 0
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.disc import disc_error, error_summary
+from benchmarks.disc import disc_error, error_summary, without_disc
 from data.disc import (
     LOW_CONFIDENCE,
     DiscLabel,
@@ -156,6 +156,17 @@ def test_a_photograph_without_a_disc_has_a_low_confidence():
     """The drawn retina without disc or vessels: somewhere is brightest, by no margin."""
     image, fov, _ = drawn_photograph(radius=0.0, vessel_count=0)
     assert locate_disc(image, fov).confidence < LOW_CONFIDENCE
+
+
+def test_without_disc_blacks_out_two_radii():
+    """The drawn disc (radius 40 at (170, 280)) and all within 80 px of it black and outside the
+    field of view; a pixel 81 px away is kept. Located, it comes with a low confidence."""
+    image, fov, _ = drawn_photograph(vessel_count=0)
+    blanked, mask = without_disc(image, fov, DiscLabel((170.0, 280.0), 80.0))
+    assert not mask[280, 90:251].any() and mask[280, 251] and mask[280, 89]
+    assert (blanked[280, 90:251] == 0).all() and (blanked[280, 251] == image[280, 251]).all()
+    assert fov[280, 90:251].all()  # the input is left as it was
+    assert locate_disc(blanked, mask).confidence < LOW_CONFIDENCE
 
 
 def test_locate_disc_rejects_a_vessel_map_of_another_size():
