@@ -13,8 +13,21 @@ from collections.abc import Callable, Sequence
 
 
 def machine() -> str:
-    """The processor and the number of CPU cores, for a table's header."""
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores"
+    """The processor (its model name where Linux gives one) and the number of CPU cores, for a
+    table's header."""
+    return f"{_processor_name()}, {os.cpu_count()} CPU cores"
+
+
+def _processor_name() -> str:
+    """The CPU's model name from /proc/cpuinfo ("AMD EPYC 7B13"), else Python's guess ("x86_64")."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name") and ":" in line:
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def timing_summary(times: dict[str, list[float]], baseline: str) -> dict[str, dict[str, float]]:
