@@ -1,7 +1,7 @@
 """Calibre biomarkers of the retinal vessels around the optic disc: CRAE, CRVE and AVR.
 Pure functions, no I/O.
 
-Definitions (docs/arteries-veins-biomarkers.md), stated once:
+Definitions (docs/arteries-veins.md), stated once:
 
 - Zone B: the ring from 0.5 to 1 disc diameter D beyond the disc margin, the
   disc being a circle of diameter D: pixel centres at distances from r + 0.5 D

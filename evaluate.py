@@ -15,7 +15,7 @@ binary and overlay PNGs (true positives green, false positives red, false
 negatives blue). DRIVE adds the second human observer as a reference row.
 An artery/vein network (configs/av_rite.yaml, configs/av_hrf.yaml) is scored twice: its vessel
 channel with the vessel metrics against every labelled vessel pixel, and its artery/vein classes
-with both protocols of docs/arteries-veins-model.md (mean, std, bootstrap interval and pooled;
+with both protocols of docs/arteries-veins.md (mean, std, bootstrap interval and pooled;
 per image in metrics.json); it also writes <image>_av.png (arteries red, veins blue).
 --tta also predicts each image mirrored left-right and scores the mean of the two
 maps (test-time augmentation, outside the paper's protocol; metrics.json says so).

@@ -2,7 +2,7 @@
 
 The artery/vein network (`sa_unetv2_av`) is trained with the same loss on each of its three
 channels, vessel, artery and vein, from the class map of `data.av` (`av_targets`,
-`av_bce_mcc_loss`, `AvBceMccLoss`; docs/arteries-veins-model.md).
+`av_bce_mcc_loss`, `AvBceMccLoss`; docs/arteries-veins.md).
 
 Everything is written with ``keras.ops`` so the same code runs on the
 TensorFlow, JAX and PyTorch backends. Inputs are cast to float32 first, so
@@ -137,7 +137,7 @@ class BceMccLoss(keras.losses.Loss):
         return config
 
 
-# The artery/vein network's loss (docs/arteries-veins-model.md, "The A/V network").
+# The artery/vein network's loss (docs/arteries-veins.md, "The A/V network").
 
 # Weights of the vessel, artery and vein channels in the A/V loss (normalised to sum 1).
 AV_CHANNEL_WEIGHTS = (1.0, 1.0, 1.0)

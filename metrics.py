@@ -594,7 +594,7 @@ def threshold_table(curve: dict, shown=THRESHOLDS_SHOWN, digits=4) -> str:
     return "\n".join([head, rule, row + f" | {f_best:.{digits}f} at {t_best:g} |"]) + "\n"
 
 
-# Arteries and veins (docs/arteries-veins-model.md, "Scoring arteries and veins").
+# Arteries and veins (docs/arteries-veins.md, "Scoring arteries and veins").
 
 AV_SEGMENTATION_KEYS = ("f1_artery", "f1_vein", "f1_mean", "f1_weighted")
 AV_CLASSIFICATION_KEYS = ("acc", "se", "sp")

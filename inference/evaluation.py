@@ -6,7 +6,7 @@ protocol, shared with predict.py); this module scores them and writes the report
 An artery/vein network (`models.is_av_model`) on an artery/vein dataset is scored twice: its
 vessel channel with the vessel metrics against every labelled vessel pixel (the class map's
 non-background pixels), and its class map with both A/V protocols (`metrics.summarize_av`,
-docs/arteries-veins-model.md), added to metrics.json under "av" and to results.md; each image
+docs/arteries-veins.md), added to metrics.json under "av" and to results.md; each image
 also gets `<name>_av.png`, its predicted classes painted on the photograph (`data.av.av_overlay`).
 """
 
@@ -110,7 +110,7 @@ def av_markdown(av: dict[str, Any]) -> str:
     """The A/V section of results.md: both protocols of `metrics.summarize_av` output."""
     where = "Inside the FOV" if av["fov_mask"] else "Over the whole image"
     parts = [
-        "\n## Arteries and veins (docs/arteries-veins-model.md, \"Scoring arteries and veins\")\n",
+        "\n## Arteries and veins (docs/arteries-veins.md, \"Scoring arteries and veins\")\n",
         f"{where}; crossing and uncertain reference pixels are not scored. (a): a "
         f"pixel is a vessel when p_vessel > {av['threshold']:g}, an artery when p_artery >= "
         "p_vein; (b): every reference artery or vein pixel called artery when p_artery >= "

@@ -349,7 +349,7 @@ def predict_files(
             if is_av_model(model):  # its (H, W, 3) output is no vessel map to write
                 raise UserError(
                     f"weights {weights} are an artery/vein network; predict.py writes vessel maps "
-                    "of vessel networks: score it with evaluate.py (docs/arteries-veins-model.md)"
+                    "of vessel networks: score it with evaluate.py (docs/arteries-veins.md)"
                 )
             predictor = make_predictor(model, engine)
         summary.load_seconds = time.perf_counter() - start

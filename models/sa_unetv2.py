@@ -15,7 +15,7 @@ step(f) = Conv2D(f, 3x3) -> DropBlock(0.15, 7x7) -> GroupNorm(8) -> SiLU.
 
 `sa_unetv2_av` is the same network with a three-channel head, sigmoid(Conv2D(3, 1x1)):
 (H, W, 3) probabilities of vessel, artery and vein, each its own yes/no (a crossing is both
-artery and vein); 260,555 parameters (docs/arteries-veins-model.md). Every layer but the head's
+artery and vein); 260,555 parameters (docs/arteries-veins.md). Every layer but the head's
 convolution has the vessel network's name and shape, so `copy_vessel_weights` starts it from
 trained vessel weights.
 """

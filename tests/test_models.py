@@ -267,7 +267,7 @@ def test_one_fit_step_on_pytorch():
     run_on_backend(FIT_SCRIPT.format(backend="torch", jit="False"), "torch", expect="fit-ok")
 
 
-# The artery/vein network (models/sa_unetv2.py, docs/arteries-veins-model.md).
+# The artery/vein network (models/sa_unetv2.py, docs/arteries-veins.md).
 
 
 def test_sa_unetv2_av_is_sa_unetv2_with_a_three_channel_head():

@@ -10,7 +10,7 @@ from utils.errors import UserError
 
 # The names `model.name` accepts; models.BUILDERS maps each to its builder (a test keeps them equal).
 MODEL_NAMES = ("sa_unetv2", "sa_unet", "unet", "attention_unet", "sa_unetv2_av")
-# The artery/vein networks: output (B, H, W, 3), vessel, artery, vein (docs/arteries-veins-model.md).
+# The artery/vein networks: output (B, H, W, 3), vessel, artery, vein (docs/arteries-veins.md).
 AV_MODEL_NAMES = ("sa_unetv2_av",)
 # The vessel networks: output (B, H, W, 1), the vessel probability.
 VESSEL_MODEL_NAMES = tuple(name for name in MODEL_NAMES if name not in AV_MODEL_NAMES)
