@@ -198,6 +198,22 @@ def _aggregate(per_image, pooled):
     }
 
 
+def _test_set(probs, references, masks, names, what: str):
+    """(probs, references, masks, names) as lists of one length n >= 1: masks [None] * n
+    without masks, names "0", "1", ... without names; a ValueError where the lengths differ."""
+    probs, references = list(probs), list(references)
+    n = len(probs)
+    if n == 0 or len(references) != n:
+        raise ValueError(
+            f"need one {what} per prediction, got {n} predictions and {len(references)} {what}s"
+        )
+    masks = list(masks) if masks is not None else [None] * n
+    names = [str(i) for i in range(n)] if names is None else [str(name) for name in names]
+    if len(masks) != n or len(names) != n:
+        raise ValueError(f"need {n} masks and names, got {len(masks)} and {len(names)}")
+    return probs, references, masks, names
+
+
 def summarize(
     probs,
     labels,
@@ -226,17 +242,8 @@ def summarize(
          "per_image": [{"name", "whole_image": {...}, "fov": {...}}, ...]}
         where every {...} of metrics has the keys of METRIC_KEYS.
     """
-    probs, labels = list(probs), list(labels)
-    n = len(probs)
-    if n == 0 or len(labels) != n:
-        raise ValueError(
-            f"need one label per prediction, got {n} predictions and {len(labels)} labels"
-        )
-    fov_mask = masks is not None
-    masks = list(masks) if fov_mask else [None] * n
-    names = [str(i) for i in range(n)] if names is None else [str(name) for name in names]
-    if len(masks) != n or len(names) != n:
-        raise ValueError(f"need {n} masks and names, got {len(masks)} and {len(names)}")
+    probs, labels, masks, names = _test_set(probs, labels, masks, names, "label")
+    fov_mask, n = masks[0] is not None, len(probs)
 
     per_image = []
     pixels = {protocol: ([], []) for protocol in PROTOCOLS}
@@ -706,15 +713,8 @@ def summarize_av(probs, classes, masks=None, threshold=DEFAULT_THRESHOLD, names=
         where "ci95" maps each key to [low, high] and every other {...} has the protocol's keys
         (AV_SEGMENTATION_KEYS, AV_CLASSIFICATION_KEYS).
     """
-    probs, classes = list(probs), list(classes)
-    n = len(probs)
-    if n == 0 or len(classes) != n:
-        raise ValueError(f"need one class map per prediction, got {n} and {len(classes)}")
-    fov_mask = masks is not None
-    masks = list(masks) if fov_mask else [None] * n
-    names = [str(i) for i in range(n)] if names is None else [str(name) for name in names]
-    if len(masks) != n or len(names) != n:
-        raise ValueError(f"need {n} masks and names, got {len(masks)} and {len(names)}")
+    probs, classes, masks, names = _test_set(probs, classes, masks, names, "class map")
+    fov_mask, n = masks[0] is not None, len(probs)
 
     per_image = []
     totals = {"artery": np.zeros(4, np.int64), "vein": np.zeros(4, np.int64)}
