@@ -390,8 +390,8 @@ def predict_files(
             model = load_model(Path(weights))
             if is_av_model(model):  # its (H, W, 3) output is no vessel map to write
                 raise UserError(
-                    f"weights {weights} are an artery/vein network; predict.py writes vessel maps "
-                    "of vessel networks: score it with evaluate.py (docs/arteries-veins.md)"
+                    f"weights {weights} are an artery/vein network; give them to --av, beside "
+                    "vessel --weights, or score them with evaluate.py (docs/arteries-veins.md)"
                 )
             predictor = make_predictor(model, engine)
         if options.av:

@@ -186,6 +186,23 @@ def test_every_output_there_skips_the_photograph(tmp_path, av_photos):
     assert (again.done, again.skipped) == (1, 1) and (out / "p1_av.png").is_file()
 
 
+def test_shards_with_and_without_disc_merge_into_one_table(tmp_path, av_photos):
+    """Shard 1/2 run with --disc, shard 2/2 without: one header, so --merge-shards joins them."""
+    from inference import pipeline
+    from inference.shards import merge_measurements
+
+    out = tmp_path / "out"
+    assert run(pipeline, av_photos, out, disc=True, shard=(1, 2)).done + run(
+        pipeline, av_photos, out, shard=(2, 2)
+    ).done == 2
+    assert merge_measurements(out) == (2, 2)
+    columns, rows = rows_of(out / "measurements.csv")
+    assert columns == pipeline.measurement_columns()
+    with_disc = sorted(name for name, row in rows.items() if row["disc_x"] != "")
+    assert with_disc == ["p1"]  # shard 1 of 2 (SHA-1 of "p1.png"); p0 is shard 2's, no disc
+    assert sorted(p.name for p in out.glob("*_disc.png")) == ["p1_disc.png"]
+
+
 @pytest.fixture(scope="module")
 def tiny_av_weights(tmp_path_factory):
     """An untrained, narrow A/V SA-UNetv2 saved as .keras."""
