@@ -4,6 +4,7 @@
     python predict.py --weights weights/sa_unetv2_drive.keras --recursive --measure cohort/
     python predict.py --shard 2/4 --measure --out out cohort/   # one of 4 processes or machines
     python predict.py --merge-shards out                        # their rows into measurements.csv
+    python predict.py --measure --av runs/av_rite/best.keras cohort/  # arteries, veins, CRAE
 
 Without --weights it uses weights/sa_unetv2_fundus.keras (trained on four datasets, for any
 camera) when it is there, otherwise weights/sa_unetv2_drive.keras, and says which. The
@@ -25,6 +26,17 @@ skeleton length, branch and end points, fractal dimension, calibre,
 tortuosity, and a quality record whose `quality` column says ok or check:
 too dark, blurred, small, no field of view; docs/prediction.md),
 --measure-images <stem>_calibre.png.
+
+--disc locates the optic disc of each photograph (data/disc.py, with the
+vessel probability map) and writes <stem>_disc.png (the photograph with the
+disc's circle and centre in cyan) and, with --measure, its centre, radius and
+confidence. --av WEIGHTS runs an artery/vein network (a .keras file trained
+with configs/av_rite.yaml or configs/av_hrf.yaml) beside the vessel network on
+the same resampled photograph, writes <stem>_av.png (arteries red, veins blue)
+and, with --measure, CRAE, CRVE and AVR (biomarkers.py) of the vessel
+network's binary map typed by the A/V network's classes; it implies --disc.
+The vessel maps and the other measurements are the same with and without them
+(docs/arteries-veins.md, "From predict.py").
 
 Streams (memory does not grow with the number of photographs) and resumes: a
 photograph whose outputs are all there is skipped (--overwrite redoes it); a
@@ -127,6 +139,17 @@ def parse_args(argv):
     parser.add_argument(
         "--mm-per-pixel", type=float, help="pixel size on the retina (overrides --fov-degrees)"
     )
+    parser.add_argument(
+        "--disc",
+        action="store_true",
+        help="locate the optic disc: <stem>_disc.png and, with --measure, its columns",
+    )
+    parser.add_argument(
+        "--av",
+        metavar="WEIGHTS",
+        help="an artery/vein .keras file: <stem>_av.png and, with --measure, CRAE, CRVE and AVR "
+        "(implies --disc); its threshold is the one its .yaml records, else 0.5",
+    )
     parser.add_argument("--engine", default="auto", help="inference engine (auto, keras, ...)")
     parser.add_argument("--backend", choices=("tensorflow", "jax", "torch"), help="Keras backend")
     parser.add_argument(
@@ -163,6 +186,19 @@ def default_weights(folder: Path = ROOT / "weights") -> Path:
         f"no --weights given and none of {', '.join(DEFAULT_WEIGHTS)} is in {folder}; "
         "name a .keras file with --weights"
     )
+
+
+def check_av_weights(value: str) -> Path:
+    """The --av file as a Path if it is an existing `.keras` file; else one sentence (UserError)."""
+    from utils.io import check_weights_file
+
+    path = Path(value)
+    if not path.is_file():
+        raise UserError(
+            f"--av weights file {path} does not exist; no artery/vein weights are shipped yet: "
+            "train them with configs/av_rite.yaml or configs/av_hrf.yaml (docs/arteries-veins.md)"
+        )
+    return check_weights_file(path)
 
 
 def parse_threshold(value: str) -> str | float:
@@ -223,6 +259,8 @@ def main(argv=None) -> int:
 
     weights = check_weights_file(args.weights) if args.weights else default_weights()
     threshold, source = resolve_threshold(threshold, weights)
+    av_weights = check_av_weights(args.av) if args.av else None
+    av_threshold, av_source = resolve_threshold("auto", av_weights) if av_weights else (0.5, "")
     from inference.pipeline import (
         PredictOptions,
         check_inputs,
@@ -252,6 +290,9 @@ def main(argv=None) -> int:
         verbose=args.verbose,
         workers=args.workers,
         shard=shard,
+        disc=args.disc or av_weights is not None,
+        av=av_weights is not None,
+        av_threshold=av_threshold,
     )
     from training.backend import select_backend
 
@@ -261,9 +302,13 @@ def main(argv=None) -> int:
     which = "" if args.weights else " (the default; --weights to choose others)"
     tta = ", each photograph also predicted mirrored (--tta)" if args.tta else ""
     print(f"weights {_shown(weights)}{which}, threshold {threshold:.2f} ({source}){tta}")
+    if av_weights is not None:
+        print(f"artery/vein weights {_shown(av_weights)}, threshold {av_threshold:.2f} ({av_source})")
     if shard is not None:
         print(f"shard {shard[0]}/{shard[1]}: {len(jobs)} of {cohort} photographs")
-    summary = predict_files(jobs, weights, out, options, engine=args.engine, mask_path=args.mask)
+    summary = predict_files(
+        jobs, weights, out, options, engine=args.engine, mask_path=args.mask, av_weights=av_weights
+    )
     print(summary.line(out))
     return 1 if summary.failed else 0
 

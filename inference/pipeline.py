@@ -23,6 +23,18 @@ figures and verdict (`data.quality`) beside its measurements (with
 `PredictOptions.shard`, one shard of the jobs and measurements.shard-K-of-N.csv:
 `inference.shards`).
 
+With `PredictOptions.disc` the optic disc of each photograph is located
+(`data.disc.locate_disc`, with the vessel probability map at the photograph's
+size) and drawn in `<name>_disc.png`; with `PredictOptions.av` an artery/vein
+network runs beside the vessel network on the same resampled photograph
+(`inference.engines.StackedPredictor`: the vessel map is exactly what it is
+without it), its classes are painted in `<name>_av.png`, and CRAE, CRVE and
+AVR (`biomarkers.calibre_biomarkers`) are measured on the vessel network's
+binary map typed by the A/V network's classes, around the disc found. Their
+columns (`DISC_KEYS`, `CALIBRE_KEYS`) are in every measurements.csv, empty
+where the option was off, so runs with and without them resume and merge into
+one table.
+
 A photograph that cannot be read or used is reported in one line and
 skipped; the run goes on and `Summary.failed` counts it.
 """
@@ -45,12 +57,16 @@ from pathlib import Path
 import numpy as np
 
 from data.io import file_stem, image_size, is_image_name
-from inference.outputs import CALIBRE_KIND, OUTPUT_KINDS, output_path
+from inference.outputs import AV_KIND, CALIBRE_KIND, DISC_KIND, OUTPUT_KINDS, output_path
 from utils.errors import UserError
 
 WORKERS = 2  # threads writing photograph k-1's pictures and reading photograph k+1
 MEASUREMENTS_CSV = "measurements.csv"
 STAGES = ("read", "fov", "resample", "network", "resample_back", "write")
+# measurements.csv's columns of the optic disc (--disc) and of the calibre biomarkers (--av).
+DISC_KEYS = ("disc_x", "disc_y", "disc_radius_px", "disc_confidence", "disc_low_confidence")
+CALIBRE_KEYS = ("crae_px", "crve_px", "avr", "crae_um", "crve_um", "n_arteries", "n_veins",
+                "calibre_flags")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -71,7 +87,11 @@ class PredictOptions:
     `<name>_calibre.png`; mm_per_pixel, or fov_degrees with the measured FOV diameter, for
     millimetres; workers: threads writing and reading beside the network (0: every stage one
     after the other on the calling thread); shard: (K, N) to do only shard K of N of the jobs,
-    their rows in measurements.shard-K-of-N.csv instead of measurements.csv (`inference.shards`).
+    their rows in measurements.shard-K-of-N.csv instead of measurements.csv (`inference.shards`);
+    disc: locate the optic disc, `<name>_disc.png` and its columns; av: the artery/vein network's
+    `<name>_av.png` and the calibre biomarkers (the disc too); av_threshold: a vessel of the A/V
+    network's map where its vessel probability > it (`data.av.av_classes`; inside the field of
+    view with use_fov).
     """
 
     threshold: float = 0.5
@@ -88,6 +108,14 @@ class PredictOptions:
     workers: int = WORKERS
     vessel_calibre: tuple[float, float] | None = None  # --scale vessels: the weights' range
     shard: tuple[int, int] | None = None
+    disc: bool = False
+    av: bool = False
+    av_threshold: float = 0.5
+
+    @property
+    def locates_disc(self) -> bool:
+        """Whether the optic disc is located: --disc, or --av (CRAE and CRVE are measured about it)."""
+        return self.disc or self.av
 
 
 @dataclass
@@ -191,6 +219,7 @@ def check_inputs(jobs: list[Job], mask_path: str | os.PathLike | None = None) ->
 def job_outputs(job: Job, out_dir: Path, options: PredictOptions) -> list[Path]:
     """The pictures a job writes under `options`."""
     kinds = list(options.save) + ([CALIBRE_KIND] if options.measure_images else [])
+    kinds += ([DISC_KIND] if options.locates_disc else []) + ([AV_KIND] if options.av else [])
     return [output_path(out_dir, job.name, kind) for kind in kinds]
 
 
@@ -200,14 +229,15 @@ def measurement_columns() -> list[str]:
 
     return ["image", "input", "quality", "quality_reasons", "orientation", "fov_diameter_px",
             "scale_factor", "mm_per_pixel", *QUALITY_KEYS, *MEASUREMENT_KEYS, *MM_KEYS.values(),
-            "warnings"]  # fmt: skip
+            *DISC_KEYS, *CALIBRE_KEYS, "warnings"]  # fmt: skip
 
 
 class MeasurementLog:
     """measurements.csv: one row per photograph, appended (one write, flushed) as each finishes.
 
     On opening, a last line cut by a killed run is dropped, and so are the rows of the
-    photographs about to be redone (`drop`), so no photograph has two rows.
+    photographs about to be redone (`drop`), so no photograph has two rows. A file of an earlier
+    predict.py, whose columns are all among today's, keeps its rows, the new columns empty.
     """
 
     def __init__(self, path: Path):
@@ -221,12 +251,16 @@ class MeasurementLog:
             if text and not text.endswith("\n"):
                 text = text[: text.rfind("\n") + 1]  # a row cut by a killed run
             lines = list(csv.reader(io.StringIO(text)))
-            if lines and lines[0] != self.columns:
+            header = lines[0] if lines else self.columns
+            if not set(header) <= set(self.columns) or "image" not in header:
                 raise UserError(
                     f"{path} has other columns than predict.py writes; move it away or use "
                     "--overwrite"
                 )
-            self.rows = {row[0]: row for row in lines[1:] if len(row) == len(self.columns)}
+            rows = [
+                dict(zip(header, row, strict=True)) for row in lines[1:] if len(row) == len(header)
+            ]
+            self.rows = {row["image"]: [row.get(c, "") for c in self.columns] for row in rows}
 
     def names(self) -> set[str]:
         return set(self.rows)
@@ -286,6 +320,7 @@ class _Photograph:
     orientation: int = 1
     quality: dict | None = None
     prob: np.ndarray | None = None
+    av_prob: np.ndarray | None = None  # with --av: the A/V network's (H, W, 3) vessel, artery, vein
     share: float = 0.0  # vessel pixels / FOV pixels, for the --verbose line
     shape: tuple[int, int] = (0, 0)
 
@@ -298,11 +333,15 @@ def predict_files(
     engine: str = "auto",
     mask_path: str | os.PathLike | None = None,
     predictor=None,
+    av_weights: str | os.PathLike | None = None,
+    av_predictor=None,
 ) -> Summary:
     """Segment each job's photograph into `out_dir`, streamed (module docstring).
 
     predictor: an `inference.engines.Predictor` to use instead of loading `weights` with
-    `engine` (the weights still give the training scale for `--scale auto`). Returns the Summary;
+    `engine` (the weights still give the training scale for `--scale auto`). With `options.av`:
+    the artery/vein network of the `.keras` file `av_weights` (UserError for a vessel network), or
+    `av_predictor` instead, run on the same resampled photographs. Returns the Summary;
     a progress bar goes to stderr on a terminal, a line per failure to stderr, a line per
     photograph to stdout with `options.verbose`.
     """
@@ -338,7 +377,10 @@ def predict_files(
         log.start({job.name for job in todo})
     for job in todo:  # any kind: a killed run may have asked for other pictures
         _remove_leftovers(
-            [output_path(out_dir, job.name, k) for k in (*OUTPUT_KINDS, CALIBRE_KIND)]
+            [
+                output_path(out_dir, job.name, k)
+                for k in (*OUTPUT_KINDS, CALIBRE_KIND, DISC_KIND, AV_KIND)
+            ]
         )
     if todo:
         if predictor is None:
@@ -348,10 +390,16 @@ def predict_files(
             model = load_model(Path(weights))
             if is_av_model(model):  # its (H, W, 3) output is no vessel map to write
                 raise UserError(
-                    f"weights {weights} are an artery/vein network; predict.py writes vessel maps "
-                    "of vessel networks: score it with evaluate.py (docs/arteries-veins.md)"
+                    f"weights {weights} are an artery/vein network; give them to --av, beside "
+                    "vessel --weights, or score them with evaluate.py (docs/arteries-veins.md)"
                 )
             predictor = make_predictor(model, engine)
+        if options.av:
+            from inference.engines import StackedPredictor
+
+            if av_predictor is None:
+                av_predictor = load_av_predictor(av_weights, engine)
+            predictor = StackedPredictor(predictor, av_predictor)
         summary.load_seconds = time.perf_counter() - start
         mask = None
         if mask_path is not None:
@@ -367,6 +415,21 @@ def predict_files(
     summary.seconds = time.perf_counter() - start
     summary.flagged = log.flagged if log is not None else 0
     return summary
+
+
+def load_av_predictor(av_weights: str | os.PathLike, engine: str = "auto"):
+    """The predictor of the artery/vein network in the `.keras` file `av_weights` (--av); a
+    UserError in one sentence where the file holds a vessel network."""
+    from inference.engines import make_predictor
+    from models import is_av_model, load_model
+
+    model = load_model(Path(av_weights))
+    if not is_av_model(model):
+        raise UserError(
+            f"--av {av_weights} is a vessel network (one output channel); --av takes "
+            "artery/vein weights, such as a run of configs/av_rite.yaml or configs/av_hrf.yaml"
+        )
+    return make_predictor(model, engine)
 
 
 def _stream(todo, predictor, mask, train_diameter, out_dir, options, log, bar, summary) -> None:
@@ -440,6 +503,11 @@ def _stream(todo, predictor, mask, train_diameter, out_dir, options, log, bar, s
                             predictor, item.image, factor=item.factors, times=item.times,
                             during_network=overlap, mirror=options.mirror,
                         )  # fmt: skip
+                    if options.av:  # the stacked maps: vessel network's, then the A/V network's
+                        stacked = item.prob
+                        item.prob = np.ascontiguousarray(stacked[..., 0])
+                        item.av_prob = np.ascontiguousarray(stacked[..., 1:])
+                        del stacked
                 except UserError as exc:
                     item = None
                     fail(job, exc)
@@ -485,7 +553,7 @@ class _Writing:
             self.vessels &= item.fov
         item.share = float(self.vessels[item.fov].mean()) if item.fov.any() else 0.0
         self.tasks: list = []
-        self.measuring = None
+        self.measuring = self.locating = None
         self.seconds = 0.0
 
     def submit(self, pool) -> list:
@@ -501,23 +569,26 @@ class _Writing:
             pool.submit(timed, _write_picture, item, self.vessels, kind, self.out_dir)
             for kind in options.save
         ]
+        if options.locates_disc:
+            self.locating = pool.submit(timed, _disc_and_calibre, item, self.vessels, self.out_dir,
+                                        options)  # fmt: skip
         if options.measure or options.measure_images:
             self.measuring = pool.submit(timed, _measure, item, self.vessels, self.out_dir, options)
-            return [*self.tasks, self.measuring]
-        return list(self.tasks)
+        return [t for t in (*self.tasks, self.locating, self.measuring) if t is not None]
 
     def collect(self, log) -> _Photograph:
         item = self.item
         try:
             for task in self.tasks:
                 task.result()
+            columns = self.locating.result() if self.locating is not None else {}
             row = self.measuring.result() if self.measuring is not None else None
             if log is not None and row is not None:
-                log.append(row)
+                log.append({**row, **columns})
         finally:
             item.shape = item.image.shape[:2]
-            item.image = item.fov = item.prob = self.vessels = None
-            self.tasks = self.measuring = None
+            item.image = item.fov = item.prob = item.av_prob = self.vessels = None
+            self.tasks = self.measuring = self.locating = None
         item.times["write"] = self.seconds
         return item
 
@@ -615,10 +686,10 @@ def _measure(item: _Photograph, vessels: np.ndarray, out_dir: Path, options: Pre
     figures and verdict (`data.quality`) and the photograph's warnings."""
     from data.quality import quality_flag, quality_reasons
     from inference.outputs import PNG_OPTIONS, calibre_picture
-    from measurements import measure_vessels, mm_per_pixel_from_fov
+    from measurements import measure_vessels
     from utils.io import write_image
 
-    mm = options.mm_per_pixel or mm_per_pixel_from_fov(item.diameter, options.fov_degrees)
+    mm = _mm_per_pixel(item, options)
     result = measure_vessels(vessels, item.fov, mm)
     if options.measure_images:
         write_image(
@@ -642,6 +713,54 @@ def _measure(item: _Photograph, vessels: np.ndarray, out_dir: Path, options: Pre
         **result.values,
         "warnings": " ".join(text.removeprefix("warning: ") for text in item.warnings),
     }
+
+
+def _mm_per_pixel(item: _Photograph, options: PredictOptions) -> float | None:
+    """The photograph's pixel size on the retina (mm): --mm-per-pixel, or from --fov-degrees and
+    its FOV diameter; None where neither is known."""
+    from measurements import mm_per_pixel_from_fov
+
+    return options.mm_per_pixel or mm_per_pixel_from_fov(item.diameter, options.fov_degrees)
+
+
+def _disc_and_calibre(item: _Photograph, vessels: np.ndarray, out_dir: Path, options):
+    """Writer thread: the optic disc of a photograph (`data.disc.locate_disc` with its vessel
+    probability map) drawn in `<name>_disc.png`; with `options.av`, the A/V network's classes
+    painted in `<name>_av.png` and the calibre biomarkers of the binary vessel map `vessels` typed
+    by those classes about that disc. Returns the measurements.csv columns (`DISC_KEYS`, and
+    `CALIBRE_KEYS` with `options.av`)."""
+    from data.disc import LOW_CONFIDENCE, locate_disc
+    from inference.outputs import PNG_OPTIONS, disc_picture
+    from utils.io import write_image
+
+    disc = locate_disc(item.image, item.fov, item.prob) if item.fov.any() else None
+    centre, radius = (disc.centre_xy, disc.radius_px) if disc is not None else (None, None)
+    write_image(output_path(out_dir, item.job.name, DISC_KIND),
+                disc_picture(item.image, centre, radius), **PNG_OPTIONS)  # fmt: skip
+    columns = {}
+    if disc is not None:
+        columns = {"disc_x": centre[0], "disc_y": centre[1], "disc_radius_px": radius,
+                   "disc_confidence": disc.confidence,
+                   "disc_low_confidence": disc.confidence < LOW_CONFIDENCE}  # fmt: skip
+    if not options.av:
+        return columns
+    from biomarkers import calibre_biomarkers
+    from data.av import BACKGROUND, av_classes, av_overlay
+
+    classes = av_classes(item.av_prob, options.av_threshold)
+    if options.use_fov:  # as the binary vessel map: vessels inside the field of view only
+        classes[~item.fov] = BACKGROUND
+    write_image(output_path(out_dir, item.job.name, AV_KIND), av_overlay(item.image, classes),
+                **PNG_OPTIONS)  # fmt: skip
+    if disc is None:
+        return columns
+    mm = _mm_per_pixel(item, options)
+    calibre = calibre_biomarkers(vessels, classes, centre, 2.0 * radius, fov=item.fov,
+                                 um_per_pixel=1000.0 * mm if mm else None)  # fmt: skip
+    return {**columns, "crae_px": calibre.crae_px, "crve_px": calibre.crve_px, "avr": calibre.avr,
+            "crae_um": calibre.crae_um, "crve_um": calibre.crve_um,
+            "n_arteries": calibre.n_arteries, "n_veins": calibre.n_veins,
+            "calibre_flags": ";".join(calibre.flags)}  # fmt: skip
 
 
 def _describe(item: _Photograph, out_dir: Path) -> str:

@@ -106,11 +106,15 @@ def segment_by_vessels(
     """`--scale vessels`: the image segmented at `factors` (those of --scale auto), then, where
     the main vessels of that map (above `threshold`, inside bool `fov`) are narrower or wider at
     the network's scale than `calibre_range` (px), segmented again at the factor that brings them
-    into it (`data.scale.vessel_factor`). Returns (the map, the factors it was predicted at)."""
+    into it (`data.scale.vessel_factor`). Returns (the map, the factors it was predicted at).
+    A map of several channels is judged by its first, the vessel probability (the A/V network's
+    and `inference.engines.StackedPredictor`'s)."""
     from data.scale import vessel_factor
 
     prob = segment(predictor, image, pad_shape, factors, times, during_network, mirror)
-    factor = vessel_factor(prob > threshold, fov, factors[0], calibre_range)
+    vessel = prob if prob.ndim == 2 else prob[..., 0]
+    factor = vessel_factor(vessel > threshold, fov, factors[0], calibre_range)
+    del vessel
     if factor == factors[0]:
         return prob, factors
     del prob
