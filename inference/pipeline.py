@@ -254,8 +254,8 @@ class MeasurementLog:
             header = lines[0] if lines else self.columns
             if not set(header) <= set(self.columns) or "image" not in header:
                 raise UserError(
-                    f"{path} has other columns than predict.py writes; move it away or use "
-                    "--overwrite"
+                    f"{path} has other columns than predict.py writes; move it away or "
+                    "choose another --out folder"
                 )
             rows = [
                 dict(zip(header, row, strict=True)) for row in lines[1:] if len(row) == len(header)
