@@ -15,6 +15,7 @@ from models import build_model
 from tests.helpers import run_python
 from tests.test_config import NO_KERAS
 from tests.test_predict import _DarkLinePredictor, photo, predict
+from utils.errors import UserError
 
 SIZE = 256  # a multiple of 8: at --scale 1 the network sees the photograph unpadded
 NEW_COLUMNS = ("disc_x", "disc_y", "disc_radius_px", "disc_confidence", "disc_low_confidence",
@@ -262,3 +263,13 @@ def test_missing_av_weights_are_refused_before_keras_is_imported(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "--av weights file" in result.stderr and "no artery/vein weights are shipped" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_measurements_csv_of_another_layout_is_refused_and_kept(tmp_path):
+    from inference.pipeline import MeasurementLog
+
+    path = tmp_path / "measurements.csv"
+    path.write_text("image,something_else\na.png,1\n", encoding="utf-8")
+    with pytest.raises(UserError, match="has other columns than predict.py writes; move it away"):
+        MeasurementLog(path)
+    assert path.read_text(encoding="utf-8") == "image,something_else\na.png,1\n"
