@@ -76,15 +76,8 @@ def build_sa_unetv2(
     name: str = "sa_unetv2",
 ) -> keras.Model:
     """Build SA-UNetv2. Input (B, H, W, C) in [0, 1], H and W multiples of 8; output (B, H, W, 1)."""
-    inputs = model_input(input_shape)
-    features = sa_unetv2_features(
-        inputs,
-        start_neurons=start_neurons,
-        dropblock_rate=dropblock_rate,
-        dropblock_size=dropblock_size,
-        gn_groups=gn_groups,
-    )
-    return keras.Model(inputs, output_head(features), name=name)
+    hparams = (start_neurons, dropblock_rate, dropblock_size, gn_groups)
+    return _with_head(input_shape, 1, name, *hparams)
 
 
 def build_sa_unetv2_av(
@@ -99,6 +92,13 @@ def build_sa_unetv2_av(
     """Build the artery/vein SA-UNetv2. Input (B, H, W, C) in [0, 1], H and W multiples of 8;
     output (B, H, W, 3) float32 in [0, 1]: the probabilities of vessel, artery, vein
     (`AV_CHANNELS`), each an independent sigmoid."""
+    hparams = (start_neurons, dropblock_rate, dropblock_size, gn_groups)
+    return _with_head(input_shape, len(AV_CHANNELS), name, *hparams)
+
+
+def _with_head(input_shape, channels, name, start_neurons, dropblock_rate, dropblock_size,
+               gn_groups) -> keras.Model:  # fmt: skip
+    """The SA-UNetv2 trunk (`sa_unetv2_features`) with a `channels`-channel sigmoid head."""
     inputs = model_input(input_shape)
     features = sa_unetv2_features(
         inputs,
@@ -107,7 +107,7 @@ def build_sa_unetv2_av(
         dropblock_size=dropblock_size,
         gn_groups=gn_groups,
     )
-    return keras.Model(inputs, output_head(features, channels=len(AV_CHANNELS)), name=name)
+    return keras.Model(inputs, output_head(features, channels=channels), name=name)
 
 
 def copy_vessel_weights(av_model: keras.Model, vessel_model: keras.Model) -> list[str]:
