@@ -213,9 +213,11 @@ def ring_vessels(
     disc_centre_xy: tuple[float, float],
     disc_diameter_px: float,
     fov: np.ndarray | None = None,
+    skeleton: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[RingVessel]:
     """The arteries and veins crossing zone B (module docstring) in a bool (H, W) vessel map inside
-    bool (H, W) `fov` (None: the whole image), typed by the uint8 (H, W) class map `classes`."""
+    bool (H, W) `fov` (None: the whole image), typed by the uint8 (H, W) class map `classes`.
+    `skeleton`: `measurements.skeleton_calibre(vessels & fov)` where already computed."""
     vessels = np.asarray(vessels, dtype=bool)
     classes = np.asarray(classes)
     fov = np.ones_like(vessels) if fov is None else np.asarray(fov, dtype=bool)
@@ -223,7 +225,7 @@ def ring_vessels(
         raise ValueError(
             f"vessels {vessels.shape}, classes {classes.shape} and fov {fov.shape} differ in shape"
         )
-    skeleton, calibre = skeleton_calibre(vessels & fov)
+    skeleton, calibre = skeleton if skeleton is not None else skeleton_calibre(vessels & fov)
     counts = neighbour_counts(skeleton)
     paths = [points.astype(np.intp).T for points, _ in skeleton_paths(skeleton, counts)]
     junctions, links = _merge_crossings(*junction_labels(skeleton, counts), paths, calibre)
@@ -297,14 +299,17 @@ def calibre_biomarkers(
     disc_diameter_px: float,
     fov: np.ndarray | None = None,
     um_per_pixel: float | None = None,
+    skeleton: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> CalibreBiomarkers:
     """CRAE, CRVE and AVR (module docstring) of a bool (H, W) vessel map inside bool (H, W) `fov`,
     typed by the uint8 (H, W) A/V class map `classes`, around a disc centred at (x, y) px and
-    `disc_diameter_px` across; micrometre values where `um_per_pixel` is given."""
+    `disc_diameter_px` across; micrometre values where `um_per_pixel` is given. `skeleton`:
+    `measurements.skeleton_calibre(vessels & fov)` where already computed (`predict.py` shares the
+    vessel measurements')."""
     vessels = np.asarray(vessels, dtype=bool)
     flags = []
     if disc_in_picture(vessels.shape, disc_centre_xy, disc_diameter_px, fov):
-        found = ring_vessels(vessels, classes, disc_centre_xy, disc_diameter_px, fov)
+        found = ring_vessels(vessels, classes, disc_centre_xy, disc_diameter_px, fov, skeleton)
     else:
         flags.append("disc_not_in_picture")
         found = []

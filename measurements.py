@@ -250,17 +250,20 @@ def _weighted_median(values: list[float], weights: list[float]) -> float:
 
 
 def measure_vessels(
-    vessels: np.ndarray, fov: np.ndarray | None = None, mm_per_pixel: float | None = None
+    vessels: np.ndarray,
+    fov: np.ndarray | None = None,
+    mm_per_pixel: float | None = None,
+    skeleton: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> VesselMeasurements:
     """The measurements of the module docstring for a bool (H, W) vessel map inside bool (H, W)
     `fov` (None: the whole image); millimetre columns (`MM_KEYS`) when `mm_per_pixel` is given
-    (NaN otherwise)."""
+    (NaN otherwise). `skeleton`: `skeleton_calibre(vessels & fov)` where already computed."""
     vessels = np.asarray(vessels, dtype=bool)
     fov = np.ones_like(vessels) if fov is None else np.asarray(fov, dtype=bool)
     if fov.shape != vessels.shape:
         raise ValueError(f"fov {fov.shape} and vessels {vessels.shape} differ in shape")
     vessels = vessels & fov
-    skeleton, calibre = skeleton_calibre(vessels)
+    skeleton, calibre = skeleton if skeleton is not None else skeleton_calibre(vessels)
     counts = neighbour_counts(skeleton)
     _, junctions = junction_labels(skeleton, counts)
     widths = calibre[skeleton]

@@ -541,6 +541,26 @@ class _Inline:
         return future
 
 
+class _SharedSkeleton:
+    """`measurements.skeleton_calibre` of a photograph's vessel map inside its FOV, computed once
+    by whichever writer task asks first (the vessel measurements or the calibre biomarkers) and
+    handed to the other."""
+
+    def __init__(self, vessels: np.ndarray, fov: np.ndarray):
+        self.vessels, self.fov = vessels, fov
+        self.lock = threading.Lock()
+        self.value = None
+
+    def get(self) -> tuple[np.ndarray, np.ndarray]:
+        from measurements import skeleton_calibre
+
+        with self.lock:
+            if self.value is None:
+                self.value = skeleton_calibre(self.vessels & self.fov)
+                self.vessels = self.fov = None
+            return self.value
+
+
 class _Writing:
     """The pictures (and measurements) of one photograph, each a task for the workers; `collect`
     takes their results and appends the measurement row last (a row means every picture of the
@@ -569,11 +589,14 @@ class _Writing:
             pool.submit(timed, _write_picture, item, self.vessels, kind, self.out_dir)
             for kind in options.save
         ]
+        measures = options.measure or options.measure_images
+        skeleton = _SharedSkeleton(self.vessels, item.fov) if measures and options.av else None
         if options.locates_disc:
             self.locating = pool.submit(timed, _disc_and_calibre, item, self.vessels, self.out_dir,
-                                        options)  # fmt: skip
-        if options.measure or options.measure_images:
-            self.measuring = pool.submit(timed, _measure, item, self.vessels, self.out_dir, options)
+                                        options, skeleton)  # fmt: skip
+        if measures:
+            self.measuring = pool.submit(timed, _measure, item, self.vessels, self.out_dir, options,
+                                         skeleton)  # fmt: skip
         return [t for t in (*self.tasks, self.locating, self.measuring) if t is not None]
 
     def collect(self, log) -> _Photograph:
@@ -680,17 +703,19 @@ def _write_picture(item: _Photograph, vessels: np.ndarray, kind: str, out_dir: P
     write_image(output_path(out_dir, item.job.name, kind), picture, **PNG_OPTIONS)
 
 
-def _measure(item: _Photograph, vessels: np.ndarray, out_dir: Path, options: PredictOptions):
+def _measure(item: _Photograph, vessels: np.ndarray, out_dir: Path, options: PredictOptions,
+             skeleton: _SharedSkeleton | None = None):  # fmt: skip
     """Writer thread: the vessel measurements of a photograph (`measurements.py`) and, with
     `measure_images`, its calibre picture; returns the measurements.csv row, with the quality
-    figures and verdict (`data.quality`) and the photograph's warnings."""
+    figures and verdict (`data.quality`) and the photograph's warnings. `skeleton`: the vessel
+    map's skeleton shared with the calibre biomarkers (None: computed here)."""
     from data.quality import quality_flag, quality_reasons
     from inference.outputs import PNG_OPTIONS, calibre_picture
     from measurements import measure_vessels
     from utils.io import write_image
 
     mm = _mm_per_pixel(item, options)
-    result = measure_vessels(vessels, item.fov, mm)
+    result = measure_vessels(vessels, item.fov, mm, skeleton.get() if skeleton else None)
     if options.measure_images:
         write_image(
             output_path(out_dir, item.job.name, CALIBRE_KIND),
@@ -723,11 +748,13 @@ def _mm_per_pixel(item: _Photograph, options: PredictOptions) -> float | None:
     return options.mm_per_pixel or mm_per_pixel_from_fov(item.diameter, options.fov_degrees)
 
 
-def _disc_and_calibre(item: _Photograph, vessels: np.ndarray, out_dir: Path, options):
+def _disc_and_calibre(item: _Photograph, vessels: np.ndarray, out_dir: Path, options,
+                      skeleton: _SharedSkeleton | None = None):  # fmt: skip
     """Writer thread: the optic disc of a photograph (`data.disc.locate_disc` with its vessel
     probability map) drawn in `<name>_disc.png`; with `options.av`, the A/V network's classes
     painted in `<name>_av.png` and the calibre biomarkers of the binary vessel map `vessels` typed
-    by those classes about that disc. Returns the measurements.csv columns (`DISC_KEYS`, and
+    by those classes about that disc (`skeleton`: the vessel map's skeleton shared with the vessel
+    measurements, None: computed here). Returns the measurements.csv columns (`DISC_KEYS`, and
     `CALIBRE_KEYS` with `options.av`)."""
     from data.disc import LOW_CONFIDENCE, locate_disc
     from inference.outputs import PNG_OPTIONS, disc_picture
@@ -756,7 +783,8 @@ def _disc_and_calibre(item: _Photograph, vessels: np.ndarray, out_dir: Path, opt
         return columns
     mm = _mm_per_pixel(item, options)
     calibre = calibre_biomarkers(vessels, classes, centre, 2.0 * radius, fov=item.fov,
-                                 um_per_pixel=1000.0 * mm if mm else None)  # fmt: skip
+                                 um_per_pixel=1000.0 * mm if mm else None,
+                                 skeleton=skeleton.get() if skeleton else None)  # fmt: skip
     return {**columns, "crae_px": calibre.crae_px, "crve_px": calibre.crve_px, "avr": calibre.avr,
             "crae_um": calibre.crae_um, "crve_um": calibre.crve_um,
             "n_arteries": calibre.n_arteries, "n_veins": calibre.n_veins,

@@ -273,3 +273,35 @@ def test_a_measurements_csv_of_another_layout_is_refused_and_kept(tmp_path):
     with pytest.raises(UserError, match="has other columns than predict.py writes; move it away"):
         MeasurementLog(path)
     assert path.read_text(encoding="utf-8") == "image,something_else\na.png,1\n"
+
+
+def test_the_skeleton_is_computed_once_per_photograph_for_both_measurements(
+    tmp_path, av_photos, monkeypatch
+):
+    """--av with measurements: the vessel measurements and the calibre biomarkers share one
+    skeleton of the vessel map (`measurements.skeleton_calibre` runs once per photograph), and the
+    row is what the two would give each computing its own."""
+    import biomarkers
+    import measurements
+    from inference import pipeline
+
+    calls = []
+    original = measurements.skeleton_calibre
+
+    def counted(vessels):
+        calls.append(vessels.shape)
+        return original(vessels)
+
+    monkeypatch.setattr(measurements, "skeleton_calibre", counted)
+    monkeypatch.setattr(biomarkers, "skeleton_calibre", counted)
+    summary = run(pipeline, av_photos, tmp_path / "shared", av=True, disc=True)
+    assert (summary.done, summary.failed) == (2, 0)
+    assert calls == [(SIZE, SIZE)] * 2
+    _, rows = rows_of(tmp_path / "shared" / "measurements.csv")
+    for name, row in rows.items():
+        binary = np.asarray(Image.open(tmp_path / "shared" / f"{name}_binary.png")) > 0
+        fov = np.asarray(Image.open(tmp_path / "shared" / f"{name}_fov.png")) > 0
+        alone = measurements.measure_vessels(binary, fov, number(row["mm_per_pixel"]))
+        for key in ("skeleton_length_px", "branch_points", "calibre_median_px"):
+            np.testing.assert_allclose(number(row[key]), alone.values[key], rtol=1e-5)
+    assert len(calls) > 2  # measure_vessels alone computed its own
