@@ -48,11 +48,12 @@ def agreement(measured: list[dict], reference: list[dict], keys=KEYS) -> dict[st
         ok = np.isfinite(a) & np.isfinite(b)
         a, b = a[ok], b[ok]
         r = float(np.corrcoef(a, b)[0, 1]) if len(a) > 2 and a.std() and b.std() else float("nan")
+        nan = float("nan")
         table[key] = {
-            "mean": float(a.mean()),
-            "reference_mean": float(b.mean()),
+            "mean": float(a.mean()) if len(a) else nan,
+            "reference_mean": float(b.mean()) if len(a) else nan,
             "r": r,
-            "mad": float(np.abs(a - b).mean()),
+            "mad": float(np.abs(a - b).mean()) if len(a) else nan,
             "n": int(len(a)),
         }
     return table

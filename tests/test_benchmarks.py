@@ -2,6 +2,7 @@
 
 import sys
 
+import numpy as np
 import pytest
 
 from benchmarks.common import machine, markdown_table, timing_summary
@@ -175,6 +176,7 @@ def test_quality_copies_and_flagged_counts():
     assert degraded(image, 180.0, "clean") is image
     assert degraded(image, 180.0, "small").shape == (278, 278, 3)  # FOV 180 -> 250 px
     assert degraded(image, 180.0, "dark").mean() == pytest.approx(image.mean() / 4, rel=0.05)
+
     def detail(picture):
         return np.abs(np.diff(picture.astype(float), axis=1)).mean()
 
@@ -236,3 +238,54 @@ def test_biomarker_agreement_says_when_pvbm_is_missing(monkeypatch):
     monkeypatch.setitem(sys.modules, "PVBM.CentralRetinalAnalysis", None)
     with pytest.raises(UserError, match="pip install --no-deps pvbm"):
         import_pvbm()
+
+
+def test_av_biomarkers_reads_predict_rows_and_compares_them(tmp_path):
+    from benchmarks.av_biomarkers import compare, predicted_rows, summary_markdown
+    from utils.errors import UserError
+
+    path = tmp_path / "measurements.csv"
+    path.write_text(
+        "image,crae_px,crve_px,avr,calibre_flags\n"
+        "a,6,9,0.6667,\n"
+        "b,7,10,0.7,fewer_than_6_veins\n"
+        "c,,11,,fewer_than_6_arteries;fewer_than_6_veins\n"
+        "d,8,8,1,\n"
+    )
+    predicted = predicted_rows(path)
+    assert predicted["b"]["flags"] == ["fewer_than_6_veins"] and np.isnan(predicted["c"]["crae_px"])
+    manual = {
+        "a": {"crae_px": 5.0, "crve_px": 8.0, "avr": 0.625, "flags": []},
+        "b": {"crae_px": 6.0, "crve_px": 9.0, "avr": 2 / 3, "flags": ["fewer_than_6_veins"]},
+        "c": {"crae_px": 7.0, "crve_px": 12.0, "avr": 7 / 12, "flags": []},
+        "e": {"crae_px": 1.0, "crve_px": 1.0, "avr": 1.0, "flags": []},  # not predicted
+    }
+    found = compare(predicted, manual)
+    assert found["photographs"] == 3  # a, b, c: d has no label, e no prediction
+    crae, crve = found["agreement"]["crae_px"], found["agreement"]["crve_px"]
+    assert crae["n"] == 2 and crae["mad"] == pytest.approx(1.0) and crae["r"] != crae["r"]  # 2: NaN
+    assert (
+        crve["n"] == 3
+        and crve["mad"] == pytest.approx(1.0)
+        and crve["r"] == pytest.approx(np.corrcoef([9, 10, 11], [8, 9, 12])[0, 1])
+    )
+    assert found["flags"]["predicted"]["fewer_than_6_veins"] == 2
+    assert found["flags"]["manual"]["fewer_than_6_veins"] == 1
+    assert "| crve_px | 10.000 | 9.667 |" in summary_markdown({"rite": found})
+    with pytest.raises(UserError, match="no photograph has both"):
+        compare(predicted, {"z": manual["a"]})
+    path.write_text("image,area_fraction\na,0.1\n")
+    with pytest.raises(UserError, match="without --av"):
+        predicted_rows(path)
+
+
+def test_av_biomarkers_manual_side_on_rite(real_rite_root):
+    """The manual CRAE/CRVE/AVR of RITE's test labels about DRIVE's reference discs: the figures
+    benchmarks/biomarker_agreement.py reports (mean CRAE 6.16 px, CRVE 8.87 px)."""
+    from benchmarks.av_biomarkers import manual_row, manual_samples, reference_discs
+
+    discs = reference_discs("rite", real_rite_root)
+    rows = [manual_row(s, discs[s.name]) for s in manual_samples("rite", real_rite_root)]
+    assert len(rows) == 20
+    assert np.nanmean([r["crae_px"] for r in rows]) == pytest.approx(6.16, abs=0.01)
+    assert np.nanmean([r["crve_px"] for r in rows]) == pytest.approx(8.87, abs=0.01)
