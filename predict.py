@@ -11,11 +11,15 @@ camera) when it is there, otherwise weights/sa_unetv2_drive.keras, and says whic
 threshold is the one the weights' .yaml records as chosen on their validation images
 (--threshold auto, the default), 0.5 where none is recorded.
 
-Any size and camera: with --scale auto (the default) each photograph is
-resampled so that its field of view is as wide as in the images the weights
-were trained on (DRIVE-sized photographs keep factor 1; --verbose prints it),
-padded to a multiple of 8, predicted, and the probabilities resampled back
-and thresholded at the input's size.
+Any size and camera: each photograph is resampled so that its field of view
+is as wide as in the images the weights were trained on (DRIVE-sized
+photographs keep factor 1; --verbose prints it), padded to a multiple of 8,
+predicted, and the probabilities resampled back and thresholded at the
+input's size. Then, by default (--scale vessels, where the weights' .yaml
+records the calibre of the vessels they drew, as every shipped file does),
+where the main vessels of that map are wider or narrower than the weights
+drew them, it is predicted again at the factor that brings them into range
+(docs/cameras.md); --scale auto stops after the first pass.
 
 Writes, per input, PNGs of the input's size (--save chooses; default all):
 <stem>_prob.png (probability 0..255), <stem>_binary.png (vessels 255 inside
@@ -107,12 +111,12 @@ def parse_args(argv):
     )
     parser.add_argument(
         "--scale",
-        default="auto",
-        help="auto (default): resample each photograph so its field of view is as wide as the "
-        "training images'; vessels: auto, then again where the main vessels are wider or "
-        "narrower than the weights drew them; NNNpx: bring every field of view to NNN px "
-        "(LOW-HIGHpx: into that band), whatever the weights trained at; a number: that factor; "
-        "1: off",
+        default=None,
+        help="vessels (the default where the weights record their vessels' calibre, auto "
+        "otherwise): auto, then again where the main vessels are wider or narrower than the "
+        "weights drew them; auto: resample each photograph so its field of view is as wide as "
+        "the training images'; NNNpx: bring every field of view to NNN px (LOW-HIGHpx: into "
+        "that band), whatever the weights trained at; a number: that factor; 1: off",
     )
     parser.add_argument(
         "--tta",
@@ -229,6 +233,16 @@ def resolve_threshold(value: str | float, weights: Path) -> tuple[float, str]:
     return float(chosen), "chosen on the weights' validation images"
 
 
+def default_scale(weights: Path) -> str:
+    """predict.py's --scale without the flag: "vessels" where the weights' .yaml (or their run's
+    config.yaml) records the calibre range of the vessels they drew (`scale.vessel_calibre`), the
+    rule that did best on cameras left out of training (docs/cameras.md); "auto" otherwise."""
+    from data.scale import weights_config
+
+    recorded = (weights_config(weights).get("scale") or {}).get("vessel_calibre")
+    return "vessels" if recorded else "auto"
+
+
 def _positive(value: float | None, flag: str) -> None:
     if value is not None and not (math.isfinite(value) and value > 0):
         raise UserError(f"{flag} must be a positive number, got {value}")
@@ -253,12 +267,14 @@ def main(argv=None) -> int:
     from data.scale import parse_scale
     from inference.outputs import parse_save
 
-    scale = parse_scale(args.scale)
+    scale = parse_scale(args.scale) if args.scale is not None else None
     save = parse_save(args.save)
     from utils.io import check_weights_file
 
     weights = check_weights_file(args.weights) if args.weights else default_weights()
     threshold, source = resolve_threshold(threshold, weights)
+    if scale is None:
+        scale = default_scale(weights)
     av_weights = check_av_weights(args.av) if args.av else None
     av_threshold, av_source = resolve_threshold("auto", av_weights) if av_weights else (0.5, "")
     from inference.pipeline import (
@@ -301,7 +317,12 @@ def main(argv=None) -> int:
     map_large_arrays()  # freed full-size arrays go back to the system at once
     which = "" if args.weights else " (the default; --weights to choose others)"
     tta = ", each photograph also predicted mirrored (--tta)" if args.tta else ""
-    print(f"weights {_shown(weights)}{which}, threshold {threshold:.2f} ({source}){tta}")
+    from data.scale import scale_text
+
+    print(
+        f"weights {_shown(weights)}{which}, threshold {threshold:.2f} ({source}), "
+        f"--scale {scale_text(scale)}{tta}"
+    )
     if av_weights is not None:
         print(f"artery/vein weights {_shown(av_weights)}, threshold {av_threshold:.2f} ({av_source})")
     if shard is not None:

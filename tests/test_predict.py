@@ -338,7 +338,8 @@ def test_default_weights_and_the_auto_threshold(tmp_path, tiny_weights, capsys):
     shipped = default_weights()
     assert stdout.splitlines()[0] == (
         f"weights weights/{shipped.name} (the default; --weights to choose others), threshold "
-        f"{resolve_threshold('auto', shipped)[0]:.2f} ({resolve_threshold('auto', shipped)[1]})"
+        f"{resolve_threshold('auto', shipped)[0]:.2f} ({resolve_threshold('auto', shipped)[1]}), "
+        "--scale vessels"
     )
     assert all(complete(tmp_path / "out" / f"p_{kind}.png") for kind in KINDS)
 
@@ -475,3 +476,29 @@ def test_artery_vein_weights_are_refused_in_one_sentence(tmp_path, capsys):
     assert code == 2 and "are an artery/vein network; give them to --av" in stderr
     assert len(stderr.strip().splitlines()) == 1, stderr
     assert not list((tmp_path / "out").glob("a_*.png"))
+
+
+def test_default_scale_is_vessels_where_the_weights_record_their_calibre(tmp_path, capsys):
+    """Without --scale: `vessels` for weights whose .yaml records `scale.vessel_calibre` (every
+    shipped file), `auto` for weights that record none; a given --scale is kept."""
+    import shutil
+
+    from predict import default_scale
+    from utils.config import load_config, save_config
+
+    for path in sorted((ROOT / "weights").glob("*.keras")):
+        assert default_scale(path) == "vessels", path.name
+    folder = tmp_path / "w"
+    folder.mkdir()
+    copy = folder / "fundus.keras"
+    shutil.copyfile(ROOT / "weights" / "sa_unetv2_fundus.keras", copy)
+    cfg = load_config(ROOT / "weights" / "sa_unetv2_fundus.yaml")
+    del cfg["scale"]["vessel_calibre"]
+    save_config(cfg, folder / "fundus.yaml")
+    assert default_scale(copy) == "auto"
+    image = photo(tmp_path / "in" / "p.png", size=64)
+    for args, shown in (([], "auto"), (["--scale", "1"], "1.0")):
+        code, stdout, _ = predict(["--weights", copy, "--engine", "keras", "--save", "prob",
+                                   "--out", tmp_path / shown, *args, image], capsys)  # fmt: skip
+        assert code == 0, stdout
+        assert stdout.splitlines()[0].endswith(f"--scale {shown}")
