@@ -20,9 +20,11 @@ For each dataset left out (`--left-out`, default chase_db1 hrf stare drive), in
    photographs, recorded in its yaml as predict.py reads it. Nothing of the camera left out
    chooses anything.
 3. `pred/<variant>/`: predict.py on the test photographs of the dataset left out, as released
-   (HRF at full size; STARE's 20), once per prediction variant: `defaults` (predict.py's
-   defaults: `--scale auto`, the chosen threshold), `at0.5` (`--threshold 0.5`), and any
-   `--variant NAME="predict.py flags"` (e.g. `--variant "s538=--scale 0.585"`).
+   (HRF at full size; STARE's 20), once per prediction variant: `auto` (`--scale auto`, the
+   FOV-diameter rule alone, with the chosen threshold), `at0.5` (`--scale auto --threshold
+   0.5`), and any `--variant NAME="predict.py flags"` (e.g. `--variant "vessels=--scale
+   vessels"`, predict.py's default scale for weights that record their vessels' calibre, as
+   these do).
 4. `eval/<variant>/`: evaluate.py --predictions with the dataset's own config: F1 inside
    the FOV, as every figure of docs/cameras.md.
 
@@ -60,7 +62,7 @@ EVAL_CONFIGS = {
     "hrf": ["--config", "configs/hrf.yaml"],
 }
 DEFAULT_INIT_FOR = {"drive": "weights/sa_unetv2_stare_fold5.keras"}
-BASE_VARIANTS = {"defaults": [], "at0.5": ["--threshold", "0.5"]}
+BASE_VARIANTS = {"auto": ["--scale", "auto"], "at0.5": ["--scale", "auto", "--threshold", "0.5"]}
 
 
 def parse_args(argv=None):
@@ -113,7 +115,7 @@ def parse_args(argv=None):
 
 
 def prediction_variants(items: list[str]) -> dict[str, list[str]]:
-    """{variant name: predict.py flags}: `defaults`, `at0.5` and each NAME=FLAGS given."""
+    """{variant name: predict.py flags}: `auto`, `at0.5` and each NAME=FLAGS given."""
     variants = dict(BASE_VARIANTS)
     for item in items:
         name, sep, flags = item.partition("=")

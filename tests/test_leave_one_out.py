@@ -11,12 +11,12 @@ from utils.errors import UserError
 def test_prediction_variants():
     variants = loo.prediction_variants(["s538=--scale 0.585", "tta=--tta"])
     assert variants == {
-        "defaults": [],
-        "at0.5": ["--threshold", "0.5"],
+        "auto": ["--scale", "auto"],
+        "at0.5": ["--scale", "auto", "--threshold", "0.5"],
         "s538": ["--scale", "0.585"],
         "tta": ["--tta"],
     }
-    for bad in ("noequals", "a b=--tta", "defaults=--tta"):
+    for bad in ("noequals", "a b=--tta", "auto=--tta"):
         with pytest.raises(UserError, match="--variant"):
             loo.prediction_variants([bad])
 
@@ -60,9 +60,9 @@ def _metrics(folder, f1, n):
 
 def test_summary_mean_over_the_datasets_left_out(tmp_path):
     variants = loo.prediction_variants([])
-    _metrics(tmp_path / "chase_db1" / "eval" / "defaults", 0.75, 8)
+    _metrics(tmp_path / "chase_db1" / "eval" / "auto", 0.75, 8)
     _metrics(tmp_path / "chase_db1" / "eval" / "at0.5", 0.74, 8)
-    _metrics(tmp_path / "hrf" / "eval" / "defaults", 0.79, 27)
+    _metrics(tmp_path / "hrf" / "eval" / "auto", 0.79, 27)
     weights = tmp_path / "hrf" / "weights"
     weights.mkdir(parents=True)
     (weights / "r_no_hrf.eval.json").write_text(
@@ -70,7 +70,7 @@ def test_summary_mean_over_the_datasets_left_out(tmp_path):
         encoding="utf-8",
     )
     summary = loo.summarise(tmp_path, ["chase_db1", "hrf"], variants)
-    assert summary["mean"]["defaults"] == pytest.approx(0.77)
+    assert summary["mean"]["auto"] == pytest.approx(0.77)
     assert summary["mean"]["at0.5"] is None  # HRF's at 0.5 is not there yet
     assert summary["rows"]["hrf"]["threshold"] == 0.7 and summary["rows"]["hrf"]["epoch"] == 5
     text = loo.summary_markdown("r", summary, variants, 6)
@@ -136,7 +136,7 @@ def test_shipped_weights_skip_training_and_scored_variants_skip_prediction(tmp_p
     (folder / "weights" / "r_no_hrf.eval.json").write_text(
         json.dumps({"threshold_choice": {"threshold": 0.6}, "checkpoint": {"epoch": 3}})
     )
-    _metrics(folder / "eval" / "defaults", 0.79, 27)
+    _metrics(folder / "eval" / "auto", 0.79, 27)
     argv = ["--config", "configs/fundus.yaml", "--name", "r", "--data-root", str(tmp_path),
             "--out", str(tmp_path / "out"), "--left-out", "hrf", "--dry-run"]  # fmt: skip
     assert loo.main(argv) == 0
@@ -154,11 +154,11 @@ def test_record_keeps_the_small_results_and_restores_them(tmp_path):
     (out / "hrf" / "weights").mkdir()
     for name in ("r_no_hrf.keras", "r_no_hrf.yaml", "r_no_hrf.eval.json", "r_no_hrf.curves.png"):
         (out / "hrf" / "weights" / name).write_bytes(name.encode())
-    _metrics(out / "hrf" / "eval" / "defaults", 0.79, 27)
+    _metrics(out / "hrf" / "eval" / "auto", 0.79, 27)
     (out / "summary.md").write_text("old", encoding="utf-8")
     copied = loo.copy_missing(out, record)
     assert sorted(p.relative_to(record).as_posix() for p in copied) == [
-        "hrf/eval/defaults/metrics.json", "hrf/weights/r_no_hrf.eval.json",
+        "hrf/eval/auto/metrics.json", "hrf/weights/r_no_hrf.eval.json",
         "hrf/weights/r_no_hrf.keras", "hrf/weights/r_no_hrf.yaml", "summary.md",
     ]  # fmt: skip
     assert loo.copy_missing(out, record) == []  # nothing new
@@ -179,8 +179,8 @@ def test_a_name_keeps_its_recipe(tmp_path):
 
 def test_the_summary_covers_every_dataset_scored_so_far(tmp_path, capsys):
     out = tmp_path / "out" / "r"
-    _metrics(out / "chase_db1" / "eval" / "defaults", 0.72, 8)
-    _metrics(out / "hrf" / "eval" / "defaults", 0.80, 27)
+    _metrics(out / "chase_db1" / "eval" / "auto", 0.72, 8)
+    _metrics(out / "hrf" / "eval" / "auto", 0.80, 27)
     argv = ["--config", "configs/fundus.yaml", "--name", "r", "--data-root", str(tmp_path),
             "--out", str(tmp_path / "out"), "--left-out", "stare", "--dry-run"]  # fmt: skip
     assert loo.main(argv) == 0
