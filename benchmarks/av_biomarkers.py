@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import machine, markdown_table  # noqa: E402
-from benchmarks.measure_agreement import agreement  # noqa: E402
+from benchmarks.measure_agreement import agreement, agreement_columns  # noqa: E402
 from utils.cli import run_cli  # noqa: E402
 from utils.errors import UserError  # noqa: E402
 
@@ -123,19 +123,8 @@ def summary_markdown(found: dict) -> str:
     for label_set, result in found.items():
         rows = [{"key": key, **result["agreement"][key]} for key in KEYS]
         parts.append(f"{label_set}: {result['photographs']} test photographs\n")
-        parts.append(
-            markdown_table(
-                [
-                    ("biomarker", lambda r: r["key"]),
-                    ("predicted mean", lambda r: f"{r['mean']:.3f}"),
-                    ("manual mean", lambda r: f"{r['reference_mean']:.3f}"),
-                    ("Pearson r", lambda r: f"{r['r']:.3f}"),
-                    ("mean abs. difference", lambda r: f"{r['mad']:.3f}"),
-                    ("photographs", lambda r: str(r["n"])),
-                ],
-                rows,
-            )
-        )
+        columns = agreement_columns("biomarker", "predicted mean", "manual mean")
+        parts.append(markdown_table(columns, rows))
         counts = result["flags"]
         parts.append(
             "flagged (predicted / manual): "

@@ -40,7 +40,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import markdown_table  # noqa: E402
-from benchmarks.measure_agreement import agreement  # noqa: E402
+from benchmarks.measure_agreement import agreement, agreement_columns  # noqa: E402
 from utils.cli import run_cli  # noqa: E402
 from utils.errors import UserError  # noqa: E402
 
@@ -249,19 +249,7 @@ def main(argv=None) -> int:
         for scale in args.pvbm_scale
         for key in CALIBRE_KEYS
     ]
-    print(
-        markdown_table(
-            [
-                ("biomarker", lambda r: r["key"]),
-                ("PVBM mean", lambda r: f"{r['mean']:.3f}"),
-                ("our mean", lambda r: f"{r['reference_mean']:.3f}"),
-                ("Pearson r", lambda r: f"{r['r']:.3f}"),
-                ("mean abs diff", lambda r: f"{r['mad']:.3f}"),
-                ("photographs", lambda r: str(r["n"])),
-            ],
-            rows,
-        )
-    )  # fmt: skip
+    print(markdown_table(agreement_columns("biomarker", "PVBM mean", "our mean"), rows))
     return 0
 
 

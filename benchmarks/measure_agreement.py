@@ -59,6 +59,19 @@ def agreement(measured: list[dict], reference: list[dict], keys=KEYS) -> dict[st
     return table
 
 
+def agreement_columns(key_title: str, measured_title: str, reference_title: str) -> list:
+    """`markdown_table` columns for rows of `agreement` with a "key": the key, both means,
+    Pearson r, the mean absolute difference and the number of photographs."""
+    return [
+        (key_title, lambda r: r["key"]),
+        (measured_title, lambda r: f"{r['mean']:.3f}"),
+        (reference_title, lambda r: f"{r['reference_mean']:.3f}"),
+        ("Pearson r", lambda r: f"{r['r']:.3f}"),
+        ("mean abs diff", lambda r: f"{r['mad']:.3f}"),
+        ("photographs", lambda r: str(r["n"])),
+    ]
+
+
 def drive_measurements(
     weights: Path, data_root: Path, limit: int | None = None, threshold: float = 0.5
 ) -> dict:
