@@ -25,7 +25,6 @@ import argparse
 import csv
 import json
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 
@@ -36,7 +35,6 @@ from benchmarks.measure_agreement import agreement, agreement_columns  # noqa: E
 from utils.cli import run_cli  # noqa: E402
 from utils.errors import UserError  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 KEYS = ("crae_px", "crve_px", "avr")
 DATASETS = {"rite": "drive", "hrf_av": "hrf"}  # A/V label set -> the dataset of its photographs
 FLAG_KINDS = ("fewer_than_6_arteries", "fewer_than_6_veins", "disc_not_in_picture")
@@ -107,14 +105,14 @@ def compare(predicted: dict[str, dict], manual: dict[str, dict]) -> dict:
 
 
 def run_predict(av_weights: Path, photos: list[Path], out: Path, weights, flags: list[str]) -> None:
-    """predict.py --av --disc --measure on `photos` into `out` (skips what is already there)."""
+    """predict.py --av --disc --measure on `photos` into `out` (skips what is already there),
+    printed and run as the leave-one-out protocol runs its steps (`leave_one_out.run_step`)."""
+    from benchmarks.leave_one_out import run_step
+
     command = [sys.executable, "predict.py", "--av", str(av_weights), "--disc", "--measure",
                "--save", "binary", "--out", str(out), *(["--weights", weights] if weights else []),
                *flags, *map(str, photos)]  # fmt: skip
-    print("+ " + shlex.join(command), flush=True)
-    code = subprocess.call(command, cwd=ROOT)
-    if code != 0:
-        raise UserError(f"predict.py exited with status {code}")
+    run_step(command, dry_run=False)
 
 
 def summary_markdown(found: dict) -> str:
