@@ -39,6 +39,7 @@ def test_all_models_at_592_match_the_paper():
     assert rows["attention_unet"]["flops"] == 425_051_969_680
 
 
+@pytest.mark.slow
 def test_table_output():
     result = run_python(["complexity.py", "--model", "sa_unetv2", "--input-size", "64"])
     assert result.returncode == 0, result.stderr[-3000:]

@@ -76,6 +76,7 @@ def test_random_matches_scikit_learn_train_test_split():
     np.testing.assert_array_equal(train, np.sort(sk_train))
 
 
+@pytest.mark.slow
 def test_real_splits_do_not_leak(real_data_root):
     from data import load_dataset
 

@@ -350,6 +350,7 @@ def test_av_loss_config_round_trip_and_bad_channel_weights():
             AvBceMccLoss(channel_weights=bad)
 
 
+@pytest.mark.slow
 def test_av_model_fit_step_on_class_maps():
     from models import build_sa_unetv2_av
 
@@ -416,6 +417,7 @@ def _av_value_and_grad(backend, classes, p, ignore_crossings):
     return out["value"], np.array(out["grad"])
 
 
+@pytest.mark.slow
 def test_av_loss_gradient_and_backends_agree():
     """The gradient is 0 exactly at ignored pixels' artery and vein probabilities and non-zero at
     every scored one; TensorFlow and JAX give the same value and gradient (float32 rounding)."""
