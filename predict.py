@@ -34,8 +34,9 @@ too dark, blurred, small, no field of view; docs/prediction.md),
 --disc locates the optic disc of each photograph (data/disc.py, with the
 vessel probability map) and writes <stem>_disc.png (the photograph with the
 disc's circle and centre in cyan) and, with --measure, its centre, radius and
-confidence. --av WEIGHTS runs an artery/vein network (a .keras file trained
-with configs/av_rite.yaml or configs/av_hrf.yaml) beside the vessel network on
+confidence. --av [WEIGHTS] runs an artery/vein network (weights/sa_unetv2_av.keras,
+or a .keras file trained with configs/av_rite.yaml or configs/av_hrf.yaml; with
+no value, write the inputs first) beside the vessel network on
 the same resampled photograph, writes <stem>_av.png (arteries red, veins blue)
 and, with --measure, CRAE, CRVE and AVR (biomarkers.py) of the vessel
 network's binary map typed by the A/V network's classes; it implies --disc.
@@ -68,6 +69,7 @@ from utils.errors import UserError
 ROOT = Path(__file__).resolve().parent
 # Without --weights: the weights for photographs from any camera once shipped, else DRIVE's.
 DEFAULT_WEIGHTS = ("sa_unetv2_fundus.keras", "sa_unetv2_drive.keras")
+SHIPPED_AV = "sa_unetv2_av.keras"  # --av without a value: the artery/vein network in weights/
 
 
 def parse_args(argv):
@@ -150,9 +152,12 @@ def parse_args(argv):
     )
     parser.add_argument(
         "--av",
+        nargs="?",
+        const=SHIPPED_AV,
         metavar="WEIGHTS",
-        help="an artery/vein .keras file: <stem>_av.png and, with --measure, CRAE, CRVE and AVR "
-        "(implies --disc); its threshold is the one its .yaml records, else 0.5",
+        help="arteries and veins: <stem>_av.png and, with --measure, CRAE, CRVE and AVR (implies "
+        f"--disc); WEIGHTS: an artery/vein .keras file, default weights/{SHIPPED_AV}; its "
+        "threshold is the one its .yaml records, else 0.5",
     )
     parser.add_argument("--engine", default="auto", help="inference engine (auto, keras, ...)")
     parser.add_argument("--backend", choices=("tensorflow", "jax", "torch"), help="Keras backend")
@@ -192,16 +197,25 @@ def default_weights(folder: Path = ROOT / "weights") -> Path:
     )
 
 
-def check_av_weights(value: str) -> Path:
-    """The --av file as a Path if it is an existing `.keras` file; else one sentence (UserError)."""
+def check_av_weights(value: str, folder: Path = ROOT / "weights") -> Path:
+    """The --av file as a Path if it is an existing `.keras` file (`SHIPPED_AV`, --av without a
+    value: the one in `folder`); else one sentence (UserError)."""
     from utils.io import check_weights_file
 
-    path = Path(value)
-    if not path.is_file():
+    path = folder / SHIPPED_AV if value == SHIPPED_AV else Path(value)
+    if value == SHIPPED_AV and not path.is_file():
         raise UserError(
-            f"--av weights file {path} does not exist; no artery/vein weights are shipped yet: "
-            "train them with configs/av_rite.yaml or configs/av_hrf.yaml (docs/arteries-veins.md)"
+            f"--av: {path} is not here; give an artery/vein .keras file (--av FILE) or train one "
+            "with configs/av_rite.yaml or configs/av_hrf.yaml (docs/arteries-veins.md)"
         )
+    if path.is_dir() or (path.is_file() and path.suffix != ".keras"):
+        raise UserError(
+            f"--av {value}: {value} is not a .keras file; --av takes the weights as an optional "
+            f"value, so write the inputs first (predict.py PHOTOS --av) or name the weights "
+            f"(--av weights/{SHIPPED_AV})"
+        )
+    if not path.is_file():
+        raise UserError(f"--av weights file {path} does not exist")
     return check_weights_file(path)
 
 

@@ -283,3 +283,17 @@ def test_av_configs_train_the_av_network_on_class_maps(path, dataset, crossings,
 def test_av_model_and_dataset_must_match(overrides, match):
     with pytest.raises(UserError, match=match):
         resolve_run_config("configs/demo.yaml", overrides)
+
+
+def test_shipped_weights_by_kind(tmp_path):
+    """utils.io.shipped_weights sorts weights/ into vessel and artery/vein networks by their yaml."""
+    from utils.io import shipped_weights
+
+    for stem, model in (("b_vessel", "sa_unetv2"), ("a_av", "sa_unetv2_av"), ("c_sa", "sa_unet")):
+        (tmp_path / f"{stem}.keras").write_bytes(b"")
+        (tmp_path / f"{stem}.yaml").write_text(f"model:\n  name: {model}\n", encoding="utf-8")
+    (tmp_path / "d_bare.keras").write_bytes(b"")  # no yaml: a vessel network
+    names = {kind: [p.stem for p in shipped_weights(tmp_path, kind)] for kind in ("vessel", "av")}
+    assert names == {"vessel": ["b_vessel", "c_sa", "d_bare"], "av": ["a_av"]}
+    with pytest.raises(ValueError, match="'vessel' or 'av'"):
+        shipped_weights(tmp_path, "disc")

@@ -480,13 +480,14 @@ def test_artery_vein_weights_are_refused_in_one_sentence(tmp_path, capsys):
 
 def test_default_scale_is_vessels_where_the_weights_record_their_calibre(tmp_path, capsys):
     """Without --scale: `vessels` for weights whose .yaml records `scale.vessel_calibre` (every
-    shipped file), `auto` for weights that record none; a given --scale is kept."""
+    shipped vessel network), `auto` for weights that record none; a given --scale is kept."""
     import shutil
 
     from predict import default_scale
     from utils.config import load_config, save_config
+    from utils.io import shipped_weights
 
-    for path in sorted((ROOT / "weights").glob("*.keras")):
+    for path in shipped_weights(ROOT / "weights", "vessel"):
         assert default_scale(path) == "vessels", path.name
     folder = tmp_path / "w"
     folder.mkdir()

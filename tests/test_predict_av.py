@@ -261,8 +261,28 @@ def test_missing_av_weights_are_refused_before_keras_is_imported(tmp_path):
                          str(tmp_path / "none.keras"), "--out", str(tmp_path / "out"), str(image)])  # fmt: skip
     assert result.returncode == 2, result.stderr[-2000:]
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert "--av weights file" in result.stderr and "no artery/vein weights are shipped" in result.stderr
+    assert f"--av weights file {tmp_path / 'none.keras'} does not exist" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_av_without_a_value_means_the_shipped_file_and_a_folder_is_explained(tmp_path):
+    from predict import SHIPPED_AV, check_av_weights, parse_args
+
+    assert parse_args(["--av", "--", "p.png"]).av == SHIPPED_AV
+    assert parse_args(["p.png", "--av"]).av == SHIPPED_AV
+    assert parse_args(["--av", "mine.keras", "p.png"]).av == "mine.keras"
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    with pytest.raises(UserError, match=f"--av: {weights / SHIPPED_AV} is not here; give an"):
+        check_av_weights(SHIPPED_AV, weights)
+    (weights / SHIPPED_AV).write_bytes(b"")
+    assert check_av_weights(SHIPPED_AV, weights) == weights / SHIPPED_AV
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    image = photo(tmp_path / "p.png")
+    for value in (photos, image):  # `--av PHOTOS`: argparse took the inputs for the weights
+        with pytest.raises(UserError, match="is not a .keras file; --av takes the weights as an"):
+            check_av_weights(str(value), weights)
 
 
 def test_a_measurements_csv_of_another_layout_is_refused_and_kept(tmp_path):

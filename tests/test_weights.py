@@ -67,20 +67,28 @@ def test_weights_reproduce_their_recorded_results(weights, real_data_root):
     from data.geometry import pad_shape_for
     from inference.engines import make_predictor
     from inference.segment import segment
-    from metrics import image_metrics
-    from models import load_model
+    from metrics import av_segmentation_scores, image_metrics
+    from models import is_av_model, load_model
     from training.config import resolve_run_config
 
     path, config, record = _companions(weights)
     cfg = resolve_run_config(config, data_root=str(real_data_root))
     dataset = load_dataset(cfg["dataset"])
-    predictor = make_predictor(load_model(path))
-    recorded = {row["name"]: row for row in record["per_image"]}
+    model = load_model(path)
+    predictor = make_predictor(model)
+    threshold = cfg["evaluate"]["threshold"]
+    # An artery/vein network: its recorded artery and vein F1 (protocol (a), inside the FOV).
+    av = is_av_model(model)
+    recorded = {row["name"]: row for row in (record["av"] if av else record)["per_image"]}
     for sample in dataset.test[:N_IMAGES]:
         prob = segment(predictor, sample.image, pad_shape_for(dataset.name, sample.image.shape[:2]))
-        got = image_metrics(prob, sample.label, threshold=cfg["evaluate"]["threshold"])
-        expected = recorded[sample.name]["whole_image"]
-        for key in ("f1", "acc", "auc"):
+        if av:
+            got = av_segmentation_scores(prob, sample.label, sample.mask, threshold)
+            expected, keys = recorded[sample.name]["segmentation"], ("f1_artery", "f1_vein")
+        else:
+            got = image_metrics(prob, sample.label, threshold=threshold)
+            expected, keys = recorded[sample.name]["whole_image"], ("f1", "acc", "auc")
+        for key in keys:
             assert np.isclose(got[key], expected[key], atol=1e-3), (sample.name, key)
 
 
@@ -165,3 +173,39 @@ def test_ship_weights_writes_a_loadable_evaluated_set(tmp_path):
 
     missing = run_python(["tools/ship_weights.py", "--run", str(tmp_path), "--stem", "x"])
     assert missing.returncode == 2 and "must be a folder train.py wrote" in missing.stderr
+
+
+@pytest.mark.slow
+def test_ship_weights_of_an_artery_vein_network(tmp_path):
+    """An A/V run ships at evaluate.threshold with evaluate.py's A/V metrics; no --calibrate."""
+    import keras
+
+    from models import build_model
+    from tests.helpers import run_python
+    from training.config import resolve_run_config
+    from utils.config import save_config
+
+    run, out = tmp_path / "run", tmp_path / "weights"
+    run.mkdir()
+    cfg = resolve_run_config(ROOT / "configs" / "av_demo.yaml")
+    cfg["dataset"]["n_test"] = 2
+    save_config(cfg, run / "config.yaml")
+    (run / "history.csv").write_text("epoch,loss,val_f1\n1,0.7,0.2\n2,0.6,0.3\n", encoding="utf-8")
+    keras.utils.set_random_seed(0)
+    build_model("sa_unetv2_av").save(run / "best.keras")
+
+    args = ["tools/ship_weights.py", "--run", str(run), "--stem", "av_probe", "--out", str(out)]
+    refused = run_python([*args, "--calibrate"])
+    assert refused.returncode == 2 and "artery/vein network keeps" in refused.stderr
+    assert not out.exists() or not any(out.iterdir())
+    result = run_python(args)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "classes at evaluate.threshold 0.50" in result.stdout
+    shipped = resolve_run_config(out / "av_probe.yaml")
+    assert shipped["model"]["name"] == "sa_unetv2_av" and shipped["dataset"]["data_root"] is None
+    assert shipped["evaluate"]["chosen_threshold"] is None  # predict.py --av then uses 0.5
+    record = json.loads((out / "av_probe.eval.json").read_text(encoding="utf-8"))
+    assert "threshold_choice" not in record
+    assert record["av"]["n_images"] == 2 and len(record["av"]["per_image"]) == 2
+    assert {"f1_artery", "f1_vein"} <= set(record["av"]["per_image"][0]["segmentation"])
+    assert record["checkpoint"] == {"file": "best.keras", "epoch": 2}

@@ -27,6 +27,10 @@ The yaml's chosen_threshold is then 0.5 and its folded_threshold the one folded 
 `threshold_choice` records the validation F1 at 0.5 of the folded weights, the choice before
 folding and the bias shift (`folded`), and the threshold a new search on the same images prefers
 (`best_after_folding`, a check: about 0.5).
+
+An artery/vein network (`sa_unetv2_av`, docs/arteries-veins.md) ships at evaluate.threshold
+(0.5): no threshold is chosen and --calibrate is refused; eval.json holds evaluate.py's metrics
+with both A/V protocols under "av".
 """
 
 from __future__ import annotations
@@ -76,7 +80,7 @@ def main(argv=None) -> int:
 
     from inference.evaluation import evaluate_checkpoint
     from metrics import DEFAULT_THRESHOLD
-    from models import load_model
+    from models import is_av_model, load_model
     from models.blocks import fold_threshold
     from training.config import resolve_run_config
     from training.plots import plot_history
@@ -90,11 +94,20 @@ def main(argv=None) -> int:
     cfg = resolve_run_config(run / "config.yaml")
     cfg["dataset"]["data_root"] = None
     model = load_model(run / args.checkpoint)  # compile=False: no optimizer state
-    choice = validation_threshold(cfg, model, args.data_root)
-    # Validated on whole photographs: their maps; else (augmented images) the training labels.
-    cfg["scale"]["vessel_calibre"] = choice["vessel_calibre"] or training_vessel_calibre(
-        cfg, args.data_root
-    )
+    av = is_av_model(model)
+    if av and args.calibrate:
+        raise UserError(
+            "--calibrate folds a vessel threshold into a one-channel output; an artery/vein "
+            "network keeps evaluate.threshold (0.5) and needs no --calibrate"
+        )
+    # An artery/vein network runs on the photograph the vessel network resampled (predict.py
+    # --av) at evaluate.threshold: no threshold choice, no calibre of its own.
+    choice = None if av else validation_threshold(cfg, model, args.data_root)
+    if choice is not None:
+        # Validated on whole photographs: their maps; else (augmented images) the training labels.
+        cfg["scale"]["vessel_calibre"] = choice["vessel_calibre"] or training_vessel_calibre(
+            cfg, args.data_root
+        )
     if args.calibrate:
         folded = {**choice, "bias_shift": round(fold_threshold(model, choice["threshold"]), 6)}
         check = validation_threshold(cfg, model, args.data_root)  # the same images, folded model
@@ -113,7 +126,8 @@ def main(argv=None) -> int:
         )
     with atomic_path(out / f"{args.stem}.keras") as tmp:
         model.save(tmp)
-    cfg["evaluate"]["chosen_threshold"] = choice["threshold"]
+    if choice is not None:
+        cfg["evaluate"]["chosen_threshold"] = choice["threshold"]
     save_config(cfg, out / f"{args.stem}.yaml")
     with atomic_path(out / f"{args.stem}.history.csv") as tmp:
         shutil.copyfile(run / "history.csv", tmp)
@@ -129,10 +143,12 @@ def main(argv=None) -> int:
     monitor, mode = cfg["train"]["checkpoint"]["monitor"], cfg["train"]["checkpoint"]["mode"]
     if args.checkpoint == "best.keras" and history and all(monitor in row for row in history):
         epoch = best_epoch(history, monitor, mode)  # the epoch RunCheckpoint saved as best.keras
-    record = {**summary, "threshold_choice": choice}
+    record = {**summary, **({"threshold_choice": choice} if choice is not None else {})}
     record["checkpoint"] = {"file": args.checkpoint, "epoch": epoch}
     write_json(out / f"{args.stem}.eval.json", record)
-    if args.calibrate:
+    if choice is None:
+        print(f"artery/vein network: classes at evaluate.threshold {cfg['evaluate']['threshold']:.2f}")
+    elif args.calibrate:
         print(
             f"recorded threshold 0.50: the {choice['folded']['threshold']:.2f} chosen on "
             f"{choice['val_images']} validation images, folded into the weights"

@@ -1,6 +1,6 @@
 """Every set of weights against every test split: FOV F1, one evaluate.py run per cell.
 
-    python tools/weights_table.py --data-root DIR                     # every weights/*.keras
+    python tools/weights_table.py --data-root DIR                     # every vessel network in weights/
     python tools/weights_table.py --data-root DIR --weights weights/sa_unetv2_drive.keras \\
         weights/sa_unetv2_stare_fold5.keras --splits drive,chase_db1 --out runs/weights_table
 
@@ -183,7 +183,7 @@ def parse_args(argv):
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--weights", nargs="+", help=".keras files (default: every weights/*.keras)"
+        "--weights", nargs="+", help=".keras files (default: every vessel network in weights/)"
     )
     parser.add_argument(
         "--data-root",
@@ -212,12 +212,12 @@ def main(argv=None) -> int:
         raise UserError(
             f"--splits: unknown '{(unknown or [''])[0]}'; choose from {', '.join(SPLITS)}"
         )
-    from utils.io import check_weights_file
+    from utils.io import check_weights_file, shipped_weights
 
     weights = (
         [check_weights_file(w) for w in args.weights]
         if args.weights
-        else sorted((ROOT / "weights").glob("*.keras"))
+        else shipped_weights(ROOT / "weights", "vessel")
     )
     if not weights:
         raise UserError("no weights given and none in weights/; pass --weights FILE.keras")

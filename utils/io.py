@@ -28,6 +28,26 @@ def check_weights_file(path: str | os.PathLike) -> Path:
     return path
 
 
+AV_MODEL_NAMES = ("sa_unetv2_av",)  # networks with vessel, artery and vein outputs
+
+
+def shipped_weights(folder: str | os.PathLike, kind: str = "vessel") -> list[Path]:
+    """The `.keras` files in `folder` (weights/) of one kind, sorted, by the `model.name` of the
+    `.yaml` beside each: "vessel" (one-channel vessel networks; a file without a yaml counts as
+    one) or "av" (artery/vein networks, `AV_MODEL_NAMES`)."""
+    from utils.config import load_config
+
+    if kind not in ("vessel", "av"):
+        raise ValueError(f"kind must be 'vessel' or 'av', got {kind!r}")
+    found = []
+    for path in sorted(Path(folder).glob("*.keras")):
+        config = path.with_suffix(".yaml")
+        name = load_config(config).get("model", {}).get("name") if config.is_file() else None
+        if (name in AV_MODEL_NAMES) == (kind == "av"):
+            found.append(path)
+    return found
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path in the same folder; rename it onto `path` on success.
