@@ -135,7 +135,8 @@ def load_model(path, compile: bool = False) -> keras.Model:
 def init_from_vessel_weights(model: keras.Model, path) -> list[str]:
     """Start the artery/vein network `model` (`build_sa_unetv2_av`) from the vessel SA-UNetv2 of
     the `.keras` file `path` (e.g. weights/sa_unetv2_fundus.keras), in place: every layer by name,
-    the head's vessel kernel into all three channels (`models.sa_unetv2.copy_vessel_weights`).
+    the head's vessel kernel into all three channels, artery and vein moved apart from it
+    (`models.sa_unetv2.copy_vessel_weights`).
     Returns the names of the layers copied; a file of another network is one clear UserError."""
     vessel = load_model(path)
     try:

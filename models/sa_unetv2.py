@@ -110,14 +110,23 @@ def _with_head(input_shape, channels, name, start_neurons, dropblock_rate, dropb
     return keras.Model(inputs, output_head(features, channels=channels), name=name)
 
 
-def copy_vessel_weights(av_model: keras.Model, vessel_model: keras.Model) -> list[str]:
+TYPE_SPREAD = 0.5  # artery/vein head kernels start at vessel +- this x its std, random direction
+
+
+def copy_vessel_weights(
+    av_model: keras.Model, vessel_model: keras.Model, type_spread: float = TYPE_SPREAD, seed: int = 0
+) -> list[str]:
     """Start `av_model` (`build_sa_unetv2_av`) from a trained vessel SA-UNetv2, in place.
 
     Every layer with weights takes the vessel layer of the same name; the head's 1x1 convolution,
     (1, 1, F, 1) there, is copied into each of the three channels, so that in inference mode the
-    vessel channel reproduces the vessel network's output and artery and vein start from it too.
-    Returns the names of the layers copied. Raises ValueError, naming the layer, when the two
-    networks differ (a layer missing from `vessel_model`, or of another shape).
+    vessel channel reproduces the vessel network's output. The artery and vein kernels then move
+    apart, to k + d and k - d, d a random direction (seeded) of `type_spread` times the kernel's
+    standard deviation per weight: with equal kernels the trunk's gradient from the two channels
+    depends only on artery + vein, that is on "vessel", and the type is never learnt (a saddle
+    training does not leave). `type_spread=0` keeps them equal. Returns the names of the layers
+    copied. Raises ValueError, naming the layer, when the two networks differ (a layer missing
+    from `vessel_model`, or of another shape).
     """
     copied = []
     for layer in av_model.layers:
@@ -133,6 +142,13 @@ def copy_vessel_weights(av_model: keras.Model, vessel_model: keras.Model) -> lis
         if layer.name == HEAD_CONV:
             channels = weights[0].shape[-1]
             source = [np.repeat(w, channels, axis=-1) if w.shape[-1] == 1 else w for w in source]
+            if channels == 3 and source[0].ndim == 4 and type_spread:
+                kernel = source[0].copy()
+                rng = np.random.default_rng(seed)
+                apart = rng.standard_normal(kernel[..., 0].shape) * type_spread * kernel[..., 0].std()
+                kernel[..., 1] += apart
+                kernel[..., 2] -= apart
+                source = [kernel, *source[1:]]
         shapes = [w.shape for w in weights], [w.shape for w in source]
         if shapes[0] != shapes[1]:
             raise ValueError(

@@ -340,9 +340,45 @@ def test_av_model_started_from_vessel_weights_reproduces_the_vessel_output(sourc
     # The head: a 1x1 convolution of 3 output channels sums its 16 products in another order than
     # one of 1 channel, so the probability may differ in its last bit (float32 ulp at 1: 1.2e-7).
     np.testing.assert_allclose(av_prob[..., :1], vessel_prob, rtol=0, atol=2.5e-7)
-    np.testing.assert_array_equal(av_prob[..., 1], av_prob[..., 0])  # artery and vein start equal
-    np.testing.assert_array_equal(av_prob[..., 2], av_prob[..., 0])
     assert vessel_prob.std() > 0.01  # a network whose output varies, so equality means something
+    # Artery and vein start apart, at vessel +- d (seeded): their kernels' mean is the vessel's.
+    kernel = av.get_layer("head_conv").get_weights()[0]
+    spread = kernel[..., 1] - kernel[..., 0]
+    np.testing.assert_allclose(kernel[..., 2] - kernel[..., 0], -spread, rtol=0, atol=1e-6)
+    assert 0.3 < spread.std() / kernel[..., 0].std() < 0.7  # TYPE_SPREAD 0.5 of the kernel's std
+    assert np.abs(av_prob[..., 1] - av_prob[..., 2]).max() > 1e-3
+    again = build_sa_unetv2_av()
+    init_from_vessel_weights(again, path)
+    np.testing.assert_array_equal(again.get_layer("head_conv").get_weights()[0], kernel)  # seeded
+
+
+def test_equal_artery_and_vein_kernels_give_the_trunk_no_type_signal():
+    """Why the A/V head starts apart: with equal artery and vein kernels the trunk's gradient is
+    the same whatever the vessel's type (it sees only artery + vein), apart it differs."""
+    import tensorflow as tf
+
+    from losses import av_bce_mcc_loss
+    from models import build_sa_unetv2_av
+    from models.sa_unetv2 import copy_vessel_weights
+
+    keras.utils.set_random_seed(3)
+    vessel = build_model("sa_unetv2", start_neurons=8)
+    x = np.random.default_rng(1).uniform(size=(1, 32, 32, 3)).astype("float32")
+    grads = {}
+    for spread in (0.0, 0.5):
+        av = build_sa_unetv2_av(start_neurons=8)
+        copy_vessel_weights(av, vessel, type_spread=spread)
+        trunk = [w for w in av.trainable_weights if "head_conv" not in w.path]
+        for label in (1, 2):  # the left half artery, then the left half vein; the rest background
+            y = np.zeros((1, 32, 32, 1), dtype="uint8")
+            y[:, :, :16] = label
+            with tf.GradientTape() as tape:
+                loss = av_bce_mcc_loss(y, av(x, training=False))
+            grads[spread, label] = np.concatenate(
+                [keras.ops.convert_to_numpy(g).ravel() for g in tape.gradient(loss, trunk)]
+            )
+    np.testing.assert_allclose(grads[0.0, 1], grads[0.0, 2], rtol=1e-4, atol=1e-7)
+    assert np.abs(grads[0.5, 1] - grads[0.5, 2]).max() > 100 * np.abs(grads[0.0, 1] - grads[0.0, 2]).max()
 
 
 def test_av_model_refuses_weights_of_another_network(tmp_path):

@@ -145,7 +145,8 @@ def build_and_compile(cfg: dict[str, Any]) -> keras.Model:
 def load_initial_weights(model: keras.Model, path: Path) -> None:
     """`train.init_weights` into a new model, in place: the same network's weights by
     `load_weights`; an artery/vein network from a vessel (or A/V) SA-UNetv2 file layer by layer,
-    the head's vessel kernel into each channel (`models.init_from_vessel_weights`)."""
+    the head's vessel kernel into each channel, artery and vein moved apart from it
+    (`models.init_from_vessel_weights`)."""
     if is_av_model(model):
         init_from_vessel_weights(model, path)
         return
