@@ -92,24 +92,35 @@ def test_weights_reproduce_their_recorded_results(weights, real_data_root):
             assert np.isclose(got[key], expected[key], atol=1e-3), (sample.name, key)
 
 
+def _random_weights_run(run: Path, config: str, model: str, history: str) -> dict:
+    """A run folder as train.py leaves it, of a seeded random-weights `model` on the synthetic
+    set of configs/`config` (2 test images); returns its config."""
+    import keras
+
+    from models import build_model
+    from training.config import resolve_run_config
+    from utils.config import save_config
+
+    run.mkdir()
+    cfg = resolve_run_config(ROOT / "configs" / config)
+    cfg["dataset"]["n_test"] = 2
+    save_config(cfg, run / "config.yaml")
+    (run / "history.csv").write_text(history, encoding="utf-8")
+    keras.utils.set_random_seed(0)
+    build_model(model).save(run / "best.keras")
+    return cfg
+
+
 @pytest.mark.slow
 def test_ship_weights_writes_a_loadable_evaluated_set(tmp_path):
     """tools/ship_weights.py on a run folder (a random-weights demo model, synthetic data)."""
-    import keras
-
-    from models import build_model, load_model
+    from models import load_model
     from tests.helpers import run_python
     from training.config import resolve_run_config
     from utils.config import save_config
 
     run, out = tmp_path / "run", tmp_path / "weights"
-    run.mkdir()
-    cfg = resolve_run_config(ROOT / "configs" / "demo.yaml")
-    cfg["dataset"]["n_test"] = 2
-    save_config(cfg, run / "config.yaml")
-    (run / "history.csv").write_text("epoch,loss\n1,0.7\n", encoding="utf-8")
-    keras.utils.set_random_seed(0)
-    build_model("sa_unetv2").save(run / "best.keras")
+    cfg = _random_weights_run(run, "demo.yaml", "sa_unetv2", "epoch,loss\n1,0.7\n")
 
     args = ["tools/ship_weights.py", "--run", str(run), "--stem", "demo_probe", "--out", str(out)]
     result = run_python(args)
@@ -178,21 +189,12 @@ def test_ship_weights_writes_a_loadable_evaluated_set(tmp_path):
 @pytest.mark.slow
 def test_ship_weights_of_an_artery_vein_network(tmp_path):
     """An A/V run ships at evaluate.threshold with evaluate.py's A/V metrics; no --calibrate."""
-    import keras
-
-    from models import build_model
     from tests.helpers import run_python
     from training.config import resolve_run_config
-    from utils.config import save_config
 
     run, out = tmp_path / "run", tmp_path / "weights"
-    run.mkdir()
-    cfg = resolve_run_config(ROOT / "configs" / "av_demo.yaml")
-    cfg["dataset"]["n_test"] = 2
-    save_config(cfg, run / "config.yaml")
-    (run / "history.csv").write_text("epoch,loss,val_f1\n1,0.7,0.2\n2,0.6,0.3\n", encoding="utf-8")
-    keras.utils.set_random_seed(0)
-    build_model("sa_unetv2_av").save(run / "best.keras")
+    history = "epoch,loss,val_f1\n1,0.7,0.2\n2,0.6,0.3\n"
+    _random_weights_run(run, "av_demo.yaml", "sa_unetv2_av", history)
 
     args = ["tools/ship_weights.py", "--run", str(run), "--stem", "av_probe", "--out", str(out)]
     refused = run_python([*args, "--calibrate"])
