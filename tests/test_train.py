@@ -544,8 +544,9 @@ def test_av_demo_trains_and_evaluates_end_to_end(tmp_path):
 
 
 def test_av_network_starts_from_vessel_weights_with_its_own_loss(tmp_path):
-    """train.init_weights of a vessel SA-UNetv2 starts the A/V network's three channels at the
-    vessel probability; the A/V run compiles AvBceMccLoss with train.av_ignore_crossings and no
+    """train.init_weights of a vessel SA-UNetv2 starts the A/V network's vessel channel at the
+    vessel probability and its artery and vein channels either side of it (logits k.f + d.f and
+    k.f - d.f, so their mean is the vessel logit and they differ); the A/V run compiles AvBceMccLoss with train.av_ignore_crossings and no
     accuracy metric."""
     from losses import AvBceMccLoss
     from models import build_model
@@ -566,5 +567,11 @@ def test_av_network_starts_from_vessel_weights_with_its_own_loss(tmp_path):
     x = np.random.default_rng(6).uniform(size=(1, 32, 40, 3)).astype("float32")
     expected = keras.ops.convert_to_numpy(vessel(x, training=False))[..., 0]
     got = keras.ops.convert_to_numpy(model(x, training=False))
-    for channel in range(3):
-        np.testing.assert_allclose(got[..., channel], expected, atol=1e-6)
+    np.testing.assert_allclose(got[..., 0], expected, atol=1e-6)
+
+    def logit(p):
+        return np.log(p) - np.log1p(-p)
+
+    artery, vein = logit(got[..., 1].astype("float64")), logit(got[..., 2].astype("float64"))
+    np.testing.assert_allclose((artery + vein) / 2, logit(expected.astype("float64")), atol=1e-3)
+    assert np.abs(artery - vein).mean() > 1e-3
