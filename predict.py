@@ -36,8 +36,10 @@ vessel probability map) and writes <stem>_disc.png (the photograph with the
 disc's circle and centre in cyan) and, with --measure, its centre, radius and
 confidence. --av [WEIGHTS] runs an artery/vein network (weights/sa_unetv2_av.keras,
 or a .keras file trained with configs/av_rite.yaml or configs/av_hrf.yaml; with
-no value, write the inputs first) beside the vessel network on
-the same resampled photograph, writes <stem>_av.png (arteries red, veins blue)
+no value, write the inputs first) after the vessel network, on the
+photograph resampled to the FOV diameter the A/V weights trained at (as
+--scale auto resamples; a factor or NNNpx given as --scale applies to both
+networks), writes <stem>_av.png (arteries red, veins blue)
 and, with --measure, CRAE, CRVE and AVR (biomarkers.py) of the vessel
 network's binary map typed by the A/V network's classes; it implies --disc.
 The vessel maps and the other measurements are the same with and without them
@@ -197,6 +199,19 @@ def default_weights(folder: Path = ROOT / "weights") -> Path:
     )
 
 
+def av_scale_text(av_weights: Path, scale) -> str:
+    """How the A/V network sees each photograph, for predict.py's first lines: the FOV diameter
+    its weights trained at (`data.scale.weights_fov_band`), or the --scale factor or diameter."""
+    from data.scale import by_diameter, scale_text, weights_fov_band
+
+    if not by_diameter(scale) or not isinstance(scale, str):
+        return f"each photograph at --scale {scale_text(scale)}"
+    band = weights_fov_band(av_weights, "auto", warn=lambda _: None)
+    if band is None:
+        return "each photograph at factor 1 (they record no training scale)"
+    return f"each photograph's FOV brought to {scale_text(band)}, as they trained"
+
+
 def check_av_weights(value: str, folder: Path = ROOT / "weights") -> Path:
     """The --av file as a Path if it is an existing `.keras` file (`SHIPPED_AV`, --av without a
     value: the one in `folder`); else one sentence (UserError)."""
@@ -338,7 +353,10 @@ def main(argv=None) -> int:
         f"--scale {scale_text(scale)}{tta}"
     )
     if av_weights is not None:
-        print(f"artery/vein weights {_shown(av_weights)}, threshold {av_threshold:.2f} ({av_source})")
+        print(
+            f"artery/vein weights {_shown(av_weights)}, threshold {av_threshold:.2f} ({av_source}), "
+            f"{av_scale_text(av_weights, scale)}"
+        )
     if shard is not None:
         print(f"shard {shard[0]}/{shard[1]}: {len(jobs)} of {cohort} photographs")
     summary = predict_files(

@@ -22,7 +22,6 @@ the next one (with a warning) if it is missing, fails or differs by more than
 from __future__ import annotations
 
 import importlib.util
-import math
 import os
 import sys
 from pathlib import Path
@@ -137,23 +136,6 @@ class Predictor:
 
     def __repr__(self) -> str:
         return f"<Predictor {self.name}>"
-
-
-class StackedPredictor:
-    """Several predictors on the same batch, their output channels side by side: float32
-    (B, H, W, C1 + C2 + ...). predict.py runs the vessel network and the A/V network this way, so
-    both see the same resampled, padded photograph and the vessel channel (the first) is exactly
-    what the vessel network gives alone."""
-
-    def __init__(self, *predictors):
-        self.predictors = predictors
-        self.name = " + ".join(p.name for p in predictors)
-        self.multiple = math.lcm(*(getattr(p, "multiple", 8) for p in predictors))
-
-    def predict(self, images) -> np.ndarray:
-        return np.concatenate(
-            [np.asarray(p.predict(images), dtype=np.float32) for p in self.predictors], axis=-1
-        )
 
 
 class KerasPredictor(Predictor):

@@ -26,9 +26,10 @@ figures and verdict (`data.quality`) beside its measurements (with
 With `PredictOptions.disc` the optic disc of each photograph is located
 (`data.disc.locate_disc`, with the vessel probability map at the photograph's
 size) and drawn in `<name>_disc.png`; with `PredictOptions.av` an artery/vein
-network runs beside the vessel network on the same resampled photograph
-(`inference.engines.StackedPredictor`: the vessel map is exactly what it is
-without it), its classes are painted in `<name>_av.png`, and CRAE, CRVE and
+network runs after the vessel network, on the photograph resampled to the scale
+the A/V weights trained at (`PredictOptions.av_band`, as `--scale auto` resamples
+for them; the vessel map is exactly what it is without it), its classes are
+painted in `<name>_av.png`, and CRAE, CRVE and
 AVR (`biomarkers.calibre_biomarkers`) are measured on the vessel network's
 binary map typed by the A/V network's classes, around the disc found. Their
 columns (`DISC_KEYS`, `CALIBRE_KEYS`) are in every measurements.csv, empty
@@ -53,12 +54,16 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from data.io import file_stem, image_size, is_image_name
 from inference.outputs import AV_KIND, CALIBRE_KIND, DISC_KIND, OUTPUT_KINDS, output_path
 from utils.errors import UserError
+
+if TYPE_CHECKING:
+    from data.scale import FovBand
 
 WORKERS = 2  # threads writing photograph k-1's pictures and reading photograph k+1
 MEASUREMENTS_CSV = "measurements.csv"
@@ -91,7 +96,9 @@ class PredictOptions:
     disc: locate the optic disc, `<name>_disc.png` and its columns; av: the artery/vein network's
     `<name>_av.png` and the calibre biomarkers (the disc too); av_threshold: a vessel of the A/V
     network's map where its vessel probability > it (`data.av.av_classes`; inside the field of
-    view with use_fov).
+    view with use_fov); av_band: the FOV diameters the A/V weights trained at, to which each
+    photograph is resampled for the A/V network (as `scale` "auto" or "vessels" resample for the
+    vessel weights; a factor or an NNNpx `scale` applies to both networks alike).
     """
 
     threshold: float = 0.5
@@ -111,6 +118,7 @@ class PredictOptions:
     disc: bool = False
     av: bool = False
     av_threshold: float = 0.5
+    av_band: FovBand | None = None  # the FOV diameters the A/V weights trained at (None: factor 1)
 
     @property
     def locates_disc(self) -> bool:
@@ -321,6 +329,7 @@ class _Photograph:
     quality: dict | None = None
     prob: np.ndarray | None = None
     av_prob: np.ndarray | None = None  # with --av: the A/V network's (H, W, 3) vessel, artery, vein
+    av_factors: tuple[float, ...] = (1.0,)  # with --av: the factors the A/V network sees it at
     share: float = 0.0  # vessel pixels / FOV pixels, for the --verbose line
     shape: tuple[int, int] = (0, 0)
 
@@ -341,7 +350,8 @@ def predict_files(
     predictor: an `inference.engines.Predictor` to use instead of loading `weights` with
     `engine` (the weights still give the training scale for `--scale auto`). With `options.av`:
     the artery/vein network of the `.keras` file `av_weights` (UserError for a vessel network), or
-    `av_predictor` instead, run on the same resampled photographs. Returns the Summary;
+    `av_predictor` instead, run on each photograph resampled to `options.av_band` (None: the
+    FOV diameters `av_weights` trained at, `data.scale.weights_fov_band`). Returns the Summary;
     a progress bar goes to stderr on a terminal, a line per failure to stderr, a line per
     photograph to stdout with `options.verbose`.
     """
@@ -394,12 +404,8 @@ def predict_files(
                     "vessel --weights, or score them with evaluate.py (docs/arteries-veins.md)"
                 )
             predictor = make_predictor(model, engine)
-        if options.av:
-            from inference.engines import StackedPredictor
-
-            if av_predictor is None:
-                av_predictor = load_av_predictor(av_weights, engine)
-            predictor = StackedPredictor(predictor, av_predictor)
+        if options.av and av_predictor is None:
+            av_predictor = load_av_predictor(av_weights, engine)
         summary.load_seconds = time.perf_counter() - start
         mask = None
         if mask_path is not None:
@@ -407,9 +413,14 @@ def predict_files(
 
             mask = read_mask(mask_path)
         train_diameter = weights_fov_band(weights, options.scale)
+        if options.av and options.av_band is None and av_weights is not None:
+            options = replace(options, av_band=weights_fov_band(av_weights, options.scale))
         bar = tqdm(total=len(todo), unit="photo", desc="predict", disable=None, file=sys.stderr)
         try:
-            _stream(todo, predictor, mask, train_diameter, out_dir, options, log, bar, summary)
+            _stream(
+                todo, (predictor, av_predictor), mask, train_diameter, out_dir, options, log, bar,
+                summary,
+            )  # fmt: skip
         finally:
             bar.close()
     summary.seconds = time.perf_counter() - start
@@ -432,9 +443,12 @@ def load_av_predictor(av_weights: str | os.PathLike, engine: str = "auto"):
     return make_predictor(model, engine)
 
 
-def _stream(todo, predictor, mask, train_diameter, out_dir, options, log, bar, summary) -> None:
-    """The lock-step loop of `predict_files` (module docstring)."""
+def _stream(todo, predictors, mask, train_diameter, out_dir, options, log, bar, summary) -> None:
+    """The lock-step loop of `predict_files` (module docstring); `predictors`: the vessel
+    network's and the A/V network's (None without --av)."""
     from inference.segment import segment, segment_by_vessels
+
+    predictor, av_predictor = predictors
 
     def fail(job: Job, exc: BaseException) -> None:
         message = str(exc).strip() or exc.__class__.__name__
@@ -503,11 +517,11 @@ def _stream(todo, predictor, mask, train_diameter, out_dir, options, log, bar, s
                             predictor, item.image, factor=item.factors, times=item.times,
                             during_network=overlap, mirror=options.mirror,
                         )  # fmt: skip
-                    if options.av:  # the stacked maps: vessel network's, then the A/V network's
-                        stacked = item.prob
-                        item.prob = np.ascontiguousarray(stacked[..., 0])
-                        item.av_prob = np.ascontiguousarray(stacked[..., 1:])
-                        del stacked
+                    if options.av:  # at the A/V weights' own scale (`_read`)
+                        item.av_prob = segment(
+                            av_predictor, item.image, factor=item.av_factors, times=item.times,
+                            mirror=options.mirror,
+                        )  # fmt: skip
                 except UserError as exc:
                     item = None
                     fail(job, exc)
@@ -641,7 +655,23 @@ def _read(job: Job, mask, train_diameter, options: PredictOptions) -> _Photograp
     quality = photograph_quality(image, fov, diameter) if options.measure else None
     times["fov"] = time.perf_counter() - start
     factors = prediction_factors(options.scale, factor, train_diameter)
-    return _Photograph(job, image, fov, diameter, factors, times, warnings, orientation, quality)
+    av_factors = (1.0,)
+    if options.av:  # the A/V network: its own training scale by the same rule (no second pass)
+        av_scale = "auto" if options.scale == "vessels" else options.scale
+        av_factor = image_factor(av_scale, fov, options.av_band, str(job.path), warn=lambda _: None)
+        av_factors = prediction_factors(av_scale, av_factor, options.av_band)
+    return _Photograph(
+        job,
+        image,
+        fov,
+        diameter,
+        factors,
+        times,
+        warnings,
+        orientation,
+        quality,
+        av_factors=av_factors,
+    )
 
 
 def release_memory() -> None:

@@ -107,8 +107,7 @@ def segment_by_vessels(
     the main vessels of that map (above `threshold`, inside bool `fov`) are narrower or wider at
     the network's scale than `calibre_range` (px), segmented again at the factor that brings them
     into it (`data.scale.vessel_factor`). Returns (the map, the factors it was predicted at).
-    A map of several channels is judged by its first, the vessel probability (the A/V network's
-    and `inference.engines.StackedPredictor`'s)."""
+    A map of several channels is judged by its first, the vessel probability (the A/V network's)."""
     from data.scale import vessel_factor
 
     prob = segment(predictor, image, pad_shape, factors, times, during_network, mirror)

@@ -132,6 +132,55 @@ def test_av_writes_its_pictures_and_columns_and_leaves_the_vessel_maps_alone(tmp
             assert number(row["crae_um"]) == pytest.approx(number(row["crae_px"]) * um, rel=1e-5)
 
 
+class _Recording:
+    """Wraps a stand-in predictor and records the (height, width) of every batch it sees."""
+
+    def __init__(self, inner):
+        self.inner, self.name, self.multiple, self.shapes = inner, inner.name, 8, []
+
+    def predict(self, batch):
+        self.shapes.append(batch.shape[1:3])
+        return self.inner.predict(batch)
+
+
+def test_the_av_network_sees_each_photograph_at_its_own_training_scale(tmp_path, av_photos):
+    """With --scale auto the vessel network gets each photograph at the vessel weights' FOV
+    diameter (DRIVE's, none recorded here) and the A/V network at the A/V weights' (av_band):
+    shrunk to it, and also at SECOND_SCALE times that, as --scale auto predicts for one diameter.
+    A factor given as --scale applies to both."""
+    from data.fov import generate_fov_mask
+    from data.geometry import padded_shape
+    from data.io import read_image
+    from data.scale import DEFAULT_FOV_DIAMETER, SECOND_SCALE, FovBand, fov_diameter, scaled_shape
+    from inference import pipeline
+
+    diameter = fov_diameter(generate_fov_mask(read_image(av_photos / "p0.png")))
+    av_diameter = diameter / 3  # the A/V weights trained at a third of this FOV
+    jobs = pipeline.collect_inputs([str(av_photos / "p0.png")])
+
+    def shapes_at(scale):
+        vessel, av = _Recording(_DarkLinePredictor()), _Recording(_HalvesAvPredictor())
+        options = pipeline.PredictOptions(
+            scale=scale, measure=True, av=True, av_band=FovBand(av_diameter, av_diameter)
+        )
+        out = tmp_path / str(scale)
+        summary = pipeline.predict_files(jobs, "none.keras", out, options, predictor=vessel,
+                                         av_predictor=av)  # fmt: skip
+        assert (summary.done, summary.failed) == (1, 0)
+        assert (out / "p0_av.png").is_file()
+        return vessel.shapes, av.shapes
+
+    def padded(factor):
+        return padded_shape(scaled_shape((SIZE, SIZE), factor), 8)
+
+    vessel, av = shapes_at("auto")
+    assert vessel == [padded(DEFAULT_FOV_DIAMETER / diameter)]  # DRIVE's diameter: enlarged
+    third = av_diameter / diameter
+    assert av == [padded(third), padded(min(1.0, SECOND_SCALE * third))]
+    vessel, av = shapes_at(0.5)
+    assert vessel == av == [padded(0.5)]
+
+
 def test_disc_alone_and_resuming_with_other_options(tmp_path, av_photos):
     """--disc without --av: the disc columns, the calibre ones empty. A run without --disc, then
     with it: every photograph redone for its disc, one row each, one header; then skipped.
@@ -226,15 +275,21 @@ def test_predict_py_av_with_a_keras_file(tmp_path, tiny_av_weights, capsys):
     assert code == 0, stderr
     assert stdout.splitlines()[1] == (
         f"artery/vein weights {tiny_av_weights}, threshold 0.50 (the weights record no chosen "
-        "threshold)"
+        "threshold), each photograph at --scale 1.0"
     )
     for kind in ("binary", "disc", "av"):
         assert Image.open(tmp_path / "out" / f"p_{kind}.png").size == (64, 64), kind
     _, rows = rows_of(tmp_path / "out" / "measurements.csv")
     assert int(rows["p"]["n_arteries"]) >= 0 and rows["p"]["disc_confidence"] != ""
-    save_config({"evaluate": {"threshold": 0.5, "chosen_threshold": 0.37}},
+    save_config({"evaluate": {"threshold": 0.5, "chosen_threshold": 0.37},
+                 "scale": {"train_fov_diameter": 540}},
                 tiny_av_weights.with_suffix(".yaml"))  # fmt: skip
     try:
+        from predict import av_scale_text
+
+        assert av_scale_text(tiny_av_weights, "vessels") == (
+            "each photograph's FOV brought to 540px, as they trained"
+        )
         code, stdout, _ = predict([*args, "--out", tmp_path / "out2", "--av", tiny_av_weights, image],
                                   capsys)  # fmt: skip
     finally:
