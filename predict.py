@@ -202,9 +202,10 @@ def default_weights(folder: Path = ROOT / "weights") -> Path:
 def av_scale_text(av_weights: Path, scale) -> str:
     """How the A/V network sees each photograph, for predict.py's first lines: the FOV diameter
     its weights trained at (`data.scale.weights_fov_band`), or the --scale factor or diameter."""
-    from data.scale import by_diameter, scale_text, weights_fov_band
+    from data.scale import scale_text, weights_fov_band
+    from inference.pipeline import av_scale
 
-    if not by_diameter(scale) or not isinstance(scale, str):
+    if av_scale(scale) != "auto":  # a factor or an NNNpx band: as for the vessel network
         return f"each photograph at --scale {scale_text(scale)}"
     band = weights_fov_band(av_weights, "auto", warn=lambda _: None)
     if band is None:

@@ -428,6 +428,13 @@ def predict_files(
     return summary
 
 
+def av_scale(scale):
+    """The --scale the A/V network's photograph is resampled by: "auto" for "vessels" (its
+    FOV diameter brought to the A/V weights' band, no second pass), else `scale` as given (a
+    factor or an NNNpx band applies to both networks alike)."""
+    return "auto" if scale == "vessels" else scale
+
+
 def load_av_predictor(av_weights: str | os.PathLike, engine: str = "auto"):
     """The predictor of the artery/vein network in the `.keras` file `av_weights` (--av); a
     UserError in one sentence where the file holds a vessel network."""
@@ -657,9 +664,9 @@ def _read(job: Job, mask, train_diameter, options: PredictOptions) -> _Photograp
     factors = prediction_factors(options.scale, factor, train_diameter)
     av_factors = (1.0,)
     if options.av:  # the A/V network: its own training scale by the same rule (no second pass)
-        av_scale = "auto" if options.scale == "vessels" else options.scale
-        av_factor = image_factor(av_scale, fov, options.av_band, str(job.path), warn=lambda _: None)
-        av_factors = prediction_factors(av_scale, av_factor, options.av_band)
+        scale = av_scale(options.scale)
+        av_factor = image_factor(scale, fov, options.av_band, str(job.path), warn=lambda _: None)
+        av_factors = prediction_factors(scale, av_factor, options.av_band)
     return _Photograph(
         job,
         image,

@@ -546,8 +546,8 @@ def test_av_demo_trains_and_evaluates_end_to_end(tmp_path):
 def test_av_network_starts_from_vessel_weights_with_its_own_loss(tmp_path):
     """train.init_weights of a vessel SA-UNetv2 starts the A/V network's vessel channel at the
     vessel probability and its artery and vein channels either side of it (logits k.f + d.f and
-    k.f - d.f, so their mean is the vessel logit and they differ); the A/V run compiles AvBceMccLoss with train.av_ignore_crossings and no
-    accuracy metric."""
+    k.f - d.f, so their mean is the vessel logit and they differ); the A/V run compiles
+    AvBceMccLoss with train.av_ignore_crossings and no accuracy metric."""
     from losses import AvBceMccLoss
     from models import build_model
     from training.trainer import build_and_compile, build_step_state, load_initial_weights
