@@ -329,9 +329,11 @@ def _warn(text: str, warn=None) -> None:
 
 
 # --scale vessels: the calibre (px) of a map's main vessels, the VESSEL_PERCENTILE-th percentile of
-# the calibre over its vessel pixels (`measurements.calibre_map`), is brought into the range the
+# the calibre over its vessel pixels (`measurements.calibre_map`), is compared with the range the
 # weights draw at the sizes they trained at (`scale.vessel_calibre`, recorded by
-# tools/ship_weights.py). The main vessels are the ones that are there in every
+# tools/ship_weights.py). Main vessels wider than the range are brought to its middle (geometric
+# mean), which scored best on cameras left out of training (docs/cameras.md); narrower ones only to
+# its bottom: thin vessels enlarged further lost F1 on DRIVE. The main vessels are the ones that are there in every
 # photograph, and their width in pixels does not depend on the camera's field angle as the FOV
 # diameter does. Maps with fewer vessel pixels than MIN_VESSEL_PIXELS keep the first factor.
 VESSEL_PERCENTILE = 90.0
@@ -373,16 +375,19 @@ def vessel_calibre_range(samples, maps=None) -> list[float] | None:
 def vessel_factor(
     vessels: np.ndarray, fov: np.ndarray, factor: float, calibre_range: Sequence[float]
 ) -> float:
-    """The factor that brings the main vessels of `vessels` (bool (H, W) at the photograph's
-    size, predicted at `factor`) into `calibre_range` at the network's scale; `factor` itself
-    where too few vessels are marked or the change is within VESSEL_TOLERANCE."""
+    """The factor for the main vessels of `vessels` (bool (H, W) at the photograph's size,
+    predicted at `factor`): `factor` itself where too few vessels are marked or their calibre
+    at the network's scale is within VESSEL_TOLERANCE of `calibre_range`; otherwise the factor
+    that brings narrower ones to the range's bottom and wider ones to its geometric middle."""
     shape = scaled_shape(vessels.shape, factor)
     calibre = vessel_calibre(resize_nearest(vessels, shape), resize_nearest(fov, shape))
     if calibre is None:
         return factor
     low, high = calibre_range
-    target = factor * min(max(calibre, low), high) / calibre
-    return factor if abs(target / factor - 1.0) <= VESSEL_TOLERANCE else target
+    nearer_edge = min(max(calibre, low), high)
+    if abs(nearer_edge / calibre - 1.0) <= VESSEL_TOLERANCE:
+        return factor
+    return factor * (nearer_edge if calibre < low else float(np.sqrt(low * high))) / calibre
 
 
 def weights_vessel_calibre(weights: str | os.PathLike) -> list[float]:

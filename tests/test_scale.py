@@ -427,16 +427,22 @@ def test_vessel_calibre_range_by_dataset():
     assert low == pytest.approx(high) == pytest.approx(9.0, abs=0.6)
 
 
-def test_vessel_factor_brings_the_main_vessels_into_the_range():
+def test_vessel_factor_brings_main_vessels_outside_the_range_to_its_middle():
     from data.scale import vessel_factor
 
     vessels = _bars([(15, 300), (15, 300), (5, 200)], shape=(200, 400))
     fov = np.ones_like(vessels)
-    factor = vessel_factor(vessels, fov, 1.0, (6.0, 8.0))
-    assert factor == pytest.approx(8.0 / 15.0, rel=0.06)
+    # 15 px wide, the range 4-9 px: to its geometric middle, 6 px (the nearer edge would be 9).
+    factor = vessel_factor(vessels, fov, 1.0, (4.0, 9.0))
+    assert factor == pytest.approx(6.0 / 15.0, rel=0.06)
+    # Too narrow: enlarged to the range's bottom only (15 px to 20 px, not its middle 30 px).
+    assert vessel_factor(vessels, fov, 1.0, (20.0, 45.0)) == pytest.approx(20.0 / 15.0, rel=0.06)
     assert vessel_factor(vessels, fov, 1.0, (6.0, 15.5)) == 1.0  # inside: no second pass
     # Predicted at 0.5, the same map's vessels are 7-8 px at the network's scale: in range.
     assert vessel_factor(vessels, fov, 0.5, (6.0, 8.0)) == 0.5
+    # Within VESSEL_TOLERANCE of the range's edge: no second pass, though its middle is far.
+    assert vessel_factor(vessels, fov, 1.0, (4.0, 14.2)) == 1.0
+    assert vessel_factor(vessels, fov, 1.0, (16.0, 40.0)) == 1.0
     assert vessel_factor(np.zeros_like(vessels), fov, 0.7, (6.0, 8.0)) == 0.7
 
 
@@ -467,7 +473,8 @@ def test_segment_by_vessels_predicts_again_at_the_vessels_scale():
     image = np.repeat((vessels * 255).astype(np.uint8)[..., None], 3, axis=2)
     fov = np.ones_like(vessels)
     prob, factors = segment_by_vessels(_RedChannel(), image, fov, (1.0,), 0.5, (6.0, 8.0))
-    assert factors[0] == pytest.approx(8.0 / 15.0, rel=0.06) and prob.shape == vessels.shape
+    middle = np.sqrt(6.0 * 8.0)
+    assert factors[0] == pytest.approx(middle / 15.0, rel=0.06) and prob.shape == vessels.shape
     assert ((prob > 0.5) == vessels).mean() > 0.97  # resampled there and back
     prob, factors = segment_by_vessels(_RedChannel(), image, fov, (1.0,), 0.5, (6.0, 16.0))
     assert factors == (1.0,) and np.array_equal(prob > 0.5, vessels)
