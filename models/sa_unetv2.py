@@ -124,8 +124,8 @@ def copy_vessel_weights(
     apart, to k + d and k - d, d a random direction (seeded) of `type_spread` times the kernel's
     standard deviation per weight: with equal kernels the trunk's gradient from the two channels
     depends only on artery + vein, that is on "vessel", and the type is never learnt (a saddle
-    training does not leave). `type_spread=0` keeps them equal. Returns the names of the layers
-    copied. Raises ValueError, naming the layer, when the two networks differ (a layer missing
+    training does not leave). `type_spread=0` keeps them equal. An artery/vein network as
+    `vessel_model` is copied as it is, head included. Returns the names of the layers copied. Raises ValueError, naming the layer, when the two networks differ (a layer missing
     from `vessel_model`, or of another shape).
     """
     copied = []
@@ -139,7 +139,7 @@ def copy_vessel_weights(
             raise ValueError(
                 f"the vessel model '{vessel_model.name}' has no layer '{layer.name}'"
             ) from None
-        if layer.name == HEAD_CONV:
+        if layer.name == HEAD_CONV and source[0].shape[-1] == 1:  # an A/V file's head as it is
             channels = weights[0].shape[-1]
             source = [np.repeat(w, channels, axis=-1) if w.shape[-1] == 1 else w for w in source]
             if channels == 3 and source[0].ndim == 4 and type_spread:

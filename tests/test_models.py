@@ -352,6 +352,25 @@ def test_av_model_started_from_vessel_weights_reproduces_the_vessel_output(sourc
     np.testing.assert_array_equal(again.get_layer("head_conv").get_weights()[0], kernel)  # seeded
 
 
+def test_av_model_starts_from_av_weights_as_they_are(tmp_path):
+    """An A/V file (e.g. the RITE weights starting an HRF-AV run) is copied whole: the three
+    output channels reproduce it, with no spread added to its trained artery and vein kernels."""
+    from models import build_sa_unetv2_av, init_from_vessel_weights
+
+    keras.utils.set_random_seed(5)
+    trained = build_sa_unetv2_av(start_neurons=8)
+    kernel, bias = trained.get_layer("head_conv").get_weights()
+    rng = np.random.default_rng(2)
+    trained.get_layer("head_conv").set_weights([kernel + rng.normal(size=kernel.shape), bias])
+    trained.save(tmp_path / "av.keras")
+    started = build_sa_unetv2_av(start_neurons=8)
+    init_from_vessel_weights(started, tmp_path / "av.keras")
+    x = rng.uniform(size=(1, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(
+        started.predict(x, verbose=0), trained.predict(x, verbose=0), rtol=1e-5, atol=1e-6
+    )
+
+
 def test_equal_artery_and_vein_kernels_give_the_trunk_no_type_signal():
     """Why the A/V head starts apart: with equal artery and vein kernels the trunk's gradient is
     the same whatever the vessel's type (it sees only artery + vein), apart it differs."""
