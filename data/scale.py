@@ -332,13 +332,13 @@ def _warn(text: str, warn=None) -> None:
 # the calibre over its vessel pixels (`measurements.calibre_map`), is compared with the range the
 # weights draw at the sizes they trained at (`scale.vessel_calibre`, recorded by
 # tools/ship_weights.py). Main vessels wider than the range are brought to its middle (geometric
-# mean), which scored best on cameras left out of training (docs/cameras.md); narrower ones only to
-# its bottom: thin vessels enlarged further lost F1 on DRIVE. The main vessels are the ones that are there in every
-# photograph, and their width in pixels does not depend on the camera's field angle as the FOV
-# diameter does. Maps with fewer vessel pixels than MIN_VESSEL_PIXELS keep the first factor.
+# mean), which scored best on cameras left out of training (docs/cameras.md); narrower ones only
+# to its bottom: thin vessels enlarged further lost F1 on DRIVE. The main vessels are the ones
+# that are there in every photograph, and their width in pixels does not depend on the camera's
+# field angle as the FOV diameter does. Maps with fewer vessel pixels than MIN_VESSEL_PIXELS keep the first factor.
 VESSEL_PERCENTILE = 90.0
 MIN_VESSEL_PIXELS = 500
-VESSEL_TOLERANCE = 0.1  # a correction within 10 % of the first factor is not worth a second pass
+VESSEL_TOLERANCE = 0.1  # main vessels within 10 % of the range's nearer edge: no second pass
 
 
 def vessel_calibre(vessels: np.ndarray, fov: np.ndarray | None = None) -> float | None:

@@ -125,8 +125,9 @@ def copy_vessel_weights(
     standard deviation per weight: with equal kernels the trunk's gradient from the two channels
     depends only on artery + vein, that is on "vessel", and the type is never learnt (a saddle
     training does not leave). `type_spread=0` keeps them equal. An artery/vein network as
-    `vessel_model` is copied as it is, head included. Returns the names of the layers copied. Raises ValueError, naming the layer, when the two networks differ (a layer missing
-    from `vessel_model`, or of another shape).
+    `vessel_model` is copied as it is, head included. Returns the names of the layers copied.
+    Raises ValueError, naming the layer, when the two networks differ (a layer missing from
+    `vessel_model`, or of another shape).
     """
     copied = []
     for layer in av_model.layers:
