@@ -16,9 +16,14 @@ negatives blue). DRIVE adds the second human observer as a reference row.
 An artery/vein network (configs/av_rite.yaml, configs/av_hrf.yaml) is scored twice: its vessel
 channel with the vessel metrics against every labelled vessel pixel, and its artery/vein classes
 with both protocols of docs/arteries-veins.md (mean, std, bootstrap interval and pooled;
-per image in metrics.json); it also writes <image>_av.png (arteries red, veins blue).
+per image in metrics.json), after typing each vessel segment between junctions as a whole
+(--set evaluate.av_vote=false: each pixel by itself); it also writes <image>_av.png (arteries
+red, veins blue).
 --tta also predicts each image mirrored left-right and scores the mean of the two
 maps (test-time augmentation, outside the paper's protocol; metrics.json says so).
+--split train scores the training images instead (output folder <weights stem>_train), for a
+choice that must not see the test images: for example a setting chosen on another dataset's
+training photographs, which the weights never saw.
 
 --predictions DIR scores instead the vessel maps predict.py wrote for the test
 photographs (<image>_binary.png, searched through DIR's sub-folders), as a user
@@ -93,6 +98,13 @@ def parse_args(argv):
         help="test-time augmentation: also predict each image mirrored left-right and average "
         "the two maps (twice the network time; not the paper's protocol)",
     )
+    parser.add_argument(
+        "--split",
+        choices=("test", "train"),
+        default="test",
+        help="the split scored (default test); train: every training image, for choices made "
+        "without the test images (another dataset's, or a run's own validation images)",
+    )
     parser.add_argument("--no-images", action="store_true", help="write metrics only, no PNGs")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override any config value"
@@ -141,19 +153,20 @@ def main(argv=None) -> int:
     from utils.checks import check_data_root
 
     check_data_root(cfg["dataset"])
+    suffix = "" if args.split == "test" else f"_{args.split}"
     if weights is None:
         from inference.evaluation import evaluate_prediction_folder
 
         folder = Path(args.predictions)
-        out = Path(args.out) if args.out else Path("runs") / "eval" / f"{folder.name}_maps"
-        evaluate_prediction_folder(cfg, folder, out)
+        out = Path(args.out) if args.out else Path("runs") / "eval" / f"{folder.name}_maps{suffix}"
+        evaluate_prediction_folder(cfg, folder, out, split=args.split)
         return 0
     from training.backend import select_backend
 
     select_backend(args.backend)  # after the checks above: a typo costs no TensorFlow import
     from inference.evaluation import evaluate_checkpoint
 
-    out = Path(args.out) if args.out else Path("runs") / "eval" / weights.stem
+    out = Path(args.out) if args.out else Path("runs") / "eval" / f"{weights.stem}{suffix}"
     evaluate_checkpoint(
         cfg,
         weights,
@@ -162,6 +175,7 @@ def main(argv=None) -> int:
         scale=args.scale,
         upsample=args.upsample,
         mirror=args.tta,
+        split=args.split,
     )
     return 0
 

@@ -42,6 +42,8 @@ photograph resampled to the FOV diameter the A/V weights trained at (as
 networks), writes <stem>_av.png (arteries red, veins blue)
 and, with --measure, CRAE, CRVE and AVR (biomarkers.py) of the vessel
 network's binary map typed by the A/V network's classes; it implies --disc.
+Each vessel segment between two junctions takes one type, the mean of its
+pixels' (data.av.vote_by_segment); --av-pixels types each pixel by itself.
 The vessel maps and the other measurements are the same with and without them
 (docs/arteries-veins.md, "From predict.py").
 
@@ -160,6 +162,12 @@ def parse_args(argv):
         help="arteries and veins: <stem>_av.png and, with --measure, CRAE, CRVE and AVR (implies "
         f"--disc); WEIGHTS: an artery/vein .keras file, default weights/{SHIPPED_AV}; its "
         "threshold is the one its .yaml records, else 0.5",
+    )
+    parser.add_argument(
+        "--av-pixels",
+        action="store_true",
+        help="with --av: type each vessel pixel by itself, not each segment between junctions "
+        "as a whole",
     )
     parser.add_argument("--engine", default="auto", help="inference engine (auto, keras, ...)")
     parser.add_argument("--backend", choices=("tensorflow", "jax", "torch"), help="Keras backend")
@@ -292,6 +300,8 @@ def main(argv=None) -> int:
     threshold = parse_threshold(args.threshold)
     _positive(args.fov_degrees, "--fov-degrees")
     _positive(args.mm_per_pixel, "--mm-per-pixel")
+    if args.av_pixels and not args.av:
+        raise UserError("--av-pixels changes how --av types the vessels; give --av as well")
     if args.workers < 0:
         raise UserError(f"--workers must be 0 or more, got {args.workers}")
     from data.scale import parse_scale
@@ -339,6 +349,7 @@ def main(argv=None) -> int:
         disc=args.disc or av_weights is not None,
         av=av_weights is not None,
         av_threshold=av_threshold,
+        av_vote=not args.av_pixels,
     )
     from training.backend import select_backend
 

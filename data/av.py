@@ -60,6 +60,42 @@ def av_classes(probs: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     return classes
 
 
+def vote_by_segment(probs: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """The A/V network's output (H, W, 3) (vessel, artery, vein) with each pixel's artery and vein
+    probabilities replaced by their means over the vessel segment nearest to it, so a segment
+    between two junctions is typed as a whole (`av_classes` then calls it by the mean's larger
+    channel); the vessel channel is kept.
+
+    Segments: the skeleton (`measurements.skeleton_of`) of the vessel map (p_vessel > threshold)
+    less its junctions (pixels of three or more neighbours) and the skeleton pixels next to them,
+    8-connected. Every pixel, vessel or not, belongs to the segment of its nearest segment pixel,
+    and a segment's means are taken over its vessel pixels. Junctions are not followed further:
+    joining the segments that meet at them spreads one false junction's error over a whole tree.
+    A map without a segment is returned unchanged (as a float32 copy).
+    """
+    from scipy import ndimage
+
+    from measurements import junction_labels, neighbour_counts, skeleton_of
+
+    probs = np.array(probs, dtype=np.float32)
+    if probs.ndim != 3 or probs.shape[-1] != 3:
+        raise ValueError(f"A/V probabilities must be (H, W, 3), got shape {probs.shape}")
+    vessel = probs[..., 0] > threshold
+    skeleton = skeleton_of(vessel)
+    junctions, _ = junction_labels(skeleton, neighbour_counts(skeleton))
+    near_junction = ndimage.binary_dilation(junctions > 0, structure=np.ones((3, 3), bool))
+    segments, n = ndimage.label(skeleton & ~near_junction, structure=np.ones((3, 3)))
+    if n == 0:
+        return probs
+    _, (rows, cols) = ndimage.distance_transform_edt(segments == 0, return_indices=True)
+    owner = segments[rows, cols]
+    index = np.arange(1, n + 1)
+    for channel in (1, 2):  # each segment's own skeleton pixels are vessel pixels it owns
+        means = ndimage.mean(probs[..., channel][vessel], owner[vessel], index)
+        probs[..., channel] = np.concatenate([[0.0], means]).astype(np.float32)[owner]
+    return probs
+
+
 def av_overlay(image: np.ndarray, classes: np.ndarray) -> np.ndarray:
     """The photograph (H, W, 3) uint8 with each vessel pixel of the class map (H, W) painted in its
     label colour (`COLOURS`: arteries red, veins blue; crossings green and uncertain white where a

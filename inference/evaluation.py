@@ -5,8 +5,9 @@ protocol, shared with predict.py); this module scores them and writes the report
 
 An artery/vein network (`models.is_av_model`) on an artery/vein dataset is scored twice: its
 vessel channel with the vessel metrics against every labelled vessel pixel (the class map's
-non-background pixels), and its class map with both A/V protocols (`metrics.summarize_av`,
-docs/arteries-veins.md), added to metrics.json under "av" and to results.md; each image
+non-background pixels), and its class map (each vessel segment between junctions typed as a
+whole, `data.av.vote_by_segment`, unless `evaluate.av_vote` is false) with both A/V protocols
+(`metrics.summarize_av`, docs/arteries-veins.md), added to metrics.json under "av" and to results.md; each image
 also gets `<name>_av.png`, its predicted classes painted on the photograph (`data.av.av_overlay`).
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import io
 import time
 from pathlib import Path
@@ -21,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from data.av import av_classes, av_overlay, vessel_mask
+from data.av import av_classes, av_overlay, vessel_mask, vote_by_segment
 from data.geometry import pad_shape_for
 from data.scale import SECOND_SCALE
 from inference.outputs import overlay_errors, probability_png
@@ -102,16 +104,22 @@ def results_markdown(title: str, summary: dict, second: dict | None, reference: 
         parts += [f"\n## Second human observer ({reference}), same code, mean over images\n"]
         parts += [format_table(second)]
     if "av" in summary:
-        parts.append(av_markdown(summary["av"]))
+        parts.append(av_markdown(summary["av"], summary.get("av_vote") == "segments"))
     return "".join(parts)
 
 
-def av_markdown(av: dict[str, Any]) -> str:
-    """The A/V section of results.md: both protocols of `metrics.summarize_av` output."""
+def av_markdown(av: dict[str, Any], voted: bool = False) -> str:
+    """The A/V section of results.md: both protocols of `metrics.summarize_av` output; `voted`:
+    the artery and vein probabilities were each vessel segment's means (`vote_by_segment`)."""
     where = "Inside the FOV" if av["fov_mask"] else "Over the whole image"
+    typed = (
+        "Each vessel segment between junctions was typed as a whole (the means of its pixels). "
+        if voted
+        else "Each pixel was typed by itself. "
+    )
     parts = [
         "\n## Arteries and veins (docs/arteries-veins.md, \"Scoring arteries and veins\")\n",
-        f"{where}; crossing and uncertain reference pixels are not scored. (a): a "
+        f"{where}; crossing and uncertain reference pixels are not scored. {typed}(a): a "
         f"pixel is a vessel when p_vessel > {av['threshold']:g}, an artery when p_artery >= "
         "p_vein; (b): every reference artery or vein pixel called artery when p_artery >= "
         "p_vein. Interval: percentile bootstrap over the images.\n\n",
@@ -119,6 +127,17 @@ def av_markdown(av: dict[str, Any]) -> str:
     for protocol in AV_PROTOCOLS:
         parts += [format_av_table(av, protocol), "\n"]
     return "".join(parts)
+
+
+SPLITS = ("test", "train")
+
+
+def split_samples(dataset, split: str) -> list:
+    """The samples of `dataset`'s split "test" or "train" (every training image: the validation
+    images a run holds out are among them)."""
+    if split not in SPLITS:
+        raise UserError(f"split '{split}' is not known; expected one of {', '.join(SPLITS)}")
+    return dataset.test if split == "test" else dataset.train
 
 
 def vessel_samples(samples: list) -> list:
@@ -137,12 +156,17 @@ def evaluate_av_predictions(
     title: str,
     save_images: bool = True,
     extra: dict[str, Any] | None = None,
+    vote: bool = True,
 ) -> dict[str, Any]:
     """`evaluate_predictions` of the A/V network's vessel channel against the samples' vessel
     maps, with both A/V protocols of the (H, W, 3) `probs` against their class maps under "av"
     (`metrics.summarize_av`: per image, mean, std, bootstrap interval, pooled), and with
-    `save_images` each image's `<name>_av.png` (`data.av.av_overlay` of `av_classes`)."""
+    `save_images` each image's `<name>_av.png` (`data.av.av_overlay` of `av_classes`).
+    vote: each vessel segment typed as a whole first (`data.av.vote_by_segment`; the vessel
+    channel is unchanged); False: each pixel as the network typed it. "av_vote" records which."""
     names = [s.name for s in samples]
+    if vote:
+        probs = [vote_by_segment(prob, threshold) for prob in probs]
     av = summarize_av(
         probs, [s.label for s in samples], [s.mask for s in samples], threshold, names
     )
@@ -153,7 +177,7 @@ def evaluate_av_predictions(
         threshold,
         title,
         save_images=save_images,
-        extra={**(extra or {}), "av": av},
+        extra={**(extra or {}), "av": av, "av_vote": "segments" if vote else "pixels"},
     )
     if save_images:
         for sample, prob in zip(samples, probs, strict=True):
@@ -271,8 +295,10 @@ def evaluate_checkpoint(
     scale: str | float | None = None,
     upsample: int = 1,
     mirror: bool = False,
+    split: str = "test",
 ) -> dict[str, Any]:
-    """Predict the config's test split with `weights` and write the evaluation into `out_dir`.
+    """Predict the config's `split` ("test", or "train": every training image, validation ones
+    included) with `weights` and write the evaluation into `out_dir`.
 
     scale: "auto" (each image brought to the FOV diameter the weights were
     trained at, `data.scale`), or a factor; None: `evaluate.scale`.
@@ -297,7 +323,7 @@ def evaluate_checkpoint(
 
     scale = parse_scale(scale if scale is not None else cfg["evaluate"]["scale"])
     dataset = load_dataset(cfg["dataset"])
-    samples = [upsample_sample(sample, upsample) for sample in dataset.test]
+    samples = [upsample_sample(sample, upsample) for sample in split_samples(dataset, split)]
     model = load_model(weights)  # a damaged file is refused before any warning
     av = is_av_model(model)
     check_av_evaluation(av, dataset.name, scale, weights)
@@ -323,7 +349,7 @@ def evaluate_checkpoint(
         probs.append(prob)
         factors[sample.name] = used[0]
     seconds = time.perf_counter() - start
-    title = f"{cfg['model']['name']} on {dataset.name} test ({Path(weights).name})"
+    title = f"{cfg['model']['name']} on {dataset.name} {split} ({Path(weights).name})"
     if upsample != 1:
         title += f", images upsampled x{upsample}"
     if mirror:
@@ -346,7 +372,11 @@ def evaluate_checkpoint(
         "upsample": upsample,
         "factors": factors,
     }
-    score = evaluate_av_predictions if av else evaluate_predictions
+    score = evaluate_predictions
+    if av:
+        score = functools.partial(evaluate_av_predictions, vote=cfg["evaluate"]["av_vote"])
+        if not cfg["evaluate"]["av_vote"]:
+            title += ", each pixel typed by itself (evaluate.av_vote false)"
     summary = score(
         samples,
         probs,
@@ -438,10 +468,14 @@ def read_binary_map(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, boo
 
 
 def evaluate_prediction_folder(
-    cfg: dict[str, Any], folder: str | Path, out_dir: str | Path, verbose: bool = True
+    cfg: dict[str, Any],
+    folder: str | Path,
+    out_dir: str | Path,
+    verbose: bool = True,
+    split: str = "test",
 ) -> dict[str, Any]:
     """Score the vessel maps predict.py wrote into `folder` (`<name>_binary.png`, at the
-    photograph's size) against the config's test split, as they are: whatever weights,
+    photograph's size) against the config's `split` ("test" or "train"), as they are: whatever weights,
     threshold and scale predict.py used. Maps of another size than the label (HRF's full-size
     photographs against its half-size labels) are resampled to it by nearest neighbour."""
     from data import load_dataset
@@ -449,7 +483,8 @@ def evaluate_prediction_folder(
 
     folder = Path(folder)
     dataset = load_dataset(cfg["dataset"])
-    test = vessel_samples(dataset.test) if dataset.name in AV_DATASETS else dataset.test
+    test = split_samples(dataset, split)
+    test = vessel_samples(test) if dataset.name in AV_DATASETS else test
     paths = find_binary_maps(folder, [sample.name for sample in test])
     maps, resampled = [], 0
     for sample in test:
@@ -461,7 +496,7 @@ def evaluate_prediction_folder(
         maps,
         Path(out_dir),
         cfg["evaluate"]["threshold"],
-        f"predict.py's vessel maps ({folder}) on {dataset.name} test",
+        f"predict.py's vessel maps ({folder}) on {dataset.name} {split}",
         save_images=cfg["evaluate"]["save_images"],
         extra={"predictions": {"folder": str(folder), "resampled_to_label_size": resampled}},
         binary=True,

@@ -96,7 +96,8 @@ class PredictOptions:
     disc: locate the optic disc, `<name>_disc.png` and its columns; av: the artery/vein network's
     `<name>_av.png` and the calibre biomarkers (the disc too); av_threshold: a vessel of the A/V
     network's map where its vessel probability > it (`data.av.av_classes`; inside the field of
-    view with use_fov); av_band: the FOV diameters the A/V weights trained at, to which each
+    view with use_fov); av_vote: each vessel segment typed as a whole (`data.av.vote_by_segment`),
+    False: each pixel by itself; av_band: the FOV diameters the A/V weights trained at, to which each
     photograph is resampled for the A/V network (as `scale` "auto" or "vessels" resample for the
     vessel weights; a factor or an NNNpx `scale` applies to both networks alike).
     """
@@ -118,6 +119,7 @@ class PredictOptions:
     disc: bool = False
     av: bool = False
     av_threshold: float = 0.5
+    av_vote: bool = True
     av_band: FovBand | None = None  # the FOV diameters the A/V weights trained at (None: factor 1)
 
     @property
@@ -809,9 +811,12 @@ def _disc_and_calibre(item: _Photograph, vessels: np.ndarray, out_dir: Path, opt
     if not options.av:
         return columns
     from biomarkers import calibre_biomarkers
-    from data.av import BACKGROUND, av_classes, av_overlay
+    from data.av import BACKGROUND, av_classes, av_overlay, vote_by_segment
 
-    classes = av_classes(item.av_prob, options.av_threshold)
+    av_prob = item.av_prob
+    if options.av_vote:
+        av_prob = vote_by_segment(av_prob, options.av_threshold)
+    classes = av_classes(av_prob, options.av_threshold)
     if options.use_fov:  # as the binary vessel map: vessels inside the field of view only
         classes[~item.fov] = BACKGROUND
     write_image(output_path(out_dir, item.job.name, AV_KIND), av_overlay(item.image, classes),

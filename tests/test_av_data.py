@@ -17,6 +17,7 @@ from data.av import (
     av_overlay,
     classes_from_colours,
     vessel_mask,
+    vote_by_segment,
 )
 from data.io import read_label
 from data.prepare import main as prepare_main
@@ -267,6 +268,56 @@ def test_av_classes_by_hand():
     assert av_classes(probs).dtype == np.uint8
     with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
         av_classes(probs[..., :1])
+
+
+def test_vote_by_segment_types_each_segment_between_junctions_as_a_whole():
+    """A T of 3-pixel-wide vessels: the left arm an artery with a third of its pixels leaning
+    vein, the right arm a vein likewise, the stem an artery. Each arm takes one type, the
+    junction does not carry one arm's type into another, the vessel channel is kept."""
+    probs = np.zeros((48, 44, 3), np.float32)
+    probs[..., 1:] = 0.5
+    rng = np.random.default_rng(0)
+
+    def draw(rows, cols, artery):
+        block = probs[rows, cols]
+        block[..., 0] = 0.9
+        lean = rng.random(block.shape[:2]) < 1 / 3  # these pixels lean the other way
+        p_artery = np.where(lean, 0.4, 0.9) if artery else np.where(lean, 0.6, 0.1)
+        block[..., 1], block[..., 2] = p_artery, 1.0 - p_artery
+        probs[rows, cols] = block
+
+    draw(slice(9, 12), slice(2, 20), artery=True)  # left arm
+    draw(slice(9, 12), slice(20, 42), artery=False)  # right arm
+    draw(slice(12, 42), slice(19, 22), artery=True)  # stem
+    before = av_classes(probs)
+    assert (before[9:12, 2:16] == VEIN).any() and (before[9:12, 26:42] == ARTERY).any()
+
+    voted = vote_by_segment(probs)
+    classes = av_classes(voted)
+    assert (classes[9:12, 2:16] == ARTERY).all()
+    assert (classes[9:12, 26:42] == VEIN).all()
+    assert (classes[16:42, 19:22] == ARTERY).all()
+    np.testing.assert_array_equal(voted[..., 0], probs[..., 0])
+    # One value per segment: the left arm's pixels share theirs, a mean of what was drawn there.
+    arm = voted[9:12, 2:16, 1]
+    assert np.ptp(arm) == 0 and 0.4 < arm[0, 0] < 0.9
+    # A pixel outside the vessels takes the nearest segment's means: below the stem, artery.
+    assert voted[46, 20, 1] == voted[30, 20, 1] > voted[46, 20, 2]
+    assert av_classes(probs).tolist() == before.tolist()  # the input is not changed
+
+
+def test_vote_by_segment_of_one_segment_is_its_mean_and_of_none_is_the_map():
+    probs = np.zeros((5, 9, 3), np.float32)
+    probs[2, 1:8] = [0.9, 0.0, 1.0]
+    probs[2, 1:8, 1] = [0.2, 0.8, 0.9, 0.7, 0.6, 0.1, 0.3]
+    probs[2, 1:8, 2] = 1.0 - probs[2, 1:8, 1]
+    voted = vote_by_segment(probs)
+    np.testing.assert_allclose(voted[..., 1], np.mean([0.2, 0.8, 0.9, 0.7, 0.6, 0.1, 0.3]))
+    np.testing.assert_allclose(voted[..., 2], 1.0 - voted[..., 1], atol=1e-6)
+    empty = np.full((4, 4, 3), 0.3, np.float32)  # no vessel above the threshold
+    np.testing.assert_array_equal(vote_by_segment(empty), empty)
+    with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
+        vote_by_segment(probs[..., :2])
 
 
 def test_av_overlay_paints_each_class_in_its_colour():

@@ -58,6 +58,28 @@ def test_evaluate_writes_the_report(tmp_path, random_weights):
 
 
 @pytest.mark.slow
+def test_evaluate_scores_the_training_split_when_asked(tmp_path, random_weights):
+    """--split train scores every training image (a choice made without the test images), in
+    the title and the per-image rows; an unknown split is refused by name."""
+    from data.readers import load_dataset
+    from evaluate import main
+    from inference.evaluation import split_samples
+    from utils.errors import UserError
+
+    out = tmp_path / "train"
+    sets = ["--set", "dataset.n_train=2", "--set", "dataset.n_test=1", "--set", "dataset.size=64"]
+    main(["--config", "configs/demo.yaml", "--weights", str(random_weights), "--out", str(out),
+          "--split", "train", "--no-images", *sets])  # fmt: skip
+    metrics = json.loads((out / "metrics.json").read_text())
+    names = [entry["name"] for entry in metrics["per_image"]]
+    dataset = load_dataset({"name": "synthetic", "n_train": 2, "n_test": 1, "size": 64})
+    assert names == [s.name for s in dataset.train] and len(names) == 2
+    assert not set(names) & {s.name for s in dataset.test}
+    assert "synthetic train (random.keras)" in (out / "results.md").read_text()
+    with pytest.raises(UserError, match="split 'val' is not known; expected one of test, train"):
+        split_samples(dataset, "val")
+
+
 def test_evaluate_bad_input(tmp_path, random_weights):
     missing = run_python(
         ["evaluate.py", "--config", "configs/demo.yaml", "--weights", str(tmp_path / "none.keras")]
@@ -365,7 +387,7 @@ def test_av_predictions_are_scored_by_both_protocols_and_painted(tmp_path):
     probs[0, :4, 0] = 0.9
     probs[0, :3, 1], probs[0, 3, 2] = 0.8, 0.8
     sample = Sample("eye", np.full((4, 6, 3), 40, np.uint8), classes, np.ones((4, 6), bool))
-    summary = evaluate_av_predictions([sample], [probs], tmp_path, 0.5, "made up")
+    summary = evaluate_av_predictions([sample], [probs], tmp_path, 0.5, "made up", vote=False)
     seg, cls = (summary["av"][p]["mean"] for p in ("segmentation", "classification"))
     assert seg["f1_artery"] == pytest.approx(0.8) and seg["f1_vein"] == pytest.approx(2 / 3)
     assert seg["f1_mean"] == pytest.approx(11 / 15)
@@ -378,6 +400,33 @@ def test_av_predictions_are_scored_by_both_protocols_and_painted(tmp_path):
     assert painted[0, 0].tolist() == COLOURS[ARTERY].tolist()
     assert painted[0, 3].tolist() == COLOURS[VEIN].tolist()
     assert painted[1, 0].tolist() == [40, 40, 40]  # predicted background keeps the photograph
+
+
+def test_av_predictions_are_typed_by_segment_unless_told_otherwise(tmp_path):
+    """The row of the test above is one vessel segment: voted, its mean (p_artery 0.625 against
+    p_vein 0.275) types all four pixels artery: artery F1 2 * 2 / (2 * 2 + 2) = 2/3, vein F1 0;
+    (b) both arteries right of the four typed pixels."""
+    from data.av import ARTERY, VEIN
+    from data.samples import Sample
+    from inference.evaluation import evaluate_av_predictions
+
+    classes = np.zeros((4, 6), np.uint8)
+    classes[0, :4] = [ARTERY, ARTERY, VEIN, VEIN]
+    probs = np.full((4, 6, 3), 0.1, np.float32)
+    probs[0, :4, 0] = 0.9
+    probs[0, :3, 1], probs[0, 3, 2] = 0.8, 0.8
+    sample = Sample("eye", np.full((4, 6, 3), 40, np.uint8), classes, np.ones((4, 6), bool))
+    summary = evaluate_av_predictions([sample], [probs], tmp_path, 0.5, "made up")
+    seg, cls = (summary["av"][p]["mean"] for p in ("segmentation", "classification"))
+    assert seg["f1_artery"] == pytest.approx(2 / 3) and seg["f1_vein"] == 0.0
+    assert (cls["acc"], cls["se"], cls["sp"]) == (0.5, 1.0, 0.0)
+    assert summary["av_vote"] == "segments"
+    assert "Each vessel segment between junctions was typed as a whole" in (
+        tmp_path / "results.md"
+    ).read_text()
+    pixels = evaluate_av_predictions([sample], [probs], tmp_path / "p", 0.5, "made up", vote=False)
+    assert pixels["av_vote"] == "pixels"
+    assert "Each pixel was typed by itself" in (tmp_path / "p" / "results.md").read_text()
 
 
 def test_an_av_network_needs_av_labels_and_no_vessel_scale():

@@ -74,7 +74,8 @@ def test_av_writes_its_pictures_and_columns_and_leaves_the_vessel_maps_alone(tmp
     from inference import pipeline
     from inference.outputs import DISC_COLOUR
 
-    summary = run(pipeline, av_photos, tmp_path / "av", av=True, disc=True)
+    # Each pixel typed by itself (--av-pixels), so the halves show as the stand-in drew them.
+    summary = run(pipeline, av_photos, tmp_path / "av", av=True, disc=True, av_vote=False)
     assert (summary.done, summary.failed) == (2, 0)
     plain = run(pipeline, av_photos, tmp_path / "plain")
     assert (plain.done, plain.failed) == (2, 0)
@@ -141,6 +142,40 @@ class _Recording:
     def predict(self, batch):
         self.shapes.append(batch.shape[1:3])
         return self.inner.predict(batch)
+
+
+def test_av_types_each_vessel_segment_as_a_whole_by_default(tmp_path, av_photos):
+    """Without --av-pixels the picture and the calibre columns use the stand-in's classes after
+    `vote_by_segment`: a segment crossing the middle of the picture takes one type."""
+    from data.av import ARTERY, VEIN, av_classes, vote_by_segment
+    from data.io import read_image
+    from inference import pipeline
+
+    summary = run(pipeline, av_photos, tmp_path / "voted", av=True)
+    assert (summary.done, summary.failed) == (2, 0)
+    straddling = 0
+    for name in ("p0", "p1"):
+        image = read_image(av_photos / f"{name}.png")
+        probs = _HalvesAvPredictor().predict(image[None].astype(np.float32) / 255.0)[0]
+        fov = np.asarray(Image.open(tmp_path / "voted" / f"{name}_fov.png")) > 0
+        voted = np.where(fov, av_classes(vote_by_segment(probs, 0.5), 0.5), 0)
+        pixels = np.where(fov, av_classes(probs, 0.5), 0)
+        av = np.asarray(Image.open(tmp_path / "voted" / f"{name}_av.png"))
+        red = np.all(av == (255, 0, 0), axis=-1) & ~np.all(image == (255, 0, 0), axis=-1)
+        blue = np.all(av == (0, 0, 255), axis=-1) & ~np.all(image == (0, 0, 255), axis=-1)
+        np.testing.assert_array_equal(red, voted == ARTERY)
+        np.testing.assert_array_equal(blue, voted == VEIN)
+        straddling += int((voted != pixels).sum())
+    assert straddling > 0  # some segment crosses the middle and was typed as a whole
+
+
+def test_av_pixels_without_av_is_refused(tmp_path):
+    image = photo(tmp_path / "p.png")
+    result = run_python(["-c", NO_KERAS, "predict.py", "--av-pixels", "--out",
+                         str(tmp_path / "out"), str(image)])  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "--av-pixels changes how --av types the vessels; give --av as well" in result.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_the_av_network_sees_each_photograph_at_its_own_training_scale(tmp_path, av_photos):

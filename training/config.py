@@ -104,6 +104,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "weights": "best",
         "save_images": True,
         "scale": "auto",  # "auto", or a number: the factor images are predicted at (1: off)
+        # An artery/vein network: each vessel segment between junctions typed as a whole
+        # (data.av.vote_by_segment); false: each pixel by itself, as the network gives it.
+        "av_vote": True,
         # The threshold of the best mean F1 on the run's validation images, recorded by
         # tools/ship_weights.py; predict.py --threshold auto uses it. null: none chosen.
         "chosen_threshold": None,
