@@ -104,17 +104,18 @@ def results_markdown(title: str, summary: dict, second: dict | None, reference: 
         parts += [f"\n## Second human observer ({reference}), same code, mean over images\n"]
         parts += [format_table(second)]
     if "av" in summary:
-        parts.append(av_markdown(summary["av"], summary.get("av_vote") == "segments"))
+        parts.append(av_markdown(summary["av"], summary.get("av_pixels")))
     return "".join(parts)
 
 
-def av_markdown(av: dict[str, Any], voted: bool = False) -> str:
-    """The A/V section of results.md: both protocols of `metrics.summarize_av` output; `voted`:
-    the artery and vein probabilities were each vessel segment's means (`vote_by_segment`)."""
+def av_markdown(av: dict[str, Any], pixels: dict[str, Any] | None = None) -> str:
+    """The A/V section of results.md: both protocols of `metrics.summarize_av` output; `pixels`:
+    where each vessel segment was typed as a whole (`vote_by_segment`), the protocols' means
+    with each pixel typed by itself, shown beside them."""
     where = "Inside the FOV" if av["fov_mask"] else "Over the whole image"
     typed = (
         "Each vessel segment between junctions was typed as a whole (the means of its pixels). "
-        if voted
+        if pixels is not None
         else "Each pixel was typed by itself. "
     )
     parts = [
@@ -126,6 +127,13 @@ def av_markdown(av: dict[str, Any], voted: bool = False) -> str:
     ]
     for protocol in AV_PROTOCOLS:
         parts += [format_av_table(av, protocol), "\n"]
+    if pixels is not None:
+        seg, cls = pixels["segmentation"], pixels["classification"]
+        parts.append(
+            f"Each pixel typed by itself instead (means over images): (a) A/V F1 "
+            f"{seg['f1_mean']:.4f} (artery {seg['f1_artery']:.4f}, vein {seg['f1_vein']:.4f}); "
+            f"(b) accuracy {cls['acc']:.4f}.\n"
+        )
     return "".join(parts)
 
 
@@ -163,13 +171,16 @@ def evaluate_av_predictions(
     (`metrics.summarize_av`: per image, mean, std, bootstrap interval, pooled), and with
     `save_images` each image's `<name>_av.png` (`data.av.av_overlay` of `av_classes`).
     vote: each vessel segment typed as a whole first (`data.av.vote_by_segment`; the vessel
-    channel is unchanged); False: each pixel as the network typed it. "av_vote" records which."""
+    channel is unchanged); False: each pixel as the network typed it. "av_vote" records which;
+    with the vote, "av_pixels" holds both protocols' means without it, for comparison."""
     names = [s.name for s in samples]
+    labels, masks = [s.label for s in samples], [s.mask for s in samples]
+    more: dict[str, Any] = {"av_vote": "segments" if vote else "pixels"}
     if vote:
+        pixels = summarize_av(probs, labels, masks, threshold, names)
+        more["av_pixels"] = {protocol: pixels[protocol]["mean"] for protocol in AV_PROTOCOLS}
         probs = [vote_by_segment(prob, threshold) for prob in probs]
-    av = summarize_av(
-        probs, [s.label for s in samples], [s.mask for s in samples], threshold, names
-    )
+    av = summarize_av(probs, labels, masks, threshold, names)
     summary = evaluate_predictions(
         vessel_samples(samples),
         [prob[..., 0] for prob in probs],
@@ -177,7 +188,7 @@ def evaluate_av_predictions(
         threshold,
         title,
         save_images=save_images,
-        extra={**(extra or {}), "av": av, "av_vote": "segments" if vote else "pixels"},
+        extra={**(extra or {}), "av": av, **more},
     )
     if save_images:
         for sample, prob in zip(samples, probs, strict=True):

@@ -421,11 +421,16 @@ def test_av_predictions_are_typed_by_segment_unless_told_otherwise(tmp_path):
     assert seg["f1_artery"] == pytest.approx(2 / 3) and seg["f1_vein"] == 0.0
     assert (cls["acc"], cls["se"], cls["sp"]) == (0.5, 1.0, 0.0)
     assert summary["av_vote"] == "segments"
+    assert summary["av_pixels"]["segmentation"]["f1_mean"] == pytest.approx(11 / 15)  # as above
+    assert summary["av_pixels"]["classification"]["acc"] == 0.75
+    assert "Each pixel typed by itself instead (means over images): (a) A/V F1 0.7333" in (
+        tmp_path / "results.md"
+    ).read_text()
     assert "Each vessel segment between junctions was typed as a whole" in (
         tmp_path / "results.md"
     ).read_text()
     pixels = evaluate_av_predictions([sample], [probs], tmp_path / "p", 0.5, "made up", vote=False)
-    assert pixels["av_vote"] == "pixels"
+    assert pixels["av_vote"] == "pixels" and "av_pixels" not in pixels
     assert "Each pixel was typed by itself" in (tmp_path / "p" / "results.md").read_text()
 
 
