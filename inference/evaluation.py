@@ -7,8 +7,9 @@ An artery/vein network (`models.is_av_model`) on an artery/vein dataset is score
 vessel channel with the vessel metrics against every labelled vessel pixel (the class map's
 non-background pixels), and its class map (each vessel segment between junctions typed as a
 whole, `data.av.vote_by_segment`, unless `evaluate.av_vote` is false) with both A/V protocols
-(`metrics.summarize_av`, docs/arteries-veins.md), added to metrics.json under "av" and to results.md; each image
-also gets `<name>_av.png`, its predicted classes painted on the photograph (`data.av.av_overlay`).
+(`metrics.summarize_av`, docs/arteries-veins.md), added to metrics.json under "av" and to
+results.md; each image also gets `<name>_av.png`, its predicted classes painted on the
+photograph (`data.av.av_overlay`).
 """
 
 from __future__ import annotations
@@ -486,8 +487,8 @@ def evaluate_prediction_folder(
     split: str = "test",
 ) -> dict[str, Any]:
     """Score the vessel maps predict.py wrote into `folder` (`<name>_binary.png`, at the
-    photograph's size) against the config's `split` ("test" or "train"), as they are: whatever weights,
-    threshold and scale predict.py used. Maps of another size than the label (HRF's full-size
+    photograph's size) against the config's `split` ("test" or "train"), as they are: whatever
+    weights, threshold and scale predict.py used. Maps of another size than the label (HRF's full-size
     photographs against its half-size labels) are resampled to it by nearest neighbour."""
     from data import load_dataset
     from data.readers import AV_DATASETS
