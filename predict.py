@@ -19,7 +19,8 @@ input's size. Then, by default (--scale vessels, where the weights' .yaml
 records the calibre of the vessels they drew, as every shipped file does),
 where the main vessels of that map are wider or narrower than the weights
 drew them, it is predicted again at the factor that brings them into that
-range (narrower ones to its bottom, wider ones to its middle; docs/cameras.md); --scale auto stops after the first pass.
+range (narrower ones to its bottom, wider ones to its middle; docs/cameras.md);
+--scale auto stops after the first pass.
 
 Writes, per input, PNGs of the input's size (--save chooses; default all):
 <stem>_prob.png (probability 0..255), <stem>_binary.png (vessels 255 inside

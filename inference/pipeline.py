@@ -96,10 +96,11 @@ class PredictOptions:
     disc: locate the optic disc, `<name>_disc.png` and its columns; av: the artery/vein network's
     `<name>_av.png` and the calibre biomarkers (the disc too); av_threshold: a vessel of the A/V
     network's map where its vessel probability > it (`data.av.av_classes`; inside the field of
-    view with use_fov); av_vote: each vessel segment typed as a whole (`data.av.vote_by_segment`),
-    False: each pixel by itself; av_band: the FOV diameters the A/V weights trained at, to which each
-    photograph is resampled for the A/V network (as `scale` "auto" or "vessels" resample for the
-    vessel weights; a factor or an NNNpx `scale` applies to both networks alike).
+    view with use_fov); av_vote: each vessel segment typed as a whole
+    (`data.av.vote_by_segment`), False: each pixel by itself; av_band: the FOV diameters the A/V
+    weights trained at, to which each photograph is resampled for the A/V network (as `scale`
+    "auto" or "vessels" resample for the vessel weights; a factor or an NNNpx `scale` applies to
+    both networks alike).
     """
 
     threshold: float = 0.5
