@@ -254,7 +254,7 @@ def test_stop_at_mistakes(text, message):
     "path,dataset,crossings,init",
     [
         ("configs/av_rite.yaml", "rite", False, "weights/sa_unetv2_drive.keras"),
-        ("configs/av_hrf.yaml", "hrf_av", True, "weights/sa_unetv2_fundus.keras"),
+        ("configs/av_hrf.yaml", "hrf_av", True, "weights/sa_unetv2_av.keras"),
         ("configs/av_demo.yaml", "synthetic_av", False, None),
     ],
 )
