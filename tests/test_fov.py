@@ -1,7 +1,7 @@
 """Generated FOV masks (data/fov.py) and their diameters on hard photographs.
 
 The hard cases are `benchmarks.fov.hard_case` (the same as the benchmark's
-table in docs/prediction.md): a synthetic fundus photograph (data/synthetic.py)
+table in docs/prediction-experiments.md): a synthetic fundus photograph (data/synthetic.py)
 or DRIVE's 21_training with its official mask, made 4000 px wide, stretched
 4:3, dark, clipped by a 16:9 frame, cropped inside the field of view (no
 border), put on a grey or white surround, or given JPEG noise in the border.

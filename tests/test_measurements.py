@@ -163,7 +163,7 @@ def test_empty_map_is_nan_not_an_error():
 @pytest.mark.slow
 def test_measurements_of_predicted_maps_follow_the_manual_labels_on_drive(real_data_root):
     """The shipped DRIVE weights on the 20 test photographs against the first observer, inside
-    the FOV masks (docs/prediction.md: area fraction r 0.43, tortuosity r 0.90 measured)."""
+    the FOV masks (docs/prediction-experiments.md: area fraction r 0.43, tortuosity r 0.90 measured)."""
     from benchmarks.measure_agreement import agreement, drive_measurements
     from tests.helpers import ROOT
 
