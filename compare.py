@@ -12,6 +12,15 @@ confidence interval (the images resampled with replacement, 10,000 times,
 seed 0) and the two-sided Wilcoxon signed-rank p-value (metrics.paired_comparison).
 Prints the tables and writes OUT/compare.json, OUT/compare.md and
 OUT/compare.png (per-image F1 of A against each other model).
+
+Artery/vein networks (configs/av_rite.yaml, configs/av_hrf.yaml) are compared on
+the field's two A/V protocols instead, each image scored inside its FOV as
+evaluate.py scores it: the mean of artery and vein F1 (protocol (a)) and the
+accuracy of the types of the reference vessels (protocol (b));
+docs/arteries-veins.md.
+
+    python compare.py weights/sa_unetv2_av.keras runs/av_hrf/best.keras \\
+        --config configs/av_hrf.yaml --data-root DIR --out runs/compare/hrf_av
 """
 
 from __future__ import annotations
@@ -26,7 +35,10 @@ from utils.cli import run_cli
 from utils.errors import UserError
 
 COMPARED = ("f1", "jaccard")  # the paper's comparison table reports F1 and Jaccard
-LABELS = {"f1": "F1", "jaccard": "Jaccard"}
+# Artery/vein networks: each metric with the A/V protocol that scores it (metrics.summarize_av).
+AV_COMPARED = {"f1_mean": "segmentation", "acc": "classification"}
+LABELS = {"f1": "F1", "jaccard": "Jaccard", "f1_mean": "A/V F1", "acc": "A/V accuracy"}
+AV_PROTOCOL = "artery_vein"  # compare.json's "protocol" for A/V networks
 
 
 def parse_args(argv):
@@ -92,17 +104,36 @@ def compare_summaries(
 ) -> dict:
     """Per-image scores side by side and each model against the first, from `metrics.summarize` outputs.
 
-    All summaries must cover the same images in the same order. Returns the
-    content of compare.json (without the file paths).
+    All summaries must cover the same images in the same order. Summaries of artery/vein networks
+    (with "av", `metrics.summarize_av`) are compared on A/V F1 and accuracy (`AV_COMPARED`),
+    whatever `protocol`; vessel and A/V summaries cannot be mixed. Returns the content of
+    compare.json (without the file paths).
     """
     from metrics import paired_comparison
+
+    av = ["av" in summary for summary in summaries]
+    if any(av) and not all(av):
+        vessel = labels[av.index(False)]
+        raise UserError(
+            f"model {vessel} is a vessel network and {labels[av.index(True)]} an artery/vein "
+            "network: compare each kind with its own kind"
+        )
+    if all(av):
+        protocol, metrics = AV_PROTOCOL, list(AV_COMPARED)
+        summaries = [summary["av"] for summary in summaries]
+    else:
+        metrics = list(COMPARED)
+
+    def section(scored: dict, metric: str) -> dict:
+        """The part of a summary or per-image entry that holds `metric`."""
+        return scored[AV_COMPARED[metric]] if protocol == AV_PROTOCOL else scored[protocol]
 
     names = [entry["name"] for entry in summaries[0]["per_image"]]
     for label, summary in zip(labels, summaries, strict=True):
         if [entry["name"] for entry in summary["per_image"]] != names:
             raise UserError(f"model {label} was scored on other test images than {labels[0]}")
     scores = {
-        label: {key: [e[protocol][key] for e in summary["per_image"]] for key in COMPARED}
+        label: {key: [section(e, key)[key] for e in summary["per_image"]] for key in metrics}
         for label, summary in zip(labels, summaries, strict=True)
     }
     comparisons = [
@@ -113,14 +144,18 @@ def compare_summaries(
             **paired_comparison(scores[labels[0]][key], scores[label][key], resamples, seed=seed),
         }
         for label in labels[1:]
-        for key in COMPARED
+        for key in metrics
     ]
     return {
         "protocol": protocol,
         "threshold": summaries[0]["threshold"],
-        "metrics": list(COMPARED),
+        "metrics": metrics,
         "models": [
-            {"key": key, "label": label, "mean": summary[protocol]["mean"]}
+            {
+                "key": key,
+                "label": label,
+                "mean": {metric: section(summary, metric)["mean"][metric] for metric in metrics},
+            }
             for key, label, summary in zip(string.ascii_uppercase, labels, summaries, strict=False)
         ],
         "images": names,
@@ -129,21 +164,33 @@ def compare_summaries(
     }
 
 
+def protocol_text(protocol: str) -> str:
+    """compare.json's "protocol" in words."""
+    if protocol == AV_PROTOCOL:
+        return (
+            "arteries and veins inside the FOV: A/V F1, the mean of artery and vein F1 "
+            "(protocol (a)); A/V accuracy, the reference vessels' types (protocol (b))"
+        )
+    return protocol.replace("_", " ")
+
+
 def format_report(result: dict) -> str:
-    """Markdown: the models, per-image F1 and Jaccard side by side, each model against A."""
+    """Markdown: the models, their per-image scores side by side (F1 and Jaccard, or A/V F1 and
+    accuracy), each model against A."""
     models = result["models"]
     keys = [m["key"] for m in models]
+    compared = result["metrics"]
     lines = [
-        f"Protocol: {result['protocol'].replace('_', ' ')}, threshold {result['threshold']}.",
+        f"Protocol: {protocol_text(result['protocol'])}, threshold {result['threshold']}.",
         "",
     ]
     lines += [f"- {m['key']}: {m['label']}" for m in models]
-    header = [f"{LABELS[metric]} {key}" for metric in COMPARED for key in keys]
+    header = [f"{LABELS[metric]} {key}" for metric in compared for key in keys]
     lines += ["", "| image | " + " | ".join(header) + " |", "| --- |" + " ---: |" * len(header)]
     for i, name in enumerate(result["images"]):
-        values = [result["per_image"][m["label"]][metric][i] for metric in COMPARED for m in models]
+        values = [result["per_image"][m["label"]][metric][i] for metric in compared for m in models]
         lines.append(f"| {name} | " + " | ".join(f"{v:.4f}" for v in values) + " |")
-    means = [m["mean"][metric] for metric in COMPARED for m in models]
+    means = [m["mean"][metric] for metric in compared for m in models]
     lines.append("| **mean** | " + " | ".join(f"**{v:.4f}**" for v in means) + " |")
     first = result["comparisons"][0] if result["comparisons"] else None
     if first:
@@ -168,7 +215,8 @@ def format_report(result: dict) -> str:
 
 
 def plot_pairs(result: dict, path: Path) -> bool:
-    """Per-image F1 of A (x) against each other model (y), one panel each, with the diagonal.
+    """Per-image F1 (A/V F1 for artery/vein networks) of A (x) against each other model (y), one
+    panel each, with the diagonal.
 
     Returns False (and draws nothing) where matplotlib is not installed.
     """
@@ -180,11 +228,13 @@ def plot_pairs(result: dict, path: Path) -> bool:
     except ImportError:
         return False
     models = result["models"]
-    a = result["per_image"][models[0]["label"]]["f1"]
+    metric = result["metrics"][0]
+    name = LABELS[metric]
+    a = result["per_image"][models[0]["label"]][metric]
     others = models[1:]
     fig, axes = plt.subplots(1, len(others), figsize=(4.5 * len(others), 4.9), squeeze=False)
     for ax, model in zip(axes[0], others, strict=True):
-        b = result["per_image"][model["label"]]["f1"]
+        b = result["per_image"][model["label"]][metric]
         low = min(min(a), min(b))
         high = max(max(a), max(b))
         margin = max((high - low) * 0.08, 0.005)
@@ -194,10 +244,12 @@ def plot_pairs(result: dict, path: Path) -> bool:
         ax.set_xlim(ends)
         ax.set_ylim(ends)
         ax.set_aspect("equal")
-        ax.set_xlabel(f"F1 of A: {models[0]['label']}")
-        ax.set_ylabel(f"F1 of {model['key']}: {model['label']}")
+        ax.set_xlabel(f"{name} of A: {models[0]['label']}")
+        ax.set_ylabel(f"{name} of {model['key']}: {model['label']}")
         stats = next(
-            c for c in result["comparisons"] if c["model"] == model["label"] and c["metric"] == "f1"
+            c
+            for c in result["comparisons"]
+            if c["model"] == model["label"] and c["metric"] == metric
         )
         ax.set_title(
             f"{model['key']} - A: {stats['mean_diff']:+.4f} "
@@ -205,13 +257,28 @@ def plot_pairs(result: dict, path: Path) -> bool:
             fontsize=9,
         )
         ax.grid(alpha=0.3)
-    protocol = result["protocol"].replace("_", " ")
-    fig.suptitle(f"Per-image F1 ({protocol})\nabove the diagonal: better than A", fontsize=9)
+    protocol = "inside the FOV" if result["protocol"] == AV_PROTOCOL else result["protocol"]
+    fig.suptitle(
+        f"Per-image {name} ({protocol.replace('_', ' ')})\nabove the diagonal: better than A",
+        fontsize=9,
+    )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return True
+
+
+def check_one_kind(weights: list[Path]) -> None:
+    """One sentence, before any evaluation, where vessel and artery/vein networks are mixed."""
+    from models import is_av_model, load_model
+
+    kinds = [is_av_model(load_model(path)) for path in weights]
+    if any(kinds) and not all(kinds):
+        raise UserError(
+            f"{weights[kinds.index(False)]} is a vessel network and {weights[kinds.index(True)]} "
+            "an artery/vein network: compare each kind with its own kind"
+        )
 
 
 def main(argv=None) -> int:
@@ -244,13 +311,17 @@ def main(argv=None) -> int:
 
     out = Path(args.out) if args.out else Path("runs") / "compare"
     labels = model_labels(weights)
+    check_one_kind(weights)
     summaries = []
     for key, label, path in zip(string.ascii_uppercase, labels, weights, strict=False):
         start = time.perf_counter()
         summary = evaluate_checkpoint(cfg, path, out / label, engine=args.engine, verbose=False)
-        f1 = summary[args.protocol]["mean"]["f1"]
+        if "av" in summary:
+            score = f"A/V F1 {summary['av']['segmentation']['mean']['f1_mean']:.4f}"
+        else:
+            score = f"F1 {summary[args.protocol]['mean']['f1']:.4f}"
         print(
-            f"{key}: {label} ({path}): F1 {f1:.4f} over {summary['n_images']} images "
+            f"{key}: {label} ({path}): {score} over {summary['n_images']} images "
             f"({time.perf_counter() - start:.0f} s; report in {out / label})"
         )
         summaries.append(summary)
