@@ -22,6 +22,15 @@ brighter by S, the other darker, in a seeded direction), `white_balance:S`
 them. `train.camera_augment` trains on random mixes of them
 (`train.camera_changes`). Each row changes the images afresh from the same
 seeds, so adding rows leaves the others' figures as they were.
+
+An artery/vein network on an A/V config (configs/av_rite.yaml, configs/av_hrf.yaml)
+is scored as evaluate.py scores it, each vessel segment typed as a whole: the
+mean of artery and vein F1 (protocol (a), "A/V F1") and the accuracy of the
+reference vessels' types (protocol (b)); `color:0` makes a grey (red-free-like)
+photograph. A vessel network on such a config is scored on the labelled vessels.
+
+    python benchmarks/robustness.py --config configs/av_rite.yaml --data-root DIR \
+        --weights weights/sa_unetv2_av.keras --changes none,color:0,color:0.3,white_balance:0.3
 """
 
 from __future__ import annotations
@@ -66,36 +75,64 @@ def parse_args(argv=None):
 
 
 def score_weights(weights: str, samples: list, changes: list, scale, threshold, name: str) -> dict:
-    """Mean FOV F1 of `weights` on `samples` under each change: {"threshold", "f1": {change: F1}}."""
+    """Mean FOV F1 of `weights` on `samples` under each change: {"threshold", "kind": "vessel",
+    "f1": {change: F1}}; an artery/vein network: {"threshold", "kind": "av", "f1": {change: A/V F1,
+    protocol (a)}, "accuracy": {change: A/V accuracy, protocol (b)}}, each vessel segment typed as
+    a whole (`data.av.vote_by_segment`), as evaluate.py scores it."""
+    from data.av import vote_by_segment
     from data.camera import apply_change
     from data.geometry import pad_shape_for
+    from data.readers import AV_DATASETS
     from data.scale import (
         image_factor,
         prediction_factors,
         weights_fov_band,
     )
     from inference.engines import make_predictor
+    from inference.evaluation import check_av_evaluation, vessel_samples
     from inference.segment import segment
-    from metrics import image_metrics
-    from models import load_model
+    from metrics import av_classification_scores, av_segmentation_scores, image_metrics
+    from models import is_av_model, load_model
     from predict import resolve_threshold
 
     cut, _ = resolve_threshold(threshold, Path(weights))
     band = weights_fov_band(weights)
-    predictor = make_predictor(load_model(Path(weights)), "keras")
+    model = load_model(Path(weights))
+    av = is_av_model(model)
+    check_av_evaluation(av, name, scale, weights)
+    if name in AV_DATASETS and not av:  # a vessel network on the A/V labels' vessels
+        samples = vessel_samples(samples)
+    predictor = make_predictor(model, "keras")
     # The changes leave the FOV mask as it is: each photograph's factors once, for every change.
     factors = [prediction_factors(scale, image_factor(scale, s.mask, band, s.name), band)
                for s in samples]  # fmt: skip
-    f1 = {}
+    f1, accuracy = {}, {}
     for spec, (kind, value) in changes:
-        scores = []
+        scores, typed = [], []
         for index, s in enumerate(samples):
             image = apply_change(s.image, kind, value, rng=index)
             prob = segment(predictor, image, pad_shape_for(name, image.shape[:2]), factors[index])
-            scores.append(image_metrics(prob, s.label, s.mask, threshold=cut)["f1"])
+            if av:
+                prob = vote_by_segment(prob, cut)
+                scores.append(av_segmentation_scores(prob, s.label, s.mask, cut)["f1_mean"])
+                typed.append(av_classification_scores(prob, s.label, s.mask)["acc"])
+            else:
+                scores.append(image_metrics(prob, s.label, s.mask, threshold=cut)["f1"])
         f1[spec] = float(np.mean(scores))
-        print(f"{Path(weights).stem} {spec}: FOV F1 {f1[spec]:.4f}", file=sys.stderr)
-    return {"threshold": cut, "f1": f1}
+        line = f"{Path(weights).stem} {spec}: {'A/V F1' if av else 'FOV F1'} {f1[spec]:.4f}"
+        if av:
+            accuracy[spec] = float(np.mean(typed))
+            line += f", A/V accuracy {accuracy[spec]:.4f}"
+        print(line, file=sys.stderr)
+    if av:
+        return {"threshold": cut, "kind": "av", "f1": f1, "accuracy": accuracy}
+    return {"threshold": cut, "kind": "vessel", "f1": f1}
+
+
+def _with_difference(scores: dict, change: str) -> str:
+    """A table cell: the score under `change`, with its difference from "none" but for "none"."""
+    text = f"{scores[change]:.4f}"
+    return text if change == "none" else f"{text} ({scores[change] - scores['none']:+.4f})"
 
 
 def main(argv=None) -> int:
@@ -130,13 +167,16 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"{name}: {len(samples)} {args.split} images, FOV F1 (mean), scale {scale}\n")
+    print(f"{name}: {len(samples)} {args.split} images, FOV F1 (mean; A/V networks: A/V F1 and "
+          f"accuracy), scale {scale}\n")  # fmt: skip
     columns = [("change", lambda r: r["change"])]
     for w, result in results.items():
-        base = result["f1"]["none"]
-        columns.append((f"{Path(w).stem} (t={result['threshold']:g})",
-                        lambda r, f1=result["f1"], base=base: f"{f1[r['change']]:.4f}"
-                        + ("" if r["change"] == "none" else f" ({f1[r['change']] - base:+.4f})")))  # fmt: skip
+        scores = [("f1", "A/V F1, " if result["kind"] == "av" else "")]
+        if result["kind"] == "av":
+            scores.append(("accuracy", "A/V accuracy, "))
+        for key, what in scores:
+            columns.append((f"{Path(w).stem} ({what}t={result['threshold']:g})",
+                            lambda r, got=result[key]: _with_difference(got, r["change"])))  # fmt: skip
     print(markdown_table(columns, [{"change": spec} for spec, _ in changes]))
     return 0
 

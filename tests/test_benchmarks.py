@@ -165,6 +165,53 @@ def test_robustness_scores_every_change(tmp_path, capsys):
     assert (val["split"], val["images"]) == ("val", 1)  # 12 demo photographs, 10 % held out
 
 
+@pytest.mark.slow
+def test_robustness_scores_an_av_network_by_both_protocols(tmp_path, capsys):
+    """An artery/vein network on the synthetic A/V set: A/V F1 and accuracy per change, each
+    vessel segment typed as a whole as evaluate.py types it; a vessel network on the same config
+    is scored on the labelled vessels; an A/V network on a vessel dataset is refused."""
+    import json
+
+    import keras
+
+    from benchmarks.robustness import main
+    from data import load_dataset
+    from data.av import vote_by_segment
+    from inference.engines import make_predictor
+    from inference.segment import segment
+    from metrics import av_classification_scores
+    from models import build_model, load_model
+    from training.config import resolve_run_config
+    from utils.errors import UserError
+
+    keras.utils.set_random_seed(0)
+    av, vessel = tmp_path / "av.keras", tmp_path / "vessel.keras"
+    build_model("sa_unetv2_av", start_neurons=8).save(av)
+    build_model("sa_unetv2", start_neurons=8).save(vessel)
+    config = ["--config", "configs/av_demo.yaml", "--changes", "brightness:1,color:0", "--json",
+              "--scale", "1"]  # fmt: skip
+    assert main([*config, "--weights", str(av), "--weights", str(vessel)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    result = report["weights"][str(av)]
+    assert result["kind"] == "av"
+    assert list(result["accuracy"]) == ["none", "brightness:1", "color:0"]
+    assert result["f1"]["brightness:1"] == result["f1"]["none"]
+    assert result["accuracy"]["color:0"] != result["accuracy"]["none"]
+    # The accuracy of the unchanged images is evaluate.py's protocol (b) after the vote (factor 1).
+    samples = load_dataset(resolve_run_config("configs/av_demo.yaml")["dataset"]).test
+    predictor = make_predictor(load_model(av), "keras")
+    expected = [
+        av_classification_scores(vote_by_segment(segment(predictor, s.image)), s.label, s.mask)
+        for s in samples
+    ]
+    mean = float(np.mean([scores["acc"] for scores in expected]))
+    assert result["accuracy"]["none"] == pytest.approx(mean, abs=1e-6)
+    assert report["weights"][str(vessel)]["kind"] == "vessel"
+    assert "accuracy" not in report["weights"][str(vessel)]
+    with pytest.raises(UserError, match="has no artery/vein labels"):
+        main(["--config", "configs/demo.yaml", "--weights", str(av), "--changes", "none"])
+
+
 def test_quality_copies_and_flagged_counts():
     """benchmarks/quality.py: the degraded copies as named, and the counts of flagged rows."""
     import numpy as np
