@@ -153,8 +153,9 @@ def load_cache(path: Path) -> dict[str, np.ndarray] | None:
 def training_scale(dataset: Dataset, cfg: dict) -> dict:
     """What train.py records as the weights' scale (`data.scale.training_fov_band` reads it):
     `train_fov_diameter`, the training masks' median FOV diameter, and `max_fov_diameter`, None;
-    for a fundus band, its two ends."""
-    if dataset.name == "fundus":
+    for a band of training diameters (`dataset.fov_diameter` and `max_fov_diameter`), its two
+    ends."""
+    if dataset.name == "fundus" or cfg.get("fov_diameter") is not None:
         band = fundus_band(cfg)
         if not band.single:
             return {"train_fov_diameter": band.low, "max_fov_diameter": band.high}

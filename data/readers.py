@@ -21,12 +21,14 @@ keys are a UserError naming the valid ones):
   or "loo:<image id>" (leave one out). Default 1.
 - `downsample`: HRF, hrf_av and fundus: 2 (default: half resolution, 1168 x 1752,
   the protocol of bob.ip.binseg and lwnet) or 1 (full resolution, 2336 x 3504).
-- `fov_diameter`: fundus only: the FOV diameter (px) every training photograph
-  is brought to (default DRIVE's, 538.29); with `max_fov_diameter`, the low
-  end of a band of diameters.
-- `max_fov_diameter`: fundus only: the high end of that band (default null:
-  one diameter). A photograph whose FOV is larger is shrunk to it, one inside
-  the band is left as it is (`data.scale.FovBand`).
+- `fov_diameter`: the FOV diameter (px) every training photograph is brought
+  to; with `max_fov_diameter`, the low end of a band of diameters. fundus:
+  default DRIVE's, 538.29; any other dataset: default null, the photographs as
+  they are. Test photographs keep their own size (`--scale auto` brings them
+  to the weights' diameter at prediction).
+- `max_fov_diameter`: the high end of that band (default null: one diameter).
+  A photograph whose FOV is larger is shrunk to it, one inside the band is
+  left as it is (`data.scale.FovBand`).
 - `datasets`: fundus only: which of drive, stare, chase_db1 and hrf it reads
   (default null: all four). Leaving one out trains a model that has never
   seen that camera, to test on it (docs/cameras.md, "Measuring generalisation: leave one
@@ -146,6 +148,12 @@ def resolve_dataset_config(cfg: dict | None) -> dict:
         )
     if out["downsample"] not in (1, 2):
         raise UserError(f"dataset.downsample must be 1 or 2, got {out['downsample']!r}")
+    band_top_alone = out["max_fov_diameter"] is not None and out["fov_diameter"] is None
+    if band_top_alone and out["name"] != "fundus":
+        raise UserError(
+            "dataset.max_fov_diameter is the high end of a band of training diameters: give "
+            "dataset.fov_diameter, its low end, as well"
+        )
     if out["datasets"] is not None:
         out["datasets"] = fundus_datasets(out["datasets"])
     if out["val_split"] not in VAL_SPLITS:
@@ -207,9 +215,12 @@ def load_dataset(cfg: dict | None = None, cache_dir: str | os.PathLike | None = 
             train, test = read_hrf_av(root, int(cfg["downsample"]))
         else:
             train, test = read_folder(root, cfg, fov_cache=cache / "fov" / "folder")
-    # fundus: its test photographs keep their own sizes (predicted resampled, `--scale auto`);
-    # only the training photographs, all brought to one FOV diameter, set the padded size.
-    shapes = [s.image.shape[:2] for s in (train if name == "fundus" else train + test)]
+    normalised = name == "fundus" or cfg["fov_diameter"] is not None
+    if normalised and name != "fundus":  # read_fundus brings its own into the band
+        train = normalise_training(train, fundus_band(cfg))
+    # Normalised training photographs: the test photographs keep their own sizes (predicted
+    # resampled, `--scale auto`); only the training photographs set the padded size.
+    shapes = [s.image.shape[:2] for s in (train if normalised else train + test)]
     image_shape = (max(h for h, _ in shapes), max(w for _, w in shapes))
     return Dataset(name, pad_shape_for(name, image_shape), train, test, image_shape, excluded)
 
@@ -814,8 +825,16 @@ def fundus_datasets(value) -> tuple[str, ...]:
     return tuple(n for n in FUNDUS_DATASETS if n in names)
 
 
+def normalise_training(train: list[Sample], band) -> list[Sample]:
+    """Training photographs brought to the data.scale.FovBand `band` (`normalise_sample`: the
+    rule `--scale auto` applies at prediction; a photograph without a field of view stays)."""
+    from data.scale import normalise_sample
+
+    return [normalise_sample(s, band) for s in train]
+
+
 def fundus_band(cfg: dict):
-    """The data.scale.FovBand the fundus training photographs are brought into (config keys
+    """The data.scale.FovBand the training photographs are brought into (config keys
     `fov_diameter`, default DRIVE's, and `max_fov_diameter`, default the same: one diameter)."""
     from data.scale import KNOWN_FOV_DIAMETERS, FovBand
 
@@ -833,15 +852,13 @@ def read_fundus(root: Path, cfg: dict, cache: Path) -> tuple[list[Sample], list[
     `data.scale.normalise_sample`, the rule `--scale auto` applies at prediction; test
     photographs keep their own size. Every dataset read must be present under `root`.
     """
-    from data.scale import normalise_sample
-
     target = fundus_band(cfg)
     train, test, excluded = [], [], []
     for name in fundus_datasets(cfg.get("datasets")):
         part = {"name": name, "data_root": str(root), "fold": cfg["fold"]}
         part["downsample"] = cfg["downsample"]
         dataset = load_dataset(part, cache_dir=cache)
-        train += [normalise_sample(s, target) for s in dataset.train]
+        train += normalise_training(dataset.train, target)
         test += dataset.test
         excluded += dataset.excluded
     return train, test, excluded

@@ -102,6 +102,30 @@ def test_fundus_band_shrinks_only_the_larger_fields_of_view(fake_root, tmp_path)
     assert (s["train_fov_diameter"], s["max_fov_diameter"]) == (30.0, 45.0)
 
 
+def test_any_dataset_trains_at_a_chosen_fov_diameter(fake_root, tmp_path):
+    """dataset.fov_diameter on one dataset (HRF here): its training photographs are brought to
+    that diameter and set the padded size, its test photographs keep theirs, and the run records
+    the diameter (or the band) as its scale; without it nothing changes; a band's top alone is
+    refused."""
+    hrf = {"name": "hrf", "downsample": 1, "data_root": str(fake_root), "augment": False}
+    plain = load_dataset(hrf, tmp_path / "c")
+    assert {s.image.shape for s in plain.train} == {(64, 96, 3)}
+    ds = load_dataset({**hrf, "fov_diameter": 30.0}, tmp_path / "c")
+    assert {s.image.shape for s in ds.train} == {(32, 48, 3)}
+    assert {s.label.shape for s in ds.train} == {(32, 48)}
+    assert {s.image.shape for s in ds.test} == {(64, 96, 3)} and ds.pad_shape == (32, 48)
+    data = prepare_training_data({**hrf, "fov_diameter": 30.0}, cache_dir=tmp_path, progress=False)
+    assert abs(data.summary["train_fov_diameter"] - 30.0) < 1.5
+    assert data.summary["max_fov_diameter"] is None
+    band = prepare_training_data(
+        {**hrf, "fov_diameter": 30.0, "max_fov_diameter": 45.0}, cache_dir=tmp_path, progress=False
+    )
+    assert band.pad_shape == (48, 72)  # 60 px shrunk to the band's top, 45
+    assert (band.summary["train_fov_diameter"], band.summary["max_fov_diameter"]) == (30.0, 45.0)
+    with pytest.raises(UserError, match="give dataset.fov_diameter, its low end, as well"):
+        load_dataset({**hrf, "max_fov_diameter": 45.0}, tmp_path / "c")
+
+
 def test_validation_from_every_dataset_and_weighted_epochs():
     sizes = {"drive": 20, "stare": 16, "chase_db1": 20, "hrf": 15}
     sources = [f"{d}/{i}" for d, n in sizes.items() for i in range(n) for _ in range(13)]
