@@ -34,10 +34,11 @@ from data.io import default_cache_dir
 from data.readers import (
     DATASET_NAMES,
     FUNDUS_DATASETS,
-    fundus_band,
     fundus_datasets,
     load_dataset,
     resolve_dataset_config,
+    training_band,
+    trains_in_band,
 )
 from data.samples import Dataset, Sample
 from data.scale import median_fov_diameter
@@ -155,8 +156,8 @@ def training_scale(dataset: Dataset, cfg: dict) -> dict:
     `train_fov_diameter`, the training masks' median FOV diameter, and `max_fov_diameter`, None;
     for a band of training diameters (`dataset.fov_diameter` and `max_fov_diameter`), its two
     ends."""
-    if dataset.name == "fundus" or cfg.get("fov_diameter") is not None:
-        band = fundus_band(cfg)
+    if trains_in_band(cfg):
+        band = training_band(cfg)
         if not band.single:
             return {"train_fov_diameter": band.low, "max_fov_diameter": band.high}
     median = median_fov_diameter([s.mask for s in dataset.train])

@@ -215,9 +215,9 @@ def load_dataset(cfg: dict | None = None, cache_dir: str | os.PathLike | None = 
             train, test = read_hrf_av(root, int(cfg["downsample"]))
         else:
             train, test = read_folder(root, cfg, fov_cache=cache / "fov" / "folder")
-    normalised = name == "fundus" or cfg["fov_diameter"] is not None
+    normalised = trains_in_band(cfg)
     if normalised and name != "fundus":  # read_fundus brings its own into the band
-        train = normalise_training(train, fundus_band(cfg))
+        train = normalise_training(train, training_band(cfg))
     # Normalised training photographs: the test photographs keep their own sizes (predicted
     # resampled, `--scale auto`); only the training photographs set the padded size.
     shapes = [s.image.shape[:2] for s in (train if normalised else train + test)]
@@ -825,6 +825,12 @@ def fundus_datasets(value) -> tuple[str, ...]:
     return tuple(n for n in FUNDUS_DATASETS if n in names)
 
 
+def trains_in_band(cfg: dict) -> bool:
+    """Whether the training photographs of the dataset section `cfg` are brought to a FOV
+    diameter or band (`training_band`): always for fundus, for any other with `fov_diameter`."""
+    return cfg["name"] == "fundus" or cfg["fov_diameter"] is not None
+
+
 def normalise_training(train: list[Sample], band) -> list[Sample]:
     """Training photographs brought to the data.scale.FovBand `band` (`normalise_sample`: the
     rule `--scale auto` applies at prediction; a photograph without a field of view stays)."""
@@ -833,7 +839,7 @@ def normalise_training(train: list[Sample], band) -> list[Sample]:
     return [normalise_sample(s, band) for s in train]
 
 
-def fundus_band(cfg: dict):
+def training_band(cfg: dict):
     """The data.scale.FovBand the training photographs are brought into (config keys
     `fov_diameter`, default DRIVE's, and `max_fov_diameter`, default the same: one diameter)."""
     from data.scale import KNOWN_FOV_DIAMETERS, FovBand
@@ -852,7 +858,7 @@ def read_fundus(root: Path, cfg: dict, cache: Path) -> tuple[list[Sample], list[
     `data.scale.normalise_sample`, the rule `--scale auto` applies at prediction; test
     photographs keep their own size. Every dataset read must be present under `root`.
     """
-    target = fundus_band(cfg)
+    target = training_band(cfg)
     train, test, excluded = [], [], []
     for name in fundus_datasets(cfg.get("datasets")):
         part = {"name": name, "data_root": str(root), "fold": cfg["fold"]}
