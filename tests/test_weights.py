@@ -66,6 +66,7 @@ def test_weights_reproduce_their_recorded_results(weights, real_data_root):
     from data import load_dataset
     from data.av import vote_by_segment
     from data.geometry import pad_shape_for
+    from data.scale import image_factor, parse_scale, prediction_factors, weights_fov_band
     from inference.engines import make_predictor
     from inference.segment import segment
     from metrics import av_segmentation_scores, image_metrics
@@ -81,8 +82,17 @@ def test_weights_reproduce_their_recorded_results(weights, real_data_root):
     # An artery/vein network: its recorded artery and vein F1 (protocol (a), inside the FOV).
     av = is_av_model(model)
     recorded = {row["name"]: row for row in (record["av"] if av else record)["per_image"]}
+    # Each photograph at the factors evaluate.py used (weights trained at another FOV diameter
+    # than their test photographs', e.g. HRF-AV's at 816 px, predict them shrunk and fused).
+    scaling = record.get("scaling") or {"scale": "1", "factors": {}}
+    scale = parse_scale(scaling["scale"])
+    band = weights_fov_band(path, scale)
     for sample in dataset.test[:N_IMAGES]:
-        prob = segment(predictor, sample.image, pad_shape_for(dataset.name, sample.image.shape[:2]))
+        factor = image_factor(scale, sample.mask, band, sample.name)
+        if sample.name in scaling["factors"]:
+            assert np.isclose(factor, scaling["factors"][sample.name], atol=1e-4), sample.name
+        pad_shape = pad_shape_for(dataset.name, sample.image.shape[:2])
+        prob = segment(predictor, sample.image, pad_shape, prediction_factors(scale, factor, band))
         if av:
             if record.get("av_vote") == "segments":  # each vessel segment typed as a whole
                 prob = vote_by_segment(prob, threshold)
