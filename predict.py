@@ -148,7 +148,9 @@ def parse_args(argv):
         help="the camera's field of view in degrees, for millimetres (default 45)",
     )
     parser.add_argument(
-        "--mm-per-pixel", type=float, help="pixel size on the retina (overrides --fov-degrees)"
+        "--mm-per-pixel",
+        type=float,
+        help="pixel size on the retina (overrides a DICOM file's Pixel Spacing and --fov-degrees)",
     )
     parser.add_argument(
         "--disc",

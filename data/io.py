@@ -2,7 +2,12 @@
 
 Formats: JPEG, PNG, TIFF, GIF, PPM/PGM (and any of them gzip-compressed as
 `*.gz`, as in the official STARE archives). Pillow opens files by content, so
-STARE's PGM labels under `.ppm` names read as grey images.
+STARE's PGM labels under `.ppm` names read as grey images. DICOM files (a
+clinic's ophthalmic photographs, `.dcm`, or any file with DICOM's `DICM`
+preamble, with or without a name suffix) are decoded with pydicom: native,
+JPEG and JPEG 2000 pixel data, YBR colour converted to RGB, more than 8 bits
+scaled to 8, MONOCHROME1 inverted; one frame per file. `dicom_mm_per_pixel`
+reads their Pixel Spacing (0028,0030).
 
 - `read_image` -> uint8 (H, W, 3) RGB; grey inputs are repeated to 3 channels,
   RGBA/LA inputs drop alpha, palette inputs are expanded, 16-bit grey is
@@ -37,7 +42,11 @@ from PIL import Image, ImageOps
 
 from utils.errors import UserError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".pnm", ".bmp")
+DICOM_SUFFIXES = (".dcm", ".dicom")
+IMAGE_SUFFIXES = (
+    ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".pnm", ".bmp", *DICOM_SUFFIXES,
+)  # fmt: skip
+DICOM_MAGIC = b"DICM"  # bytes 128-131 of a DICOM file (Part 10), after a 128-byte preamble
 EXIF_ORIENTATION = 0x0112  # the EXIF tag: how the stored pixels are turned for display, 1-8
 TURNED = (5, 6, 7, 8)  # orientations that swap width and height
 
@@ -59,6 +68,95 @@ def is_image_name(name: str) -> bool:
     return base.endswith(IMAGE_SUFFIXES)
 
 
+def is_dicom_bytes(data: bytes) -> bool:
+    """True when `data` starts as a DICOM Part 10 file does (`DICM` after 128 bytes)."""
+    return data[128:132] == DICOM_MAGIC
+
+
+def is_dicom_file(path: str | os.PathLike) -> bool:
+    """True for a readable file whose first 132 bytes are a DICOM preamble and magic, whatever its
+    name (archives export photographs as `IM000001` and the like); False for DICOMDIR, the index
+    of such an export, which holds no pixels."""
+    path = Path(path)
+    if path.name.upper() == "DICOMDIR":
+        return False
+    try:
+        with open(path, "rb") as handle:
+            return is_dicom_bytes(handle.read(132))
+    except OSError:
+        return False
+
+
+def _dicom_dataset(source, name: str, stop_before_pixels: bool = False):
+    """pydicom's Dataset of `source` (bytes or a path), a UserError naming the file otherwise."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    handle = io.BytesIO(source) if isinstance(source, bytes) else source
+    try:
+        return pydicom.dcmread(handle, stop_before_pixels=stop_before_pixels)
+    except (InvalidDicomError, OSError, ValueError, EOFError, KeyError) as exc:
+        raise UserError(f"{name} could not be read as a DICOM file ({exc})") from exc
+
+
+def _frames(ds) -> int:
+    try:
+        return int(ds.get("NumberOfFrames", 1) or 1)
+    except (TypeError, ValueError):
+        return 1
+
+
+def _dicom_image(data: bytes, name: str) -> Image.Image:
+    """A DICOM photograph as an 8-bit RGB or grey Pillow image (its single frame)."""
+    ds = _dicom_dataset(data, name)
+    if "PixelData" not in ds:
+        raise UserError(f"{name} is a DICOM file without pixel data (no image to read)")
+    frames = _frames(ds)
+    if frames > 1:
+        raise UserError(
+            f"{name} holds {frames} frames (a stereo pair or a series); predict.py reads one "
+            "photograph per file: export each frame as its own file"
+        )
+    interpretation = str(ds.get("PhotometricInterpretation", "")).upper()
+    try:
+        arr = ds.pixel_array  # YBR_FULL and YBR_FULL_422 come out as RGB
+    except Exception as exc:  # pydicom raises many kinds for a missing decoder or bad data
+        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+        what = f" (transfer syntax {syntax.name})" if syntax is not None else ""
+        raise UserError(
+            f"{name}: its pixel data could not be decoded{what}: {exc}; JPEG-LS and "
+            "some other compressed syntaxes need `pip install pylibjpeg pylibjpeg-libjpeg`"
+        ) from exc
+    arr = np.asarray(arr)
+    if arr.dtype != np.uint8:
+        bits = int(ds.get("BitsStored", 8) or 8)
+        arr = np.clip(arr.astype(np.float64), 0, None) * (255.0 / (2**bits - 1))
+        arr = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+    if interpretation == "MONOCHROME1":  # 0 is white
+        arr = 255 - arr
+    if arr.ndim == 2:
+        return Image.fromarray(arr, "L")
+    if arr.ndim == 3 and arr.shape[2] == 3:
+        return Image.fromarray(np.ascontiguousarray(arr), "RGB")
+    raise UserError(f"{name}: DICOM pixel data of shape {arr.shape} is not a photograph")
+
+
+def dicom_mm_per_pixel(path: str | os.PathLike) -> float | None:
+    """The size of a pixel in mm from a DICOM file's Pixel Spacing (0028,0030), the geometric mean
+    of its row and column spacing; None for a file that is not DICOM or records none."""
+    if not is_dicom_file(path):
+        return None
+    ds = _dicom_dataset(str(path), str(path), stop_before_pixels=True)
+    spacing = ds.get("PixelSpacing")
+    try:
+        rows, cols = (float(v) for v in spacing)
+    except (TypeError, ValueError):
+        return None
+    if not (rows > 0 and cols > 0 and np.isfinite(rows) and np.isfinite(cols)):
+        return None
+    return float(np.sqrt(rows * cols))
+
+
 def exif_orientation(img: Image.Image) -> int:
     """The EXIF orientation tag (1-8) of an opened image: 1 when it has none, or an unreadable
     or invalid one (the pixels are then taken as stored). Only what Pillow has read so far is
@@ -74,6 +172,8 @@ def exif_orientation(img: Image.Image) -> int:
 def _open(data: bytes, name: str) -> tuple[Image.Image, int]:
     """Decode `data` fully (so truncation is caught here), un-gzipping `*.gz` first, and turn it
     as its EXIF orientation tag says (`ImageOps.exif_transpose`); returns (image, the tag)."""
+    if is_dicom_bytes(data):
+        return _dicom_image(data, name), 1
     try:
         if name.lower().endswith(".gz"):
             data = gzip.decompress(data)
@@ -100,7 +200,7 @@ def _open(data: bytes, name: str) -> tuple[Image.Image, int]:
             reason = "not a recognised image format"
         raise UserError(
             f"{name} could not be read as an image ({reason}); expected a complete "
-            "JPEG, PNG, TIFF, GIF or PPM/PGM file (optionally .gz)"
+            "JPEG, PNG, TIFF, GIF or PPM/PGM file (optionally .gz), or a DICOM file"
         ) from exc
 
 
@@ -134,6 +234,14 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     (nothing decoded); a UserError naming the file when it is not an image Pillow recognises
     (`.gz` files are opened through gzip)."""
     path = Path(path)
+    if is_dicom_file(path):
+        ds = _dicom_dataset(str(path), str(path), stop_before_pixels=True)
+        try:
+            return int(ds.Rows), int(ds.Columns)
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise UserError(
+                f"{path} is a DICOM file without an image size (Rows, Columns)"
+            ) from exc
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -147,7 +255,7 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
                     turned = exif_orientation(img) in TURNED
     except (OSError, SyntaxError, ValueError, EOFError, zlib.error) as exc:
         raise UserError(
-            f"{path} is not an image file (its header is not JPEG, PNG, TIFF, GIF, BMP or PPM/PGM)"
+            f"{path} is not an image file (its header is not JPEG, PNG, TIFF, GIF, BMP, PPM/PGM or DICOM)"
         ) from exc
     return (width, height) if turned else (height, width)
 

@@ -58,7 +58,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from data.io import file_stem, image_size, is_image_name
+from data.io import file_stem, image_size, is_dicom_file, is_image_name
 from inference.outputs import AV_KIND, CALIBRE_KIND, DISC_KIND, OUTPUT_KINDS, output_path
 from utils.errors import UserError
 
@@ -181,7 +181,7 @@ def collect_inputs(
                 p
                 for p in candidates
                 if p.is_file()
-                and is_image_name(p.name)
+                and (is_image_name(p.name) or is_dicom_file(p))  # DICOM exports: IM000001, UIDs
                 and not any(part.startswith(".") for part in p.relative_to(path).parts)
                 and (skip is None or skip not in p.resolve().parents)
             )
@@ -189,7 +189,7 @@ def collect_inputs(
                 where = "or its sub-folders " if recursive else ""
                 raise UserError(
                     f"folder {path} {where}holds no image files (expected .png, .jpg, .tif, .gif, "
-                    f".ppm, ...){'' if recursive else '; --recursive searches sub-folders'}"
+                    f".ppm, DICOM, ...){'' if recursive else '; --recursive searches sub-folders'}"
                 )
             for p in found:
                 parent = p.relative_to(path).parent
@@ -335,6 +335,7 @@ class _Photograph:
     av_factors: tuple[float, ...] = (1.0,)  # with --av: the factors the A/V network sees it at
     share: float = 0.0  # vessel pixels / FOV pixels, for the --verbose line
     shape: tuple[int, int] = (0, 0)
+    file_mm_per_pixel: float | None = None  # a DICOM file's own Pixel Spacing (mm)
 
 
 def predict_files(
@@ -644,13 +645,14 @@ def _read(job: Job, mask, train_diameter, options: PredictOptions) -> _Photograp
     """Reader thread: decode the photograph (as displayed: `data.io`), find its field of view and
     its scale factors, and with measurements its quality figures (timed with the FOV)."""
     from data.fov import generate_fov_mask
-    from data.io import read_photograph
+    from data.io import dicom_mm_per_pixel, read_photograph
     from data.quality import photograph_quality
     from data.scale import fov_diameter, image_factor, prediction_factors
 
     times: dict[str, float] = {}
     start = time.perf_counter()
     image, orientation = read_photograph(job.path)
+    file_mm = dicom_mm_per_pixel(job.path)  # a DICOM file's Pixel Spacing, else None
     times["read"] = time.perf_counter() - start
     start = time.perf_counter()
     fov = mask if mask is not None else generate_fov_mask(image)
@@ -681,6 +683,7 @@ def _read(job: Job, mask, train_diameter, options: PredictOptions) -> _Photograp
         orientation,
         quality,
         av_factors=av_factors,
+        file_mm_per_pixel=file_mm,
     )
 
 
@@ -781,11 +784,15 @@ def _measure(item: _Photograph, vessels: np.ndarray, out_dir: Path, options: Pre
 
 
 def _mm_per_pixel(item: _Photograph, options: PredictOptions) -> float | None:
-    """The photograph's pixel size on the retina (mm): --mm-per-pixel, or from --fov-degrees and
-    its FOV diameter; None where neither is known."""
+    """The photograph's pixel size on the retina (mm): --mm-per-pixel, else the Pixel Spacing its
+    DICOM file records, else from --fov-degrees and its FOV diameter; None where none is known."""
     from measurements import mm_per_pixel_from_fov
 
-    return options.mm_per_pixel or mm_per_pixel_from_fov(item.diameter, options.fov_degrees)
+    return (
+        options.mm_per_pixel
+        or item.file_mm_per_pixel
+        or mm_per_pixel_from_fov(item.diameter, options.fov_degrees)
+    )
 
 
 def _disc_and_calibre(item: _Photograph, vessels: np.ndarray, out_dir: Path, options,
