@@ -91,6 +91,23 @@ def test_jpeg_ybr_colour_comes_out_as_rgb(tmp_path):
     assert dicom_mm_per_pixel(tmp_path / "eye.dcm") is None  # none recorded
 
 
+def test_jpeg_2000_lossless_reads_exactly(tmp_path):
+    import pydicom
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEG2000Lossless
+
+    pixels = fundus()
+    path = dicom(tmp_path / "eye.dcm", pixels)
+    ds = pydicom.dcmread(path)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "JPEG2000", irreversible=False, no_jp2=True, mct=0)
+    ds.file_meta.TransferSyntaxUID = JPEG2000Lossless
+    ds.PixelData = encapsulate([buf.getvalue()])
+    ds["PixelData"].VR = "OB"
+    ds.save_as(path, enforce_file_format=True)
+    np.testing.assert_array_equal(read_image(path), pixels)
+
+
 def test_grey_16_bit_and_monochrome1(tmp_path):
     ramp = np.tile(np.arange(0, 4096, 64, dtype=np.uint16), (8, 1))  # 12 bits stored
     image = read_image(dicom(tmp_path / "grey.dcm", ramp, bits=12))
