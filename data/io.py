@@ -5,8 +5,9 @@ Formats: JPEG, PNG, TIFF, GIF, PPM/PGM (and any of them gzip-compressed as
 STARE's PGM labels under `.ppm` names read as grey images. DICOM files (a
 clinic's ophthalmic photographs, `.dcm`, or any file with DICOM's `DICM`
 preamble, with or without a name suffix) are decoded with pydicom: native,
-JPEG and JPEG 2000 pixel data, YBR colour converted to RGB, more than 8 bits
-scaled to 8, MONOCHROME1 inverted; one frame per file. `dicom_mm_per_pixel`
+JPEG and JPEG 2000 pixel data, YBR colour converted to RGB, palette colour
+expanded, more than 8 bits scaled to 8, MONOCHROME1 inverted; one frame per
+file. `dicom_mm_per_pixel`
 reads their Pixel Spacing (0028,0030).
 
 - `read_image` -> uint8 (H, W, 3) RGB; grey inputs are repeated to 3 channels,
@@ -128,7 +129,15 @@ def _dicom_image(data: bytes, name: str) -> Image.Image:
             "some other compressed syntaxes need `pip install pylibjpeg pylibjpeg-libjpeg`"
         ) from exc
     arr = np.asarray(arr)
-    if arr.dtype != np.uint8:
+    if interpretation == "PALETTE COLOR":  # indices into the file's colour tables
+        from pydicom.pixels import apply_color_lut
+
+        arr = np.asarray(apply_color_lut(arr, ds))  # RGB, 8 or 16 bits as the tables are
+        bits = 16 if arr.dtype != np.uint8 else 8
+        if bits == 16:
+            arr = np.clip(np.rint(arr.astype(np.float64) * (255.0 / 65535)), 0, 255)
+            arr = arr.astype(np.uint8)
+    elif arr.dtype != np.uint8:
         bits = int(ds.get("BitsStored", 8) or 8)
         arr = np.clip(arr.astype(np.float64), 0, None) * (255.0 / (2**bits - 1))
         arr = np.clip(np.rint(arr), 0, 255).astype(np.uint8)

@@ -120,6 +120,24 @@ def test_grey_16_bit_and_monochrome1(tmp_path):
     assert read_label(dicom(tmp_path / "label.dcm", label)).sum() == 64
 
 
+def test_palette_colour_is_expanded_through_its_tables(tmp_path):
+    import pydicom
+
+    index = np.tile(np.arange(0, 256, 16, dtype=np.uint8), (4, 1))
+    path = dicom(tmp_path / "palette.dcm", index, "PALETTE COLOR")
+    ds = pydicom.dcmread(path)
+    ramp = np.arange(256, dtype=np.uint16)
+    for colour, table in (("Red", ramp * 257), ("Green", (255 - ramp) * 257), ("Blue", ramp * 0)):
+        setattr(ds, f"{colour}PaletteColorLookupTableDescriptor", [256, 0, 16])
+        ds[f"{colour}PaletteColorLookupTableDescriptor"].VR = "US"
+        setattr(ds, f"{colour}PaletteColorLookupTableData", table.astype("<u2").tobytes())
+    ds.save_as(path, enforce_file_format=True)
+    image = read_image(path)
+    np.testing.assert_array_equal(image[..., 0], index)
+    np.testing.assert_array_equal(image[..., 1], 255 - index)
+    assert (image[..., 2] == 0).all()
+
+
 def test_bad_dicom_files_are_refused_in_one_sentence(tmp_path):
     two = np.stack([fundus(32, 0), fundus(32, 1)])
     with pytest.raises(UserError, match="holds 2 frames"):
