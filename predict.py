@@ -4,7 +4,7 @@
     python predict.py --weights weights/sa_unetv2_drive.keras --recursive --measure cohort/
     python predict.py --shard 2/4 --measure --out out cohort/   # one of 4 processes or machines
     python predict.py --merge-shards out                        # their rows into measurements.csv
-    python predict.py --measure --av runs/av_rite/best.keras cohort/  # arteries, veins, CRAE
+    python predict.py cohort/ --measure --av                   # arteries, veins, disc, CRAE
 
 Without --weights it uses weights/sa_unetv2_fundus.keras (trained on four datasets, for any
 camera) when it is there, otherwise weights/sa_unetv2_drive.keras, and says which. The
