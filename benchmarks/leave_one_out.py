@@ -263,9 +263,24 @@ def fov_f1(metrics_path: Path) -> dict | None:
     return {"f1": metrics["fov"]["mean"]["f1"], "n": metrics["n_images"]}
 
 
+def second_observer_f1(metrics_path: Path) -> float | None:
+    """The second observer's mean FOV F1 against the first in an evaluate.py metrics.json (the
+    human baseline on the camera left out), or None where the dataset has one observer."""
+    if not metrics_path.is_file():
+        return None
+    second = json.loads(metrics_path.read_text(encoding="utf-8")).get("second_observer") or {}
+    return (second.get("fov") or {}).get("mean", {}).get("f1")
+
+
 def left_out_row(folder: Path, variants: dict[str, list[str]]) -> dict:
-    """One summary row: per variant its FOV F1 (or None), the threshold and kept epoch."""
+    """One summary row: per variant its FOV F1 (or None), the threshold and kept epoch, and the
+    second observer's F1 where evaluate.py scored one."""
     row = {variant: fov_f1(folder / "eval" / variant / "metrics.json") for variant in variants}
+    for variant in variants:
+        second = second_observer_f1(folder / "eval" / variant / "metrics.json")
+        if second is not None:
+            row["second_observer"] = second
+            break
     record = next(iter(sorted((folder / "weights").glob("*.eval.json"))), None)
     if record is not None:
         data = json.loads(record.read_text(encoding="utf-8"))
@@ -298,6 +313,10 @@ def summary_markdown(name: str, summary: dict, variants: dict[str, list[str]], e
     columns += [
         ("threshold", lambda r: f"{r['threshold']:.2f}" if "threshold" in r else "-"),
         ("kept epoch", lambda r: str(r.get("epoch", "-"))),
+        (
+            "second observer",
+            lambda r: f"{r['second_observer']:.4f}" if "second_observer" in r else "-",
+        ),
     ]
     rows = [{"dataset": d, **row} for d, row in summary["rows"].items()]
     rows.append(

@@ -51,17 +51,18 @@ def test_starting_weights_never_saw_the_camera_left_out(tmp_path):
         loo.starting_weights("stare", str(tmp_path / "lone.keras"), {})
 
 
-def _metrics(folder, f1, n):
+def _metrics(folder, f1, n, second=None):
     folder.mkdir(parents=True)
-    (folder / "metrics.json").write_text(
-        json.dumps({"fov": {"mean": {"f1": f1}}, "n_images": n}), encoding="utf-8"
-    )
+    metrics = {"fov": {"mean": {"f1": f1}}, "n_images": n}
+    if second is not None:  # evaluate.py's second observer, against the first
+        metrics["second_observer"] = {"fov": {"mean": {"f1": second}}}
+    (folder / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
 
 
 def test_summary_mean_over_the_datasets_left_out(tmp_path):
     variants = loo.prediction_variants([])
-    _metrics(tmp_path / "chase_db1" / "eval" / "auto", 0.75, 8)
-    _metrics(tmp_path / "chase_db1" / "eval" / "at0.5", 0.74, 8)
+    _metrics(tmp_path / "chase_db1" / "eval" / "auto", 0.75, 8, second=0.7983)
+    _metrics(tmp_path / "chase_db1" / "eval" / "at0.5", 0.74, 8, second=0.7983)
     _metrics(tmp_path / "hrf" / "eval" / "auto", 0.79, 27)
     weights = tmp_path / "hrf" / "weights"
     weights.mkdir(parents=True)
@@ -74,9 +75,9 @@ def test_summary_mean_over_the_datasets_left_out(tmp_path):
     assert summary["mean"]["at0.5"] is None  # HRF's at 0.5 is not there yet
     assert summary["rows"]["hrf"]["threshold"] == 0.7 and summary["rows"]["hrf"]["epoch"] == 5
     text = loo.summary_markdown("r", summary, variants, 6)
-    assert "| chase_db1 | 0.7500 (8) | 0.7400 (8) | - | - |" in text
-    assert "| hrf | 0.7900 (27) | - | 0.70 | 5 |" in text
-    assert "| **mean** | 0.7700 (2) | - | - | - |" in text
+    assert "| chase_db1 | 0.7500 (8) | 0.7400 (8) | - | - | 0.7983 |" in text
+    assert "| hrf | 0.7900 (27) | - | 0.70 | 5 | - |" in text  # HRF has one observer
+    assert "| **mean** | 0.7700 (2) | - | - | - | - |" in text
 
 
 def test_dry_run_prints_each_step(tmp_path, capsys):
