@@ -27,6 +27,11 @@ For each dataset left out (`--left-out`, default chase_db1 hrf stare drive), in
    these do).
 4. `eval/<variant>/`: evaluate.py --predictions with the dataset's own config: F1 inside
    the FOV, as every figure of docs/cameras.md.
+5. With `--all-photographs VARIANT`: `pred_train/<variant>/` and `eval_train/<variant>/`, the
+   same on the dataset's training photographs (evaluate.py --split train), which the weights
+   never saw either. The summary's column "VARIANT, all" is then the mean over every labelled
+   photograph of the camera left out (CHASE_DB1 28, HRF 42, DRIVE 40; STARE's test split is
+   already its 20): more photographs, so less hangs on a few and on how one observer drew them.
 
 Then `OUT/NAME/summary.md` and `summary.json`: per dataset left out and variant, the mean FOV
 F1 over its test photographs, and the mean over the datasets left out, the figure a change of
@@ -61,6 +66,7 @@ EVAL_CONFIGS = {
     "chase_db1": ["--config", "configs/chase_db1.yaml"],
     "hrf": ["--config", "configs/hrf.yaml"],
 }
+ALL_IN_TEST_SPLIT = {"stare"}  # scored with --fold all: its test split is every labelled photograph
 DEFAULT_INIT_FOR = {"drive": "weights/sa_unetv2_stare_fold5.keras"}
 BASE_VARIANTS = {"auto": ["--scale", "auto"], "at0.5": ["--scale", "auto", "--threshold", "0.5"]}
 
@@ -103,6 +109,14 @@ def parse_args(argv=None):
         default=[],
         metavar='NAME="FLAGS"',
         help="another way to run predict.py on the same weights, e.g. 's538=--scale 0.585'",
+    )
+    parser.add_argument(
+        "--all-photographs",
+        action="append",
+        default=[],
+        metavar="VARIANT",
+        help="also predict and score the training photographs of the dataset left out with this "
+        "variant, for the mean over all its photographs (repeatable)",
     )
     parser.add_argument(
         "--record", default="benchmarks/results/leave_one_out",
@@ -171,16 +185,16 @@ def starting_weights(left_out: str, init: str | None, init_for: dict[str, str]) 
     return replacement
 
 
-def link_photographs(name: str, data_root: str, folder: Path) -> list[Path]:
-    """The dataset's test photographs in `folder` under their released names (links to the files,
-    copies out of an archive), for predict.py."""
-    from data.readers import test_photograph_files
+def link_photographs(name: str, data_root: str, folder: Path, split: str = "test") -> list[Path]:
+    """The dataset's `split` photographs in `folder` under their released names (links to the
+    files, copies out of an archive), for predict.py."""
+    from data.readers import photograph_files
     from data.trees import DirTree
     from utils.io import atomic_path
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for _, tree, rel in test_photograph_files(name, data_root):
+    for _, tree, rel in photograph_files(name, data_root, split=split):
         path = folder / Path(rel).name
         if not path.exists():
             if isinstance(tree, DirTree):
@@ -195,7 +209,8 @@ def link_photographs(name: str, data_root: str, folder: Path) -> list[Path]:
 # What `--record` keeps of OUT/NAME: a few MB per dataset left out (weights of 1 MB), enough to
 # score new prediction variants and rebuild the summary without training again.
 RECORD_PATTERNS = ("recipe.json", "summary.md", "summary.json", "*/weights/*.keras",
-                   "*/weights/*.yaml", "*/weights/*.json", "*/weights/*.csv", "*/eval/*/metrics.json")  # fmt: skip
+                   "*/weights/*.yaml", "*/weights/*.json", "*/weights/*.csv", "*/eval/*/metrics.json",
+                   "*/eval_train/*/metrics.json")  # fmt: skip
 
 
 def copy_missing(source: Path, dest: Path) -> list[Path]:
@@ -272,10 +287,30 @@ def second_observer_f1(metrics_path: Path) -> float | None:
     return (second.get("fov") or {}).get("mean", {}).get("f1")
 
 
-def left_out_row(folder: Path, variants: dict[str, list[str]]) -> dict:
-    """One summary row: per variant its FOV F1 (or None), the threshold and kept epoch, and the
-    second observer's F1 where evaluate.py scored one."""
+def all_photographs_f1(folder: Path, variant: str) -> dict | None:
+    """{f1, n}: the mean FOV F1 over the test and training photographs of the dataset left out
+    in `folder` (STARE's test split holds all 20), or None while either is missing."""
+    test = fov_f1(folder / "eval" / variant / "metrics.json")
+    if folder.name in ALL_IN_TEST_SPLIT:
+        return test
+    train = fov_f1(folder / "eval_train" / variant / "metrics.json")
+    if test is None or train is None:
+        return None
+    n = test["n"] + train["n"]
+    return {"f1": (test["f1"] * test["n"] + train["f1"] * train["n"]) / n, "n": n}
+
+
+def all_column(variant: str) -> str:
+    return f"{variant}, all"
+
+
+def left_out_row(folder: Path, variants: dict[str, list[str]], all_photographs=()) -> dict:
+    """One summary row: per variant its FOV F1 (or None), per `all_photographs` variant its F1
+    over all the photographs, the threshold and kept epoch, and the second observer's F1 where
+    evaluate.py scored one."""
     row = {variant: fov_f1(folder / "eval" / variant / "metrics.json") for variant in variants}
+    for variant in all_photographs:
+        row[all_column(variant)] = all_photographs_f1(folder, variant)
     for variant in variants:
         second = second_observer_f1(folder / "eval" / variant / "metrics.json")
         if second is not None:
@@ -289,12 +324,15 @@ def left_out_row(folder: Path, variants: dict[str, list[str]]) -> dict:
     return row
 
 
-def summarise(out: Path, left_out: list[str], variants: dict[str, list[str]]) -> dict:
-    """{rows: {dataset: row}, mean: {variant: mean F1 over the datasets left out}} (a mean over
-    all of them only: None while any is missing)."""
-    rows = {name: left_out_row(out / name, variants) for name in left_out}
+def summarise(
+    out: Path, left_out: list[str], variants: dict[str, list[str]], all_photographs=()
+) -> dict:
+    """{rows: {dataset: row}, mean: {column: mean F1 over the datasets left out}} (a mean over
+    all of them only: None while any is missing); columns: the variants, then "VARIANT, all"
+    for each of `all_photographs`."""
+    rows = {name: left_out_row(out / name, variants, all_photographs) for name in left_out}
     mean = {}
-    for variant in variants:
+    for variant in [*variants, *map(all_column, all_photographs)]:
         scores = [rows[name][variant] for name in left_out]
         mean[variant] = (
             sum(s["f1"] for s in scores) / len(scores)
@@ -304,12 +342,15 @@ def summarise(out: Path, left_out: list[str], variants: dict[str, list[str]]) ->
     return {"rows": rows, "mean": mean}
 
 
-def summary_markdown(name: str, summary: dict, variants: dict[str, list[str]], epochs: int) -> str:
+def summary_markdown(
+    name: str, summary: dict, variants: dict[str, list[str]], epochs: int, all_photographs=()
+) -> str:
     def cell(score):
         return f"{score['f1']:.4f} ({score['n']})" if score else "-"
 
+    scored = [*variants, *map(all_column, all_photographs)]
     columns = [("left out", lambda r: r["dataset"])]
-    columns += [(v, lambda r, v=v: cell(r[v])) for v in variants]
+    columns += [(v, lambda r, v=v: cell(r[v])) for v in scored]
     columns += [
         ("threshold", lambda r: f"{r['threshold']:.2f}" if "threshold" in r else "-"),
         ("kept epoch", lambda r: str(r.get("epoch", "-"))),
@@ -320,12 +361,17 @@ def summary_markdown(name: str, summary: dict, variants: dict[str, list[str]], e
     ]
     rows = [{"dataset": d, **row} for d, row in summary["rows"].items()]
     rows.append(
-        {"dataset": "**mean**", **{v: None for v in variants}}
+        {"dataset": "**mean**", **{v: None for v in scored}}
         | {v: {"f1": m, "n": len(rows)} for v, m in summary["mean"].items() if m is not None}
     )
     flags = "; ".join(
         f"`{v}`: predict.py {shlex.join(f) or '(defaults)'}" for v, f in variants.items()
     )
+    if all_photographs:
+        flags += (
+            "; `VARIANT, all`: the same variant's mean over every labelled photograph of the "
+            "camera left out, its training split too (none trained on)"
+        )
     return (
         f"# Leave one camera out: {name}\n\n{epochs} epochs per dataset left out; FOV F1, mean over "
         f"the test photographs of the dataset left out (their number); {flags}. {machine()}.\n\n"
@@ -356,6 +402,12 @@ def main(argv=None) -> int:
             )
         init_for[key] = path
     variants = prediction_variants(args.variant)
+    unknown = [v for v in args.all_photographs if v not in variants]
+    if unknown:
+        raise UserError(
+            f"--all-photographs {unknown[0]} is not a variant; expected one of {', '.join(variants)}"
+        )
+    all_photographs = list(dict.fromkeys(args.all_photographs))
     out = Path(args.out) / args.name
     record = Path(args.record) / args.name
     python = sys.executable
@@ -423,16 +475,36 @@ def main(argv=None) -> int:
                  "--data-root", data_root, "--out", str(metrics.parent), "--no-images"],
                 args.dry_run,
             )  # fmt: skip
+        if all_photographs and left not in ALL_IN_TEST_SPLIT:
+            photos = [] if args.dry_run else link_photographs(
+                left, data_root, folder / "photographs_train", split="train"
+            )  # fmt: skip
+        for variant in [] if left in ALL_IN_TEST_SPLIT else all_photographs:
+            metrics = folder / "eval_train" / variant / "metrics.json"
+            if metrics.is_file():
+                continue
+            pred = folder / "pred_train" / variant
+            run_step(
+                [python, "predict.py", "--weights", str(weights), "--out", str(pred),
+                 "--save", "binary", *variants[variant],
+                 *([str(p) for p in photos] or [str(folder / "photographs_train")])],
+                args.dry_run,
+            )  # fmt: skip
+            run_step(
+                [python, "evaluate.py", *EVAL_CONFIGS[left], "--split", "train", "--predictions",
+                 str(pred), "--data-root", data_root, "--out", str(metrics.parent), "--no-images"],
+                args.dry_run,
+            )  # fmt: skip
 
     # Every dataset left out so far, not only this call's: the summary is the recipe's.
     scored = [d for d in LEFT_OUT if (out / d / "eval").is_dir()]
-    summary = summarise(out, scored or list(args.left_out), variants)
-    text = summary_markdown(args.name, summary, variants, args.epochs)
+    summary = summarise(out, scored or list(args.left_out), variants, all_photographs)
+    text = summary_markdown(args.name, summary, variants, args.epochs, all_photographs)
     if not args.dry_run:
         out.mkdir(parents=True, exist_ok=True)
         (out / "summary.md").write_text(text, encoding="utf-8")
         kept = {"name": args.name, "config": args.config, "set": args.set, "epochs": args.epochs,
-                "variants": variants, **summary}  # fmt: skip
+                "variants": variants, "all_photographs": all_photographs, **summary}  # fmt: skip
         (out / "summary.json").write_text(json.dumps(kept, indent=2) + "\n", encoding="utf-8")
         copied = copy_missing(out, record)
         if copied:

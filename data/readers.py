@@ -773,33 +773,42 @@ def _hrf_av_sample(files: dict, i: str, downsample: int) -> Sample:
 # ----------------------------------------------------------------------------- test photographs as files
 
 TEST_IMAGE_FOLDERS = {"drive": "test/images", "stare": "stare-images", "chase_db1": "", "hrf": "images"}
+TRAIN_IMAGE_FOLDERS = {**TEST_IMAGE_FOLDERS, "drive": "training/images"}
 
 
-def test_photograph_files(name: str, root: str | os.PathLike, fold: int | str = "all") -> list:
-    """The photographs of dataset `name`'s test split as released (HRF at full size), for
-    predict.py: a list of (stem, tree, rel), `tree.read(rel)` giving the file's bytes and
-    `tree.where(rel)` its path (inside an archive where the data is one). STARE's `fold`
-    chooses its test images ("all": the 20, for weights that never saw STARE)."""
+def photograph_files(
+    name: str, root: str | os.PathLike, fold: int | str = "all", split: str = "test"
+) -> list:
+    """The photographs of dataset `name`'s test split (`split="train"`: its training split) as
+    released (HRF at full size), for predict.py: a list of (stem, tree, rel), `tree.read(rel)`
+    giving the file's bytes and `tree.where(rel)` its path (inside an archive where the data is
+    one). STARE's `fold` chooses its test images ("all": the 20, for weights that never saw
+    STARE; its training split is then empty)."""
+    if split not in ("test", "train"):
+        raise UserError(f"split must be test or train, got '{split}'")
     root = resolve_data_root(root)
     if name == "drive":
-        tree, (_, ids) = find_drive(root), drive_split()
+        tree, ids = find_drive(root), drive_split()
     elif name == "stare":
-        tree, (_, ids) = find_stare(root), stare_split(fold)
+        tree, ids = find_stare(root), stare_split(fold)
     elif name == "chase_db1":
-        tree, (_, ids) = find_chase_db1(root), fixed_split("chase_db1")
+        tree, ids = find_chase_db1(root), fixed_split("chase_db1")
     elif name == "hrf":
-        tree, (_, ids) = find_hrf(root), fixed_split("hrf")
+        tree, ids = find_hrf(root), fixed_split("hrf")
     else:
         raise UserError(f"no test split of '{name}'; expected one of {', '.join(FUNDUS_DATASETS)}")
-    folder = TEST_IMAGE_FOLDERS[name]
+    ids = ids[1] if split == "test" else ids[0]
+    folder = (TEST_IMAGE_FOLDERS if split == "test" else TRAIN_IMAGE_FOLDERS)[name]
+    if not ids:
+        return []
     files = _stem_index(tree, folder, f"the {name} photographs")
-    # DRIVE's files are NN_test.tif for id NN; the other datasets' stems are their ids.
+    # DRIVE's files are NN_test.tif (NN_training.tif) for id NN; the others' stems are their ids.
     by_id = {stem.split("_")[0]: stem for stem in files} if name == "drive" else {s: s for s in files}
     missing = [i for i in ids if i not in by_id]
     if missing:
         raise UserError(
-            f"{tree.where(folder)} lacks {len(missing)} of the {len(ids)} {name} test photographs "
-            f"(first: {missing[0]}); expected the dataset as released"
+            f"{tree.where(folder)} lacks {len(missing)} of the {len(ids)} {name} {split} "
+            f"photographs (first: {missing[0]}); expected the dataset as released"
         )
     return [(by_id[i], tree, f"{folder}/{files[by_id[i]]}".lstrip("/")) for i in ids]
 

@@ -114,21 +114,32 @@ def test_refuses_what_is_not_a_leave_one_out(tmp_path):
 @pytest.mark.realdata
 def test_test_photographs_are_the_test_split(real_data_root):
     """The files predict.py gets are the test images evaluate.py scores, by name."""
-    from data.readers import test_photograph_files
+    from data.readers import photograph_files
     from data.splits import fixed_split
 
     counts = {"drive": 20, "stare": 20, "chase_db1": 8, "hrf": 30}
     for name, count in counts.items():
-        files = test_photograph_files(name, real_data_root)
+        files = photograph_files(name, real_data_root)
         assert len(files) == count, name
         for stem, tree, rel in files:
             assert rel.rsplit("/", 1)[-1].startswith(stem) and tree.read(rel)[:2]
-    assert [f[0] for f in test_photograph_files("chase_db1", real_data_root)] == fixed_split(
+    assert [f[0] for f in photograph_files("chase_db1", real_data_root)] == fixed_split(
         "chase_db1"
     )[1]
-    drive = [f[0] for f in test_photograph_files("drive", real_data_root)]
+    drive = [f[0] for f in photograph_files("drive", real_data_root)]
     assert drive[0] == "01_test" and drive[-1] == "20_test"
-    assert len(test_photograph_files("stare", real_data_root, fold=5)) == 4
+    assert len(photograph_files("stare", real_data_root, fold=5)) == 4
+    # The training split: the rest of each dataset's photographs, none shared with the test split.
+    counts = {"drive": 20, "stare": 0, "chase_db1": 20, "hrf": 15}
+    for name, count in counts.items():
+        train = [f[0] for f in photograph_files(name, real_data_root, split="train")]
+        assert len(train) == count, name
+        assert not set(train) & {f[0] for f in photograph_files(name, real_data_root)}, name
+    drive = [f[0] for f in photograph_files("drive", real_data_root, split="train")]
+    assert drive[0] == "21_training" and drive[-1] == "40_training"
+    assert len(photograph_files("stare", real_data_root, fold=5, split="train")) == 16
+    with pytest.raises(UserError, match="split must be test or train"):
+        photograph_files("drive", real_data_root, split="val")
 
 
 def test_shipped_weights_skip_training_and_scored_variants_skip_prediction(tmp_path, capsys):
@@ -188,3 +199,41 @@ def test_the_summary_covers_every_dataset_scored_so_far(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "| chase_db1 | 0.7200 (8) |" in text and "| hrf | 0.8000 (27) |" in text
     assert "| **mean** | 0.7600 (2) |" in text
+
+
+def test_all_photographs_weigh_test_and_training_splits_by_their_number(tmp_path, capsys):
+    variants = loo.prediction_variants(["vessels=--scale vessels"])
+    _metrics(tmp_path / "chase_db1" / "eval" / "vessels", 0.76, 8)
+    _metrics(tmp_path / "chase_db1" / "eval_train" / "vessels", 0.79, 20)
+    _metrics(tmp_path / "stare" / "eval" / "vessels", 0.82, 20)
+    _metrics(tmp_path / "hrf" / "eval" / "vessels", 0.80, 27)  # its training split not yet scored
+    summary = loo.summarise(tmp_path, ["chase_db1", "stare"], variants, ["vessels"])
+    chase = summary["rows"]["chase_db1"]["vessels, all"]
+    assert chase["n"] == 28 and chase["f1"] == pytest.approx((0.76 * 8 + 0.79 * 20) / 28)
+    assert summary["rows"]["stare"]["vessels, all"] == {"f1": 0.82, "n": 20}  # all 20 are test
+    assert summary["mean"]["vessels, all"] == pytest.approx((chase["f1"] + 0.82) / 2)
+    with_hrf = loo.summarise(tmp_path, ["chase_db1", "hrf"], variants, ["vessels"])
+    assert (
+        with_hrf["rows"]["hrf"]["vessels, all"] is None and with_hrf["mean"]["vessels, all"] is None
+    )
+    text = loo.summary_markdown("r", summary, variants, 6, ["vessels"])
+    assert "| vessels, all |" in text and f"{chase['f1']:.4f} (28)" in text
+
+    # The steps: predict.py and evaluate.py --split train on the training photographs, not STARE's.
+    folder = tmp_path / "out" / "r" / "chase_db1"
+    (folder / "weights").mkdir(parents=True)
+    (folder / "weights" / "r_no_chase_db1.eval.json").write_text(
+        json.dumps({"threshold_choice": {"threshold": 0.6}, "checkpoint": {"epoch": 3}})
+    )
+    for variant in ("auto", "at0.5", "vessels"):
+        _metrics(folder / "eval" / variant, 0.76, 8)
+    argv = ["--config", "configs/fundus.yaml", "--name", "r", "--data-root", str(tmp_path),
+            "--out", str(tmp_path / "out"), "--left-out", "chase_db1", "stare", "--dry-run",
+            "--variant", "vessels=--scale vessels", "--all-photographs", "vessels"]  # fmt: skip
+    assert loo.main(argv) == 0
+    steps = [s for s in capsys.readouterr().out.splitlines() if s.startswith("+ ")]
+    train_steps = [s for s in steps if "pred_train" in s]
+    assert len(train_steps) == 2 and all("chase_db1" in s for s in train_steps)
+    assert "--split train" in train_steps[1] and "--scale vessels" in train_steps[0]
+    with pytest.raises(UserError, match="--all-photographs tta is not a variant"):
+        loo.main([*argv, "--all-photographs", "tta"])
