@@ -459,42 +459,31 @@ def main(argv=None) -> int:
                  "--out", str(folder / "weights"), "--data-root", data_root, "--no-eval"],
                 args.dry_run,
             )  # fmt: skip
-        photos = [] if args.dry_run else link_photographs(left, data_root, folder / "photographs")
-        for variant, flags in variants.items():
-            metrics = folder / "eval" / variant / "metrics.json"
-            if metrics.is_file():
-                continue
-            pred = folder / "pred" / variant
-            run_step(
-                [python, "predict.py", "--weights", str(weights), "--out", str(pred),
-                 "--save", "binary", *flags, *([str(p) for p in photos] or [str(folder / "photographs")])],
-                args.dry_run,
-            )  # fmt: skip
-            run_step(
-                [python, "evaluate.py", *EVAL_CONFIGS[left], "--predictions", str(pred),
-                 "--data-root", data_root, "--out", str(metrics.parent), "--no-images"],
-                args.dry_run,
-            )  # fmt: skip
+        splits = [("test", list(variants))]
         if all_photographs and left not in ALL_IN_TEST_SPLIT:
+            splits.append(("train", all_photographs))
+        for split, names in splits:
+            suffix = "" if split == "test" else "_train"
             photos = [] if args.dry_run else link_photographs(
-                left, data_root, folder / "photographs_train", split="train"
+                left, data_root, folder / f"photographs{suffix}", split=split
             )  # fmt: skip
-        for variant in [] if left in ALL_IN_TEST_SPLIT else all_photographs:
-            metrics = folder / "eval_train" / variant / "metrics.json"
-            if metrics.is_file():
-                continue
-            pred = folder / "pred_train" / variant
-            run_step(
-                [python, "predict.py", "--weights", str(weights), "--out", str(pred),
-                 "--save", "binary", *variants[variant],
-                 *([str(p) for p in photos] or [str(folder / "photographs_train")])],
-                args.dry_run,
-            )  # fmt: skip
-            run_step(
-                [python, "evaluate.py", *EVAL_CONFIGS[left], "--split", "train", "--predictions",
-                 str(pred), "--data-root", data_root, "--out", str(metrics.parent), "--no-images"],
-                args.dry_run,
-            )  # fmt: skip
+            for variant in names:
+                metrics = folder / f"eval{suffix}" / variant / "metrics.json"
+                if metrics.is_file():
+                    continue
+                pred = folder / f"pred{suffix}" / variant
+                inputs = [str(p) for p in photos] or [str(folder / f"photographs{suffix}")]
+                run_step(
+                    [python, "predict.py", "--weights", str(weights), "--out", str(pred),
+                     "--save", "binary", *variants[variant], *inputs],
+                    args.dry_run,
+                )  # fmt: skip
+                run_step(
+                    [python, "evaluate.py", *EVAL_CONFIGS[left], "--split", split,
+                     "--predictions", str(pred), "--data-root", data_root,
+                     "--out", str(metrics.parent), "--no-images"],
+                    args.dry_run,
+                )  # fmt: skip
 
     # Every dataset left out so far, not only this call's: the summary is the recipe's.
     scored = [d for d in LEFT_OUT if (out / d / "eval").is_dir()]
