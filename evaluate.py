@@ -73,7 +73,8 @@ def parse_args(argv):
     parser.add_argument(
         "--scale",
         help="auto (default: each image brought to the FOV diameter the weights were trained at), "
-        "vessels (auto, then the main vessels' calibre brought into the weights' range), "
+        "vessels (auto, then, where the main vessels are wider than the weights' range, "
+        "shrunk to its middle), "
         "NNNpx (every FOV brought to NNN px; LOW-HIGHpx: into that band), or a factor (1 = off); "
         "overrides evaluate.scale",
     )

@@ -17,10 +17,10 @@ photographs keep factor 1; --verbose prints it), padded to a multiple of 8,
 predicted, and the probabilities resampled back and thresholded at the
 input's size. Then, by default (--scale vessels, where the weights' .yaml
 records the calibre of the vessels they drew, as every shipped file does),
-where the main vessels of that map are wider or narrower than the weights
-drew them, it is predicted again at the factor that brings them into that
-range (narrower ones to its bottom, wider ones to its middle; docs/cameras.md);
---scale auto stops after the first pass.
+where the main vessels of that map are wider than the weights drew them, it
+is predicted again, shrunk so that they come to the middle of that range
+(narrower ones are never enlarged; docs/cameras.md); --scale auto stops after
+the first pass.
 
 Writes, per input, PNGs of the input's size (--save chooses; default all):
 <stem>_prob.png (probability 0..255), <stem>_binary.png (vessels 255 inside
@@ -120,7 +120,7 @@ def parse_args(argv):
         "--scale",
         default=None,
         help="vessels (the default where the weights record their vessels' calibre, auto "
-        "otherwise): auto, then again where the main vessels are wider or narrower than the "
+        "otherwise): auto, then again, shrunk, where the main vessels are wider than the "
         "weights drew them; auto: resample each photograph so its field of view is as wide as "
         "the training images'; NNNpx: bring every field of view to NNN px (LOW-HIGHpx: into "
         "that band), whatever the weights trained at; a number: that factor; 1: off",

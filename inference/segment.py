@@ -104,9 +104,10 @@ def segment_by_vessels(
     mirror: bool = False,
 ) -> tuple[np.ndarray, tuple[float, ...]]:
     """`--scale vessels`: the image segmented at `factors` (those of --scale auto), then, where
-    the main vessels of that map (above `threshold`, inside bool `fov`) are narrower or wider at
-    the network's scale than `calibre_range` (px), segmented again at the factor that brings them
-    into it: narrower ones to its bottom, wider ones to its middle (`data.scale.vessel_factor`). Returns (the map, the factors it was predicted at).
+    the main vessels of that map (above `threshold`, inside bool `fov`) are wider at the
+    network's scale than `calibre_range` (px), segmented again at the factor that brings them to
+    its middle (`data.scale.vessel_factor`; narrower ones are never enlarged). Returns (the map,
+    the factors it was predicted at).
     A map of several channels is judged by its first, the vessel probability (the A/V network's)."""
     from data.scale import vessel_factor
 

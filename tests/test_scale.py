@@ -435,14 +435,17 @@ def test_vessel_factor_brings_main_vessels_outside_the_range_to_its_middle():
     # 15 px wide, the range 4-9 px: to its geometric middle, 6 px (the nearer edge would be 9).
     factor = vessel_factor(vessels, fov, 1.0, (4.0, 9.0))
     assert factor == pytest.approx(6.0 / 15.0, rel=0.06)
-    # Too narrow: enlarged to the range's bottom only (15 px to 20 px, not its middle 30 px).
-    assert vessel_factor(vessels, fov, 1.0, (20.0, 45.0)) == pytest.approx(20.0 / 15.0, rel=0.06)
+    # Too narrow: never enlarged, however far below the range (15 px against 20-45 px).
+    assert vessel_factor(vessels, fov, 1.0, (20.0, 45.0)) == 1.0
+    assert vessel_factor(vessels, fov, 0.8, (40.0, 60.0)) == 0.8
     assert vessel_factor(vessels, fov, 1.0, (6.0, 15.5)) == 1.0  # inside: no second pass
     # Predicted at 0.5, the same map's vessels are 7-8 px at the network's scale: in range.
     assert vessel_factor(vessels, fov, 0.5, (6.0, 8.0)) == 0.5
-    # Within VESSEL_TOLERANCE of the range's edge: no second pass, though its middle is far.
+    # Within VESSEL_TOLERANCE above the range's top: no second pass, though its middle is far.
     assert vessel_factor(vessels, fov, 1.0, (4.0, 14.2)) == 1.0
-    assert vessel_factor(vessels, fov, 1.0, (16.0, 40.0)) == 1.0
+    assert vessel_factor(vessels, fov, 1.0, (4.0, 12.0)) == pytest.approx(
+        np.sqrt(48.0) / 15.0, rel=0.06
+    )  # 15 px is 25 % above 12
     assert vessel_factor(np.zeros_like(vessels), fov, 0.7, (6.0, 8.0)) == 0.7
 
 
