@@ -280,7 +280,10 @@ def describe_factors(scale, factors: dict[str, float], train_diameter) -> str:
     if isinstance(scale, FovBand):
         mode = f"--scale {scale} (every FOV brought to that diameter)"
     elif scale == "vessels":
-        mode = f"--scale vessels (main vessels outside the calibre range the weights draw at their training scale brought into it; first pass at {band})"
+        mode = (
+            "--scale vessels (main vessels wider than the calibre range the weights draw at "
+            f"their training scale shrunk to its middle; first pass at {band})"
+        )
     elif scale != "auto":
         mode = f"--scale {scale:g}"
     elif band is None:
