@@ -150,12 +150,18 @@ def _dicom_image(data: bytes, name: str) -> Image.Image:
     raise UserError(f"{name}: DICOM pixel data of shape {arr.shape} is not a photograph")
 
 
-def dicom_mm_per_pixel(path: str | os.PathLike) -> float | None:
+def dicom_mm_per_pixel(source: str | os.PathLike | bytes, name: str | None = None) -> float | None:
     """The size of a pixel in mm from a DICOM file's Pixel Spacing (0028,0030), the geometric mean
-    of its row and column spacing; None for a file that is not DICOM or records none."""
-    if not is_dicom_file(path):
-        return None
-    ds = _dicom_dataset(str(path), str(path), stop_before_pixels=True)
+    of its row and column spacing; None for a file that is not DICOM or records none. `source` is
+    a path or the file's bytes (then give `name`), so a photograph read once serves both."""
+    if isinstance(source, bytes):
+        if not is_dicom_bytes(source):
+            return None
+        ds = _dicom_dataset(source, name or "<bytes>", stop_before_pixels=True)
+    else:
+        if not is_dicom_file(source):
+            return None
+        ds = _dicom_dataset(str(source), str(source), stop_before_pixels=True)
     spacing = ds.get("PixelSpacing")
     try:
         rows, cols = (float(v) for v in spacing)
@@ -213,7 +219,9 @@ def _open(data: bytes, name: str) -> tuple[Image.Image, int]:
         ) from exc
 
 
-def _as_bytes(source: str | os.PathLike | bytes, name: str | None) -> tuple[bytes, str]:
+def read_bytes(source: str | os.PathLike | bytes, name: str | None = None) -> tuple[bytes, str]:
+    """(the file's bytes, the name its messages use): `source` read once, a UserError naming it
+    when it cannot be; bytes are passed through (named `name`)."""
     if isinstance(source, bytes):
         return source, name or "<bytes>"
     path = Path(source)
@@ -280,7 +288,7 @@ def read_photograph(
 ) -> tuple[np.ndarray, int]:
     """(`read_image`'s uint8 (H, W, 3) as displayed, the file's EXIF orientation tag 1-8, 1 when
     it has none): predict.py records the tag beside each photograph's measurements."""
-    data, name = _as_bytes(source, name)
+    data, name = read_bytes(source, name)
     img, orientation = _open(data, name)
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "1", "L"):
         grey = _grey(img)
@@ -290,13 +298,13 @@ def read_photograph(
 
 def read_label(source: str | os.PathLike | bytes, name: str | None = None) -> np.ndarray:
     """Vessel label -> uint8 (H, W) in {0, 1}, binarised at grey level > 127."""
-    data, name = _as_bytes(source, name)
+    data, name = read_bytes(source, name)
     return (_grey(_open(data, name)[0]) > 127).astype(np.uint8)
 
 
 def read_mask(source: str | os.PathLike | bytes, name: str | None = None) -> np.ndarray:
     """Field-of-view mask -> bool (H, W), inside where grey level > 127."""
-    data, name = _as_bytes(source, name)
+    data, name = read_bytes(source, name)
     return _grey(_open(data, name)[0]) > 127
 
 

@@ -340,7 +340,7 @@ def _warn(text: str, warn=None) -> None:
 # the FOV diameter does. Maps with fewer vessel pixels than MIN_VESSEL_PIXELS keep the first factor.
 VESSEL_PERCENTILE = 90.0
 MIN_VESSEL_PIXELS = 500
-VESSEL_TOLERANCE = 0.1  # main vessels within 10 % of the range's nearer edge: no second pass
+VESSEL_TOLERANCE = 0.1  # main vessels at most 10 % wider than the range's top: no second pass
 
 
 def vessel_calibre(vessels: np.ndarray, fov: np.ndarray | None = None) -> float | None:

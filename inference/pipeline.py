@@ -645,14 +645,15 @@ def _read(job: Job, mask, train_diameter, options: PredictOptions) -> _Photograp
     """Reader thread: decode the photograph (as displayed: `data.io`), find its field of view and
     its scale factors, and with measurements its quality figures (timed with the FOV)."""
     from data.fov import generate_fov_mask
-    from data.io import dicom_mm_per_pixel, read_photograph
+    from data.io import dicom_mm_per_pixel, read_bytes, read_photograph
     from data.quality import photograph_quality
     from data.scale import fov_diameter, image_factor, prediction_factors
 
     times: dict[str, float] = {}
     start = time.perf_counter()
-    image, orientation = read_photograph(job.path)
-    file_mm = dicom_mm_per_pixel(job.path)  # a DICOM file's Pixel Spacing, else None
+    data, name = read_bytes(job.path)  # read once: the pixels and, for DICOM, its Pixel Spacing
+    image, orientation = read_photograph(data, name)
+    file_mm = dicom_mm_per_pixel(data, name)
     times["read"] = time.perf_counter() - start
     start = time.perf_counter()
     fov = mask if mask is not None else generate_fov_mask(image)

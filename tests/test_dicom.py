@@ -77,6 +77,8 @@ def test_native_rgb_reads_as_stored_with_its_pixel_spacing(tmp_path):
     np.testing.assert_array_equal(image, pixels)
     assert image_size(path) == pixels.shape[:2]
     assert dicom_mm_per_pixel(path) == pytest.approx(0.008)
+    assert dicom_mm_per_pixel(path.read_bytes(), "eye.dcm") == pytest.approx(0.008)  # read once
+    assert dicom_mm_per_pixel(b"\xff\xd8" + bytes(200), "eye.jpg") is None  # not DICOM
 
 
 def test_jpeg_ybr_colour_comes_out_as_rgb(tmp_path):
